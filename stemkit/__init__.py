@@ -1,0 +1,67 @@
+"""stemkit: evaluate stem-separation services with evidence.
+
+The small public surface (imports are lazy, so ``import stemkit`` is instant in a kernel):
+
+>>> import stemkit
+>>> with stemkit.sandbox():                                           # doctest: +SKIP
+...     r = stemkit.separate("data/demo/01-sunday-drive/mixture.wav", "out/sunday")
+...     stems = stemkit.load_stems("out/sunday")
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "connect": "stemkit.providers:connect",
+    "load_stems": "stemkit.audio:load_stems",
+    "load_audio": "stemkit.audio:load_audio",
+    "load_manifest": "stemkit.manifest:load_manifest",
+    "load_profile": "stemkit.config:load_profile",
+    "analyze_track": "stemkit.analysis:analyze_track",
+    "run_batch": "stemkit.batch:run_batch",
+    "separate_batch": "stemkit.pipeline:separate_batch",
+    "load_batch": "stemkit.report:load_batch",
+    "sandbox": "stemkit.sandbox.server:SandboxServer",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stemkit.providers.base import SeparationResult
+
+
+def separate(
+    audio_path,
+    out_dir,
+    *,
+    provider: str = "sourceress",
+    profile: str | None = None,
+    stems=None,
+    fmt: str = "wav",
+    **options,
+) -> SeparationResult:
+    """Separate one file with one provider and download its stems to ``out_dir``.
+
+    Examples
+    --------
+    >>> r = separate("mixture.wav", "out/", provider="sourceress")   # doctest: +SKIP
+    >>> r.stems                                                       # doctest: +SKIP
+    {'vocals': PosixPath('out/vocals.wav'), 'accompaniment': PosixPath('out/accompaniment.wav')}
+    """
+    from stemkit.providers import connect
+
+    return connect(provider, profile).separate(audio_path, out_dir, stems=stems, fmt=fmt, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name].split(":")
+        value = getattr(import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'stemkit' has no attribute {name!r}")
+
+
+__all__ = ["separate", *_LAZY]

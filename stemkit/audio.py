@@ -1,0 +1,258 @@
+"""Audio I/O: read, check, convert and write audio files, load stems.
+
+Arrays are float32 of shape ``(channels, samples)`` everywhere in stemkit (librosa's layout).
+WAV/FLAC/MP3/OGG go through soundfile (libsndfile); M4A/AAC and anything libsndfile cannot read
+go through the ffmpeg binary shipped by ``imageio-ffmpeg``.
+
+Examples
+--------
+>>> import numpy as np, tempfile, os
+>>> from stemkit.audio import write_audio, load_audio
+>>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
+>>> _ = write_audio(path, np.zeros((2, 4410), np.float32), 44100)
+>>> y, sr = load_audio(path)
+>>> y.shape, sr
+((2, 4410), 44100)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from stemkit.errors import AudioError
+
+#: Output formats stemkit can write, and how.
+FORMATS = {
+    "wav": {"format": "WAV", "subtype": "PCM_16"},
+    "flac": {"format": "FLAC", "subtype": "PCM_16"},
+    "mp3": {"format": "MP3", "subtype": "MPEG_LAYER_III"},
+    "m4a": None,  # ffmpeg
+}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds: duration, rate, channels, frames, container format."""
+
+    duration: float
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary (``$STEMKIT_FFMPEG`` or the one shipped with imageio-ffmpeg)."""
+    if os.environ.get("STEMKIT_FFMPEG"):
+        return os.environ["STEMKIT_FFMPEG"]
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    probe = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "decoded.wav"
+        proc = subprocess.run(
+            [
+                ffmpeg_exe(),
+                "-nostdin",
+                "-v",
+                "error",
+                "-i",
+                str(path),
+                "-c:a",
+                "pcm_f32le",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not out.exists():
+            reason = (proc.stderr or probe.stderr).strip().splitlines()
+            raise AudioError(
+                f"{path.name} is not readable audio ({reason[-1] if reason else 'unknown'})"
+            )
+        data, sr = sf.read(out, dtype="float32", always_2d=True)
+    return data.T.copy(), sr
+
+
+def load_audio(path: str | os.PathLike, *, mono: bool = False) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 ``(channels, samples)`` and its sample rate.
+
+    Raises :class:`~stemkit.errors.AudioError` with the reason for empty, truncated or non-audio
+    files, and for audio containing NaN or infinity.
+
+    Examples
+    --------
+    >>> y, sr = load_audio("data/demo/01-sunday-drive/mixture.wav")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path} does not exist")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path.name} is empty (0 bytes)")
+    try:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        y = data.T.copy()
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        y, sr = _decode_with_ffmpeg(path)
+    if y.shape[1] == 0:
+        raise AudioError(f"{path.name} holds no audio samples (0 frames)")
+    if not np.isfinite(y).all():
+        raise AudioError(f"{path.name} contains NaN or infinite samples")
+    if mono:
+        y = y.mean(axis=0, keepdims=True)
+    return y, int(sr)
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Duration, sample rate, channels of a file, without decoding it when possible.
+
+    Examples
+    --------
+    >>> audio_info("data/demo/01-sunday-drive/mixture.wav").channels  # doctest: +SKIP
+    2
+    """
+    path = Path(path)
+    try:
+        info = sf.info(path)
+        if info.frames > 0:
+            return AudioInfo(
+                info.frames / info.samplerate,
+                info.samplerate,
+                info.channels,
+                info.frames,
+                info.format.lower(),
+            )
+    except (sf.LibsndfileError, RuntimeError):
+        pass
+    y, sr = load_audio(path)
+    return AudioInfo(y.shape[1] / sr, sr, y.shape[0], y.shape[1], path.suffix.lstrip(".").lower())
+
+
+def check_audio(path: str | os.PathLike) -> AudioInfo:
+    """Make sure ``path`` is decodable, non-empty audio before paying a vendor for it.
+
+    Examples
+    --------
+    >>> check_audio("README.md")  # doctest: +SKIP
+    Traceback (most recent call last):
+    stemkit.errors.AudioError: README.md is not readable audio (...)
+    """
+    info = audio_info(path)
+    if info.frames == 0:
+        raise AudioError(f"{Path(path).name} holds no audio samples")
+    return info
+
+
+def write_audio(path: str | os.PathLike, y: np.ndarray, sr: int, fmt: str | None = None) -> Path:
+    """Write float audio ``(channels, samples)`` to ``path`` in ``fmt`` (default: the suffix).
+
+    Samples are clipped to [-1, 1] for integer and lossy formats. The file is written to a
+    temporary name and renamed, so a killed process never leaves half a file.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> p = write_audio(os.path.join(tempfile.mkdtemp(), "x.flac"), np.zeros((1, 100)), 8000)
+    >>> p.suffix
+    '.flac'
+    """
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".")).lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise AudioError(f"cannot write format {fmt!r}; supported: {', '.join(FORMATS)}")
+    y = np.atleast_2d(np.asarray(y, dtype=np.float32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    if fmt == "m4a":
+        with tempfile.TemporaryDirectory() as tdir:
+            wav = Path(tdir) / "in.wav"
+            sf.write(wav, np.clip(y, -1, 1).T, sr, subtype="FLOAT")
+            proc = subprocess.run(
+                [
+                    ffmpeg_exe(),
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(wav),
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "192k",
+                    "-f",
+                    "mp4",
+                    str(tmp),
+                ],
+                capture_output=True,
+                text=True,
+            )
+        if proc.returncode != 0:
+            raise AudioError(f"ffmpeg could not encode {path.name}: {proc.stderr.strip()[-200:]}")
+    else:
+        spec = FORMATS[fmt]
+        sf.write(tmp, np.clip(y, -1, 1).T, sr, format=spec["format"], subtype=spec["subtype"])
+    os.replace(tmp, path)
+    return path
+
+
+def load_stems(folder: str | os.PathLike, *, sr: int | None = None) -> dict[str, np.ndarray]:
+    """Load every audio file in ``folder`` as ``{canonical stem name: array}``.
+
+    With ``sr``, stems are resampled to it (librosa); all are returned at one length.
+
+    Examples
+    --------
+    >>> stems = load_stems("reports/demo/stems/01-sunday-drive/sourceress")  # doctest: +SKIP
+    >>> sorted(stems)  # doctest: +SKIP
+    ['accompaniment', 'vocals']
+    """
+    from stemkit.stems import canonical
+
+    folder = Path(folder)
+    out: dict[str, np.ndarray] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aiff"}:
+            continue
+        y, file_sr = load_audio(path)
+        if sr and file_sr != sr:
+            import librosa
+
+            y = librosa.resample(y, orig_sr=file_sr, target_sr=sr)
+        out[canonical(path.name)] = y
+    if not out:
+        raise AudioError(f"no audio files in {folder}")
+    return align(out)
+
+
+def align(stems: dict[str, np.ndarray], length: int | None = None) -> dict[str, np.ndarray]:
+    """Pad or trim every array to one length (the longest, or ``length``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = align({"a": np.ones((1, 3)), "b": np.ones((1, 5))})
+    >>> out["a"].shape
+    (1, 5)
+    """
+    n = length or max(a.shape[-1] for a in stems.values())
+    out = {}
+    for name, a in stems.items():
+        if a.shape[-1] >= n:
+            out[name] = a[..., :n]
+        else:
+            out[name] = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, n - a.shape[-1])])
+    return out

@@ -1,0 +1,206 @@
+"""Run a batch: the three notebooks with papermill, analysis notebooks in parallel processes.
+
+    separate.ipynb (one per batch)  ->  analyze.ipynb (one per track, in parallel)
+                                    ->  compare.ipynb (one per batch)  ->  report.html
+
+Only a profile *name* is passed as a papermill parameter (papermill stores parameters in the
+executed notebook); credentials are read by :mod:`stemkit.config` inside the kernel.
+
+Examples
+--------
+>>> from stemkit.batch import run_batch
+>>> result = run_batch("data/demo", ["sourceress"], "reports/demo")   # doctest: +SKIP
+>>> result.report                                                     # doctest: +SKIP
+PosixPath('reports/demo/report.html')
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stemkit.errors import StemkitError
+from stemkit.manifest import load_manifest
+
+log = logging.getLogger("stemkit.batch")
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+@dataclass
+class BatchResult:
+    """Where a batch wrote its outputs, and how many jobs and tracks failed."""
+
+    out: Path
+    report: Path | None
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    tracks_failed: list[str] = field(default_factory=list)
+    notebook_errors: list[str] = field(default_factory=list)
+    tracks: int = 0
+
+    @property
+    def all_failed(self) -> bool:
+        """True when no track produced any stem (the batch should exit non-zero)."""
+        return self.tracks > 0 and len(self.tracks_failed) >= self.tracks
+
+
+def execute(notebook: Path, output: Path, parameters: dict, cwd: Path | None = None) -> Path:
+    """Execute one notebook with papermill (no progress bar of its own)."""
+    import papermill as pm
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=parameters,
+        progress_bar=False,
+        cwd=str(cwd) if cwd else None,
+        kernel_name="python3",
+    )
+    return output
+
+
+def _watch_ledger(out: Path, total: int, stop: threading.Event) -> None:
+    """Show a progress bar of the separate step from the ledger the notebook kernel writes."""
+    from tqdm import tqdm
+
+    from stemkit.ledger import Ledger
+
+    bar = tqdm(total=total, desc="separate", unit="job")
+    ledger = None
+    while not stop.is_set():
+        if ledger is None and (out / "ledger.sqlite").exists():
+            ledger = Ledger(out)
+        if ledger is not None:
+            counts = ledger.counts()
+            bar.n = counts.get("done", 0) + counts.get("failed", 0)
+            bar.set_postfix(
+                in_flight=counts.get("submitted", 0) + counts.get("submitting", 0),
+                failed=counts.get("failed", 0),
+            )
+            bar.refresh()
+        stop.wait(0.5)
+    if ledger is not None:
+        counts = ledger.counts()
+        bar.n = counts.get("done", 0) + counts.get("failed", 0)
+        ledger.close()
+    bar.close()
+
+
+def _analyze_one(notebook: str, output: str, batch_dir: str, track: str) -> str:
+    execute(Path(notebook), Path(output), {"batch_dir": batch_dir, "track": track})
+    return track
+
+
+def run_batch(
+    manifest: str | Path,
+    providers: Sequence[str],
+    out: str | Path,
+    *,
+    profile: str | None = None,
+    stems: Sequence[str] | None = None,
+    fmt: str = "wav",
+    workers: int | None = None,
+    force: bool = False,
+    notebooks: str | Path | None = None,
+) -> BatchResult:
+    """Separate, analyse and compare a manifest; write ``<out>/report.html``.
+
+    Parameters
+    ----------
+    manifest : path
+        MUSDB18-layout folder or CSV (see :func:`stemkit.manifest.load_manifest`).
+    providers : list of str
+        Provider keys, e.g. ``["sourceress"]``.
+    out : path
+        Batch folder; rerunning into the same folder resumes (see :mod:`stemkit.ledger`).
+    profile : str, optional
+        Profile name for every provider (default: ``$STEMKIT_PROFILE`` or ``sandbox``).
+    workers : int, optional
+        Analysis notebooks run at once (default: CPU count).
+    """
+    from tqdm import tqdm
+
+    from stemkit.pipeline import read_record
+    from stemkit.report import render_html
+
+    out = Path(out).resolve()
+    nb_dir = Path(notebooks) if notebooks else NOTEBOOKS
+    tracks = load_manifest(manifest)
+    (out / "notebooks" / "analyze").mkdir(parents=True, exist_ok=True)
+    result = BatchResult(out, None, tracks=len(tracks))
+
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_ledger, args=(out, len(tracks) * len(providers), stop), daemon=True
+    )
+    watcher.start()
+    try:
+        execute(
+            nb_dir / "separate.ipynb",
+            out / "notebooks" / "separate.ipynb",
+            {
+                "manifest": str(Path(manifest).resolve()),
+                "providers": list(providers),
+                "out_dir": str(out),
+                "profile": profile,
+                "stems": list(stems) if stems else None,
+                "fmt": fmt,
+                "force": force,
+            },
+        )
+    finally:
+        stop.set()
+        watcher.join()
+
+    failed_tracks = []
+    for t in tracks:
+        states = [(read_record(out, t.name, p) or {}).get("state") for p in providers]
+        result.jobs_done += states.count("done")
+        result.jobs_failed += len(states) - states.count("done")
+        if "done" not in states:
+            failed_tracks.append(t.name)
+    result.tracks_failed = failed_tracks
+
+    ctx = multiprocessing.get_context("spawn")
+    n = workers or os.cpu_count() or 1
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        futures = {
+            pool.submit(
+                _analyze_one,
+                str(nb_dir / "analyze.ipynb"),
+                str(out / "notebooks" / "analyze" / f"{t.name}.ipynb"),
+                str(out),
+                t.name,
+            ): t.name
+            for t in tracks
+        }
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="analyze", unit="track"):
+            try:
+                fut.result()
+            except Exception as exc:  # noqa: BLE001 - a failed notebook is a failed row
+                name = futures[fut]
+                msg = f"analysis of {name} failed: {str(exc).strip().splitlines()[-1][:300]}"
+                result.notebook_errors.append(msg)
+                log.warning(msg)
+
+    t0 = time.monotonic()
+    compare_nb = out / "notebooks" / "compare.ipynb"
+    try:
+        execute(nb_dir / "compare.ipynb", compare_nb, {"batch_dir": str(out)})
+    except Exception as exc:  # noqa: BLE001
+        raise StemkitError(
+            f"the compare notebook failed: {exc}",
+            step="compare",
+            hint=f"open {compare_nb} to see the failing cell",
+        ) from None
+    result.report = render_html(compare_nb, out / "report.html")
+    log.info("report written in %.1f s", time.monotonic() - t0)
+    return result

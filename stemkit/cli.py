@@ -1,0 +1,193 @@
+"""Command line: ``stemkit serve | batch | demo | report | jobs | demo-data``.
+
+Examples
+--------
+::
+
+    stemkit serve --port 8765                       # the sandbox, in the foreground
+    stemkit batch data/demo --provider sourceress --out reports/mine
+    stemkit demo                                    # demo data + sandbox + batch + report
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import typer
+
+from stemkit.errors import StemkitError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Evaluate stem-separation services: separate, analyse, compare, report.",
+)
+DEMO_DATA = Path("data/demo")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _sandbox_needed(profile: str | None, providers: list[str]) -> bool:
+    """True when the providers use the sandbox profile and nothing answers at its URL."""
+    import requests
+
+    from stemkit.config import DEFAULT_PROFILE, load_profile, sandbox_url
+
+    remote = [p for p in providers if p != "local"]
+    if not remote:
+        return False
+    if any(load_profile(p, profile).name != DEFAULT_PROFILE for p in remote):
+        return False
+    try:
+        requests.get(f"{sandbox_url()}/_sandbox/stats", timeout=1)
+        return False
+    except requests.RequestException:
+        return True
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface; loopback by default."),
+    port: int = typer.Option(8765, help="TCP port."),
+    data_dir: Path = typer.Option(None, help="Where uploads and results are stored."),
+    workers: int = typer.Option(1, help="Separation jobs processed at once."),
+) -> None:
+    """Run the sandbox server (all vendor APIs) in the foreground."""
+    from stemkit.sandbox import serve as run
+
+    typer.echo(
+        f"stemkit sandbox on http://{host}:{port} (sourceress at /sourceress; "
+        "credentials demo/demo)"
+    )
+    run(host=host, port=port, data_dir=str(data_dir) if data_dir else None, workers=workers)
+
+
+@app.command()
+def batch(
+    manifest: Path = typer.Argument(..., help="MUSDB18-layout folder or CSV manifest."),
+    provider: list[str] = typer.Option(
+        ["sourceress"], "--provider", "-p", help="Provider key; repeat for several."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Batch folder (rerun to resume)."),
+    profile: str = typer.Option(None, help="Profile name (default: $STEMKIT_PROFILE/sandbox)."),
+    stems: str = typer.Option(None, help="Comma-separated stems, e.g. vocals,drums,bass,other."),
+    fmt: str = typer.Option("wav", "--format", help="Stem format: wav, flac, mp3, m4a."),
+    workers: int = typer.Option(None, help="Analysis notebooks at once (default: CPUs)."),
+    force: bool = typer.Option(False, help="Submit again even jobs the ledger says are done."),
+    sandbox: bool = typer.Option(
+        None,
+        help="Start an in-process sandbox (default: when the "
+        "sandbox profile is used and none is running).",
+    ),
+) -> None:
+    """Separate, analyse and compare every track; write OUT/report.html."""
+    from stemkit.batch import run_batch
+    from stemkit.sandbox import SandboxServer
+
+    stem_list = [s.strip() for s in stems.split(",")] if stems else None
+    start = _sandbox_needed(profile, provider) if sandbox is None else sandbox
+    t0 = time.monotonic()
+    try:
+        with SandboxServer() if start else nullcontext() as server:
+            if server is not None:
+                typer.echo(f"sandbox running at {server.url}")
+            result = run_batch(
+                manifest,
+                provider,
+                out,
+                profile=profile,
+                stems=stem_list,
+                fmt=fmt,
+                workers=workers,
+                force=force,
+            )
+    except StemkitError as exc:
+        _fail(f"error: {exc}")
+    typer.echo(
+        f"\n{result.jobs_done} jobs done, {result.jobs_failed} failed "
+        f"({time.monotonic() - t0:.1f} s)"
+    )
+    for msg in result.notebook_errors:
+        typer.secho(f"  {msg}", fg=typer.colors.YELLOW)
+    typer.secho(f"report: {result.report}", fg=typer.colors.GREEN, bold=True)
+    if result.all_failed:
+        _fail("every track failed", code=2)
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Path = typer.Argument(DEMO_DATA, help="Where to write the demo tracks."),
+) -> None:
+    """Write the synthetic demo multitracks (MUSDB18-HQ layout, exact references)."""
+    from stemkit.synth import write_demo_set
+
+    for path in write_demo_set(out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("reports/demo"), "--out", "-o", help="Batch folder."),
+    provider: list[str] = typer.Option(["sourceress"], "--provider", "-p"),
+) -> None:
+    """The whole job on the embedded sandbox: demo data, separate, analyse, report."""
+    if not any(DEMO_DATA.glob("*/mixture.wav")):
+        demo_data(DEMO_DATA)
+    batch(
+        DEMO_DATA,
+        provider=provider,
+        out=out,
+        profile=None,
+        stems=None,
+        fmt="wav",
+        workers=None,
+        force=False,
+        sandbox=True,
+    )
+
+
+@app.command()
+def report(batch_dir: Path = typer.Argument(..., help="A batch folder.")) -> None:
+    """Render the report of a batch again (after new analyses or a notebook change)."""
+    from stemkit.batch import NOTEBOOKS, execute
+    from stemkit.report import render_html
+
+    nb = execute(
+        NOTEBOOKS / "compare.ipynb",
+        batch_dir / "notebooks" / "compare.ipynb",
+        {"batch_dir": str(batch_dir.resolve())},
+    )
+    typer.echo(f"report: {render_html(nb, batch_dir / 'report.html')}")
+
+
+@app.command()
+def jobs(batch_dir: Path = typer.Argument(..., help="A batch folder.")) -> None:
+    """List the jobs of a batch from its ledger: state, job id, attempts, error."""
+    from stemkit.ledger import Ledger
+
+    if not (batch_dir / "ledger.sqlite").is_file():
+        _fail(f"{batch_dir} has no ledger.sqlite")
+    rows = Ledger(batch_dir).jobs()
+    for r in rows:
+        err = f"  {r['error']}" if r["error"] else ""
+        typer.echo(
+            f"{r['track']:<28} {r['provider']:<12} {r['state']:<11} "
+            f"{r['job_id'] or '-':<26} x{r['attempts']}{err}"
+        )
+    typer.echo(f"{len(rows)} jobs")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

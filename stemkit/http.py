@@ -1,0 +1,139 @@
+"""One HTTP session factory: timeouts, retries with backoff, redaction of secrets.
+
+Every request stemkit sends goes through a session made here:
+
+- a default timeout on every call (connect, read), so nothing waits forever;
+- urllib3 ``Retry`` with exponential backoff and jitter, honouring ``Retry-After``, for
+  idempotent methods only (GET, PUT, HEAD, OPTIONS, DELETE): a POST that creates a paid job is
+  never retried blindly;
+- :func:`redact` replaces every registered secret (and bearer tokens, signed-URL signatures) in
+  any text that may reach a log, an error message or a report.
+
+Examples
+--------
+>>> from stemkit.http import make_session, redact, register_secret
+>>> s = make_session(timeout=5)
+>>> register_secret("hunter2-long-secret")
+>>> redact("password=hunter2-long-secret")
+'password=***'
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+log = logging.getLogger("stemkit.http")
+
+IDEMPOTENT = frozenset({"GET", "PUT", "HEAD", "OPTIONS", "DELETE"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Values shorter than this are not redacted as free text (``demo`` would blank out paths);
+#: they are still never written anywhere by stemkit.
+MIN_SECRET_LEN = 6
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+_PATTERNS = [
+    (re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1***"),
+    (re.compile(r"((?:sig|signature|X-Goog-Signature|token)=)[^&\s\"']+", re.I), r"\1***"),
+    (re.compile(r"(\"(?:password|secret|key|token)\"\s*:\s*\")[^\"]*(\")", re.I), r"\1***\2"),
+]
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so :func:`redact` removes it from any text."""
+    if value and len(value) >= MIN_SECRET_LEN:
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Remove registered secrets, bearer tokens and URL signatures from ``text``.
+
+    Examples
+    --------
+    >>> redact("GET /file?expires=1&sig=abcdef123")
+    'GET /file?expires=1&sig=***'
+    """
+    if not text:
+        return text
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that redacts every record's message (installed on stemkit's loggers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+logging.getLogger("stemkit").addFilter(RedactingFilter())
+
+
+class TimeoutSession(requests.Session):
+    """A :class:`requests.Session` that applies a default timeout to every request."""
+
+    def __init__(self, timeout: float | tuple[float, float]) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method, url, **kwargs):  # noqa: D102 - same as requests
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, **kwargs)
+
+
+def make_session(
+    timeout: float = 30.0,
+    retries: int = 4,
+    backoff: float = 0.25,
+    backoff_max: float = 20.0,
+) -> requests.Session:
+    """A session with a default timeout and retries on idempotent calls.
+
+    Parameters
+    ----------
+    timeout : float
+        Seconds for connect and for each read.
+    retries : int
+        Retries of an idempotent call on connection errors and on 429/5xx.
+    backoff, backoff_max : float
+        Exponential backoff factor and cap (seconds); jitter is added; ``Retry-After`` wins.
+
+    Examples
+    --------
+    >>> s = make_session(timeout=2, retries=0)
+    >>> s.timeout
+    2
+    """
+    session = TimeoutSession(timeout)
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=backoff,
+        backoff_max=backoff_max,
+        backoff_jitter=backoff / 2,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=IDEMPOTENT,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=8, pool_maxsize=32)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "stemkit/0.1"
+    return session

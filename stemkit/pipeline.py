@@ -1,0 +1,262 @@
+"""The separate phase of a batch: every track × provider, concurrently, resumable.
+
+For each (track, provider) the job goes submit → wait → fetch; the ledger records each step, so
+a rerun resumes a submitted job instead of submitting (and paying for) it again, and skips
+stems that are already downloaded and still match their checksum. Remote waits happen in
+threads (they hold no CPU); each provider has a cap on jobs in flight.
+
+Outputs, per track and provider, in ``<out>/stems/<track>/<provider>/``: the stems as
+``<canonical stem>.<fmt>`` and ``record.json`` (state, error, vendor events, the client's own
+observations). ``<out>/tables/separate.csv`` has one row per job.
+
+Examples
+--------
+>>> from stemkit.pipeline import separate_batch
+>>> table = separate_batch("data/demo", ["sourceress"], "reports/demo")   # doctest: +SKIP
+>>> table[["track", "provider", "state"]].head(2)                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stemkit.errors import JobFailed, StemkitError
+from stemkit.ledger import Ledger
+from stemkit.manifest import Track, load_manifest
+from stemkit.providers import Provider, connect
+from stemkit.providers.base import Job, Observation, SeparationResult, sha256_file, utcnow
+
+log = logging.getLogger("stemkit.pipeline")
+
+
+def stems_dir(out: Path, track: str, provider: str) -> Path:
+    """Folder of one job's stems and ``record.json``."""
+    return Path(out) / "stems" / track / provider
+
+
+def read_record(out: Path, track: str, provider: str) -> dict[str, Any] | None:
+    """The ``record.json`` of a job, or None if the job never ran."""
+    path = stems_dir(out, track, provider) / "record.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_record(folder: Path, record: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".record.json.partial"
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    tmp.replace(folder / "record.json")
+
+
+def _verified(ledger: Ledger, track: str, provider: str, stems: Sequence[str]) -> dict | None:
+    """The recorded files if every stem is on disk with its recorded checksum."""
+    files = {f["stem"]: f for f in ledger.files(track, provider)}
+    if not stems or set(stems) - set(files):
+        return None
+    for stem in stems:
+        path = Path(files[stem]["path"])
+        if not path.is_file() or path.stat().st_size != files[stem]["size"]:
+            return None
+        if sha256_file(path) != files[stem]["sha256"]:
+            return None
+    return {s: Path(files[s]["path"]) for s in stems}
+
+
+def run_job(
+    provider: Provider,
+    track: Track,
+    out: Path,
+    ledger: Ledger,
+    *,
+    stems: Sequence[str] | None = None,
+    fmt: str = "wav",
+    options: dict[str, Any] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) one track on one provider; never raises a :class:`StemkitError`.
+
+    Returns the record written to ``record.json``: ``state`` is ``done`` or ``failed``, with
+    ``error`` (a message naming provider, track and step) when failed.
+    """
+    from stemkit.audio import check_audio
+
+    options = dict(options or {})
+    stems = tuple(stems or provider.stem_sets[0])
+    folder = stems_dir(out, track.name, provider.name)
+    record: dict[str, Any] = {
+        "provider": provider.name,
+        "track": track.name,
+        "mixture": str(track.mixture),
+        "state": "failed",
+    }
+    try:
+        with provider.step("check", track=track.name):
+            info = check_audio(track.mixture)
+            record["audio_seconds"] = info.duration
+            key = ledger.request_key(sha256_file(track.mixture), stems, {**options, "fmt": fmt})
+        row = None if force else ledger.get(track.name, provider.name, key)
+        previous = read_record(out, track.name, provider.name)
+        if row and row["state"] == "done" and previous and previous.get("state") == "done":
+            files = _verified(ledger, track.name, provider.name, list(previous["stems"]))
+            if files is not None:
+                previous["resumed"] = "skipped: already downloaded and verified"
+                return previous
+        if row and row["state"] in ("submitted", "done") and row["job"]:
+            job = Job.from_dict(row["job"])
+            observations = [Observation("resume", utcnow(), utcnow())]
+            record["resumed"] = f"job {job.job_id} resumed, not submitted again"
+        else:
+            ledger.mark(track.name, provider.name, key, "submitting")
+            t0 = utcnow()
+            job = provider.submit(track.mixture, track=track.name, stems=stems, **options)
+            observations = list(job.meta.pop("observations", [Observation("submit", t0, utcnow())]))
+            ledger.mark(track.name, provider.name, key, "submitted", job=job.to_dict())
+        record["job_id"] = job.job_id
+        t1 = utcnow()
+        try:
+            final = provider.wait(job)
+        except JobFailed as exc:
+            record["events"] = [
+                {"event": e.name, "timestamp": e.timestamp.isoformat(), "message": e.message}
+                for e in exc.events
+            ]
+            raise
+        t2 = utcnow()
+        files = provider.fetch(job, final, folder, fmt=fmt)
+        for stem, path in files.items():
+            ledger.record_file(track.name, provider.name, stem, path, sha256_file(path))
+        observations += [Observation("wait", t1, t2), Observation("download", t2, utcnow())]
+        result = SeparationResult(
+            provider.name, track.name, job.job_id, files, final.events, observations, info.duration
+        )
+        record.update(result.to_dict(), state="done", error=None)
+        record["stems"] = {k: Path(v).name for k, v in files.items()}
+        ledger.mark(track.name, provider.name, key, "done")
+    except StemkitError as exc:
+        exc.at(provider=provider.name, track=track.name)
+        record.update(exc.to_dict(), state="failed")
+        if "key" in locals():
+            ledger.mark(track.name, provider.name, key, "failed", error=exc.message)
+        log.warning("%s", exc.message)
+    _write_record(folder, record)
+    return record
+
+
+def write_batch_info(
+    out: Path,
+    tracks: Sequence[Track],
+    providers: Sequence[str],
+    *,
+    profile: str | None,
+    stems: Sequence[str] | None,
+    fmt: str,
+) -> Path:
+    """Write ``batch.json``: what this batch is (tracks, providers, settings; no secrets)."""
+    out.mkdir(parents=True, exist_ok=True)
+    info = {
+        "created_at": utcnow().isoformat(),
+        "providers": list(providers),
+        "profile": profile or "default",
+        "stems": list(stems) if stems else None,
+        "format": fmt,
+        "tracks": [
+            {
+                "name": t.name,
+                "mixture": str(Path(t.mixture).resolve()),
+                "references": {k: str(Path(v).resolve()) for k, v in t.references.items()},
+                "transcript": t.transcript,
+            }
+            for t in tracks
+        ],
+    }
+    path = out / "batch.json"
+    path.write_text(json.dumps(info, indent=2))
+    return path
+
+
+def separate_batch(
+    manifest: str | Path | Sequence[Track],
+    providers: Sequence[str],
+    out: str | Path,
+    *,
+    profile: str | None = None,
+    stems: Sequence[str] | None = None,
+    fmt: str = "wav",
+    options: dict[str, Any] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Separate every track of ``manifest`` with every provider; return one row per job.
+
+    Jobs run concurrently, at most ``profile.max_in_flight`` per provider. A failing track or
+    provider becomes a ``failed`` row; the others go on.
+
+    Examples
+    --------
+    >>> df = separate_batch("data/demo", ["sourceress", "local"], "reports/x")  # doctest: +SKIP
+    >>> df.groupby("provider")["state"].value_counts()                        # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    tracks = list(manifest) if not isinstance(manifest, str | Path) else load_manifest(manifest)
+    clients = {name: connect(name, profile) for name in providers}
+    caps = {name: threading.Semaphore(c.profile.max_in_flight) for name, c in clients.items()}
+    ledger = Ledger(out)
+    write_batch_info(out, tracks, providers, profile=profile, stems=stems, fmt=fmt)
+
+    def task(track: Track, name: str) -> dict[str, Any]:
+        with caps[name]:
+            return run_job(
+                clients[name],
+                track,
+                out,
+                ledger,
+                stems=stems,
+                fmt=fmt,
+                options=options,
+                force=force,
+            )
+
+    workers = sum(c.profile.max_in_flight for c in clients.values())
+    records = []
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="separate") as pool:
+        futures = [pool.submit(task, t, p) for t in tracks for p in providers]
+        bar = tqdm(
+            total=len(futures), desc="separate", unit="job", disable=not progress, mininterval=1.0
+        )
+        for fut in as_completed(futures):
+            rec = fut.result()
+            records.append(rec)
+            bar.set_postfix_str(f"{rec['track']}/{rec['provider']}: {rec['state']}")
+            bar.update()
+        bar.close()
+    ledger.close()
+    table = pd.DataFrame(
+        [
+            {
+                k: r.get(k)
+                for k in (
+                    "track",
+                    "provider",
+                    "state",
+                    "job_id",
+                    "audio_seconds",
+                    "error_kind",
+                    "error",
+                    "resumed",
+                )
+            }
+            for r in records
+        ]
+    ).sort_values(["track", "provider"], ignore_index=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "tables" / "separate.csv", index=False)
+    return table

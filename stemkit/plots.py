@@ -1,0 +1,251 @@
+"""Figures: spectrogram grids, job timelines (Gantt), metric charts.
+
+Rendered for the eye, not for the archive: spectrograms are mel-scaled, computed on a mono
+downmix with a hop chosen so a panel has about as many columns as it has pixels, and drawn with
+``imshow`` (one image, not a mesh of millions of quads). Colours are fixed per provider and per
+stage, so every chart of a report reads the same.
+
+Examples
+--------
+>>> import numpy as np
+>>> from stemkit.plots import spectrogram_grid
+>>> x = np.random.default_rng(0).standard_normal((1, 22050)).astype("float32")
+>>> fig = spectrogram_grid({"reference": {"vocals": x}}, sr=22050)
+>>> len(fig.axes) >= 1
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+PROVIDER_COLORS = {
+    "reference": "#4d4d4d",
+    "mixture": "#9e9e9e",
+    "sourceress": "#1f77b4",
+    "audioshake": "#ff7f0e",
+    "local": "#2ca02c",
+    "loom": "#9467bd",
+    "oracle": "#8c564b",
+}
+STAGE_COLORS = {
+    "upload": "#c7c7c7",
+    "metadata wait": "#dbdb8d",
+    "submit": "#7f7f7f",
+    "formatting": "#aec7e8",
+    "metadata": "#98df8a",
+    "trial chunking": "#ffbb78",
+    "queue wait": "#ff9896",
+    "processing": "#1f77b4",
+    "wait": "#c5b0d5",
+    "download": "#9edae5",
+    "end to end": "#e0e0e0",
+}
+_EXTRA = plt.get_cmap("tab10").colors
+
+
+def provider_color(name: str) -> str:
+    """A stable colour for a provider (known ones fixed, others from tab10 by name)."""
+    if name in PROVIDER_COLORS:
+        return PROVIDER_COLORS[name]
+    return matplotlib.colors.to_hex(_EXTRA[sum(map(ord, name)) % len(_EXTRA)])
+
+
+def mel_db(y: np.ndarray, sr: int, *, columns: int = 600, n_mels: int = 96) -> np.ndarray:
+    """Mel power spectrogram in dB (ref 1.0) of the mono downmix, about ``columns`` frames wide.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mel_db(np.zeros((2, 44100), np.float32), 44100).shape[0]
+    96
+    """
+    import librosa
+
+    mono = np.asarray(y, np.float32)
+    mono = mono.mean(axis=0) if mono.ndim == 2 else mono
+    n_fft = 2048 if sr >= 32000 else 1024
+    hop = max(n_fft // 4, int(np.ceil(len(mono) / columns)))
+    mel = librosa.feature.melspectrogram(
+        y=mono, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmax=sr / 2
+    )
+    return librosa.power_to_db(mel, ref=1.0, top_db=None)
+
+
+def _mel_ticks(ax, sr: int, n_mels: int) -> None:
+    import librosa
+
+    freqs = librosa.mel_frequencies(n_mels=n_mels, fmax=sr / 2)
+    ticks = [f for f in (100, 500, 1000, 2000, 5000, 10000, 20000) if f < sr / 2]
+    ax.set_yticks(np.interp(ticks, freqs, np.arange(n_mels)))
+    ax.set_yticklabels([f"{t // 1000}k" if t >= 1000 else str(t) for t in ticks])
+
+
+def spectrogram_grid(
+    rows: Mapping[str, Mapping[str, np.ndarray]],
+    sr: int,
+    *,
+    mixture: np.ndarray | None = None,
+    title: str | None = None,
+    dynamic_range: float = 80.0,
+    width: float = 3.2,
+    height: float = 1.9,
+) -> Figure:
+    """A grid of mel spectrograms: one row per source (reference, each provider), one column
+    per stem; an optional mixture row on top. One colour scale for the whole grid.
+
+    Examples
+    --------
+    >>> fig = spectrogram_grid({"sourceress": stems}, 44100, mixture=mix)   # doctest: +SKIP
+    """
+    stems = list(dict.fromkeys(s for r in rows.values() for s in r))
+    labels = (["mixture"] if mixture is not None else []) + list(rows)
+    ncols = max(1, len(stems))
+    fig, axes = plt.subplots(
+        len(labels),
+        ncols,
+        figsize=(width * ncols, height * len(labels)),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        layout="constrained",
+    )
+    images = {}
+    if mixture is not None:
+        images[("mixture", stems[0] if stems else "mixture")] = mel_db(mixture, sr)
+    for label, by_stem in rows.items():
+        for stem, y in by_stem.items():
+            images[(label, stem)] = mel_db(y, sr)
+    vmax = max((float(im.max()) for im in images.values()), default=0.0)
+    vmin = vmax - dynamic_range
+    duration = max((y.shape[-1] for r in rows.values() for y in r.values()), default=sr) / sr
+    last = None
+    for i, label in enumerate(labels):
+        for j, stem in enumerate(stems or ["mixture"]):
+            ax = axes[i, j]
+            im = images.get((label, stem))
+            if im is None:
+                ax.set_axis_off()
+                continue
+            last = ax.imshow(
+                im,
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=vmin,
+                vmax=vmax,
+                extent=(0, duration, -0.5, im.shape[0] - 0.5),
+                interpolation="nearest",
+            )
+            _mel_ticks(ax, sr, im.shape[0])
+            if i == 0 or label == "mixture" or (i == 1 and labels[0] == "mixture"):
+                ax.set_title(stem if label != "mixture" else "mixture", fontsize=10)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=10, color=provider_color(label), fontweight="bold")
+            if i == len(labels) - 1:
+                ax.set_xlabel("time (s)")
+    if last is not None:
+        fig.colorbar(last, ax=axes, shrink=0.6, label="dB", pad=0.01)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Gantt chart of jobs: one lane per (provider, track) job, one bar per stage.
+
+    Vendor stages and the client's own steps are drawn in two sub-lanes; time is seconds from
+    the job's first timestamp.
+
+    Examples
+    --------
+    >>> from stemkit.timing import timeline
+    >>> fig = timeline_chart(timeline([("Processing", "2020-07-21T14:51:15Z"),
+    ...                                ("Finalising", "2020-07-21T14:52:06Z")],
+    ...                               provider="sourceress", track="t"))
+    """
+    jobs = list(dict.fromkeys(zip(tl["provider"], tl["track"], strict=True)))
+    fig, ax = plt.subplots(figsize=(10, 0.9 + 0.75 * max(1, len(jobs))), layout="constrained")
+    seen = set()
+    for lane, (provider, track) in enumerate(jobs):
+        rows = tl[(tl["provider"] == provider) & (tl["track"] == track)]
+        rows = rows[rows["stage"] != "end to end"]
+        if rows.empty:
+            continue
+        t0 = min(rows["start"])
+        for _, r in rows.iterrows():
+            offset = 0.18 if r["source"] == "vendor" else -0.18
+            left = (pd.Timestamp(r["start"]) - pd.Timestamp(t0)).total_seconds()
+            color = STAGE_COLORS.get(r["stage"], "#bbbbbb")
+            ax.barh(
+                lane + offset,
+                max(r["seconds"], 0.02),
+                left=left,
+                height=0.32,
+                color=color,
+                edgecolor="white",
+                label=r["stage"] if r["stage"] not in seen else None,
+            )
+            seen.add(r["stage"])
+    ax.set_yticks(range(len(jobs)))
+    ax.set_yticklabels(
+        [f"{p}\n{t}" if len(set(t for _, t in jobs)) > 1 else p for p, t in jobs], fontsize=9
+    )
+    for tick, (p, _) in zip(ax.get_yticklabels(), jobs, strict=True):
+        tick.set_color(provider_color(p))
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the job's first timestamp (upper: vendor, lower: client)")
+    ax.grid(axis="x", alpha=0.3)
+    if seen:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def metric_chart(metrics: pd.DataFrame, metric: str = "sdr", *, title: str | None = None) -> Figure:
+    """Bars of a metric per stem, one bar per provider (median over tracks, dots per track).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"track": ["t"] * 2, "provider": ["a", "b"], "stem": ["vocals"] * 2,
+    ...                    "metric": ["sdr"] * 2, "value": [3.0, 5.0]})
+    >>> fig = metric_chart(df)
+    """
+    df = metrics[metrics["metric"] == metric]
+    stems = list(dict.fromkeys(df["stem"]))
+    providers = list(dict.fromkeys(df["provider"]))
+    fig, ax = plt.subplots(
+        figsize=(max(5, 1.6 * len(stems) * max(1, len(providers)) / 2), 3.6), layout="constrained"
+    )
+    width = 0.8 / max(1, len(providers))
+    for k, prov in enumerate(providers):
+        for i, stem in enumerate(stems):
+            vals = df[(df["provider"] == prov) & (df["stem"] == stem)]["value"].dropna()
+            if vals.empty:
+                continue
+            x = i - 0.4 + width * (k + 0.5)
+            ax.bar(
+                x,
+                vals.median(),
+                width * 0.9,
+                color=provider_color(prov),
+                label=prov if i == 0 else None,
+                alpha=0.85,
+            )
+            ax.scatter(np.full(len(vals), x), vals, s=10, color="black", zorder=3)
+    ax.set_xticks(range(len(stems)))
+    ax.set_xticklabels(stems)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylabel(f"{metric} (dB)")
+    ax.legend(frameon=False, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return fig

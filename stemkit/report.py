@@ -1,0 +1,147 @@
+"""Batch-level tables and the HTML report.
+
+:func:`load_batch` gathers what the separate and analyze steps wrote into a few DataFrames;
+``notebooks/compare.ipynb`` displays them; :func:`render_html` turns the executed compare
+notebook into one self-contained ``report.html`` (code hidden, images embedded).
+
+Examples
+--------
+>>> b = load_batch("reports/demo")          # doctest: +SKIP
+>>> b.summary                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from stemkit.analysis import METRIC_COLUMNS
+from stemkit.timing import COLUMNS as TIMELINE_COLUMNS
+from stemkit.timing import summarize
+
+
+@dataclass
+class BatchTables:
+    """Everything a comparison report needs, as tables."""
+
+    folder: Path
+    info: dict
+    jobs: pd.DataFrame  # one row per track × provider: state, error
+    metrics: pd.DataFrame  # tidy metrics of every track
+    timeline: pd.DataFrame  # every job's stages
+    timing: pd.DataFrame  # per job: queue wait, processing, end to end, rtf
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Failed jobs with their messages (never hidden from the report)."""
+        cols = ["track", "provider", "error_kind", "step", "error"]
+        df = self.jobs[self.jobs["state"] != "done"]
+        return df.reindex(columns=cols).reset_index(drop=True)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Median global SDR (dB) per provider × stem, with the number of tracks scored."""
+        sdr = self.metrics[(self.metrics["metric"] == "sdr")]
+        if sdr.empty:
+            return pd.DataFrame()
+        table = sdr.pivot_table(index="provider", columns="stem", values="value", aggfunc="median")
+        order = [p for p in [*self.info.get("providers", []), "mixture"] if p in table.index]
+        return table.loc[order].round(2)
+
+    @property
+    def timing_summary(self) -> pd.DataFrame:
+        """Median seconds per provider: queue wait, processing, end to end; real-time factor."""
+        if self.timing.empty:
+            return pd.DataFrame()
+        cols = ["queue wait", "processing", "end to end", "rtf"]
+        return self.timing.groupby("provider")[cols].median().round(3)
+
+    @property
+    def tracks(self) -> list[str]:
+        return [t["name"] for t in self.info.get("tracks", [])]
+
+
+def _read_many(paths: list[Path], columns: list[str]) -> pd.DataFrame:
+    frames = [pd.read_csv(p) for p in paths if p.is_file() and p.stat().st_size > 0]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_batch(folder: str | Path) -> BatchTables:
+    """Collect the tables of a batch folder and write the batch-wide ones to ``tables/``.
+
+    Examples
+    --------
+    >>> load_batch("reports/demo").failures   # doctest: +SKIP
+    """
+    from stemkit.pipeline import read_record
+
+    folder = Path(folder)
+    info = json.loads((folder / "batch.json").read_text())
+    names = [t["name"] for t in info["tracks"]]
+    jobs = []
+    for track in names:
+        for provider in info["providers"]:
+            rec = read_record(folder, track, provider) or {
+                "state": "failed",
+                "error": "the separate step never ran for this job",
+                "error_kind": "missing",
+            }
+            jobs.append(
+                {
+                    "track": track,
+                    "provider": provider,
+                    "state": rec.get("state"),
+                    "job_id": rec.get("job_id"),
+                    "audio_seconds": rec.get("audio_seconds"),
+                    "error_kind": rec.get("error_kind"),
+                    "step": rec.get("step"),
+                    "error": rec.get("error"),
+                }
+            )
+    jobs_df = pd.DataFrame(jobs)
+    metrics = _read_many([folder / "analysis" / t / "metrics.csv" for t in names], METRIC_COLUMNS)
+    timeline = _read_many(
+        [folder / "analysis" / t / "timeline.csv" for t in names], TIMELINE_COLUMNS
+    )
+    if not timeline.empty:
+        for col in ("start", "end"):
+            timeline[col] = pd.to_datetime(timeline[col], utc=True, format="ISO8601")
+    audio = {r["track"]: r["audio_seconds"] for r in jobs if r.get("audio_seconds")}
+    timing = summarize(timeline, audio)
+    tables = folder / "tables"
+    tables.mkdir(exist_ok=True)
+    for name, df in (
+        ("metrics", metrics),
+        ("timeline", timeline),
+        ("timing", timing),
+        ("jobs", jobs_df),
+    ):
+        df.to_csv(tables / f"{name}.csv", index=False)
+        df.to_parquet(tables / f"{name}.parquet", index=False)
+    return BatchTables(folder, info, jobs_df, metrics, timeline, timing)
+
+
+def render_html(notebook: str | Path, html: str | Path) -> Path:
+    """Convert an executed notebook to one self-contained HTML page without code cells.
+
+    Examples
+    --------
+    >>> render_html("notebooks/compare.ipynb", "report.html")  # doctest: +SKIP
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    html = Path(html)
+    html.write_text(body, encoding="utf-8")
+    return html

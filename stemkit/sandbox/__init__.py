@@ -1,0 +1,7 @@
+"""The sandbox: a real local server of the vendor APIs (see :mod:`stemkit.sandbox.app`)."""
+
+from stemkit.sandbox.app import create_app
+from stemkit.sandbox.common import SandboxConfig
+from stemkit.sandbox.server import SandboxServer, serve
+
+__all__ = ["SandboxConfig", "SandboxServer", "create_app", "serve"]

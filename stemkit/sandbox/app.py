@@ -1,0 +1,75 @@
+"""The sandbox ASGI application: every vendor API stemkit speaks, on one server.
+
+Examples
+--------
+>>> from stemkit.sandbox.app import create_app
+>>> app = create_app("/tmp/stemkit-sandbox")
+>>> sorted(r.path for r in app.routes)
+['/_sandbox/stats', '/sourceress']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from stemkit.sandbox.common import (
+    SandboxConfig,
+    Signer,
+    Workers,
+    http_exception_handler,
+    unhandled_exception_handler,
+)
+from stemkit.sandbox.sourceress import SourceressAPI
+
+
+def _lifespan(workers: Workers):
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        workers.shutdown()
+
+    return lifespan
+
+
+def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
+    """Build the sandbox app. ``config`` is a :class:`SandboxConfig` or a data folder.
+
+    The vendor APIs are mounted at ``/sourceress``; ``GET /_sandbox/stats`` counts what was
+    submitted (used by tests to prove that nothing was submitted twice).
+    """
+    if not isinstance(config, SandboxConfig):
+        config = SandboxConfig(data_dir=Path(config))
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    signer = Signer()
+    workers = Workers(config.workers)
+    sourceress = SourceressAPI(config, signer, workers)
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {"sourceress": dict(sourceress.stats), "callbacks": list(sourceress.callbacks.log)}
+        )
+
+    app = Starlette(
+        routes=[
+            Mount("/sourceress", routes=sourceress.routes()),
+            Route("/_sandbox/stats", stats, methods=["GET"]),
+        ],
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            Exception: unhandled_exception_handler,
+        },
+        lifespan=_lifespan(workers),
+    )
+    app.state.config = config
+    app.state.sourceress = sourceress
+    app.state.workers = workers
+    return app

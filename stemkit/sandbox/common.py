@@ -1,0 +1,215 @@
+"""Pieces every sandbox API shares: settings, signed URLs, JSON errors, body validation,
+bearer-token sessions and the background worker pools.
+
+Examples
+--------
+>>> from stemkit.sandbox.common import Signer
+>>> s = Signer(b"k" * 32)
+>>> q = s.sign("GET", "a/b.wav", ttl=60)
+>>> s.verify("GET", "a/b.wav", q["expires"], q["sig"])
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+log = logging.getLogger("stemkit.sandbox")
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class SandboxConfig:
+    """Settings of a sandbox server. Every credential is configurable."""
+
+    data_dir: Path
+    #: Sourceress accounts: username -> password
+    sourceress_users: dict[str, str] = field(default_factory=lambda: {"demo": "demo"})
+    #: AudioShake bearer tokens: token -> client id
+    audioshake_tokens: dict[str, str] = field(default_factory=lambda: {"demo-token": "demo"})
+    #: Loom key -> secret
+    loom_keys: dict[str, str] = field(default_factory=lambda: {"demo": "demo"})
+    token_ttl: float = 86400.0
+    url_ttl: float = 86400.0
+    #: separation jobs processed at once (the rest wait in the queue, as at a vendor)
+    workers: int = 1
+    #: extra seconds a job spends "processing" (to imitate a slow vendor in benchmarks)
+    processing_delay: float = 0.0
+    max_upload_bytes: int = 500 * 1024 * 1024
+
+
+def utc_iso(ts: float | None = None) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``, as in the vendors' examples."""
+    dt = datetime.fromtimestamp(time.time() if ts is None else ts, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def local_iso(ts: float) -> str:
+    """ISO-8601 without zone, milliseconds (the form of Sourceress ``expiry`` fields)."""
+    dt = datetime.fromtimestamp(ts, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}"
+
+
+def new_id(nbytes: int = 12) -> str:
+    """A random hex id (24 characters by default, like the vendors' object ids)."""
+    return secrets.token_hex(nbytes)
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    """A JSON error body ``{"message": ..., "success": false}`` with ``status``."""
+    return JSONResponse({"message": message, "success": False, **extra}, status_code=status)
+
+
+async def http_exception_handler(request: Request, exc: HTTPException) -> JSONResponse:
+    return error(exc.status_code, exc.detail or "error")
+
+
+async def unhandled_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("sandbox bug on %s %s", request.method, request.url.path)
+    return error(500, f"internal sandbox error: {type(exc).__name__}")
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    """Validate a JSON body with ``model``; malformed input becomes a 400 with a message."""
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HTTPException(400, "request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise HTTPException(400, "request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise HTTPException(400, f"{where}: {first['msg']}") from None
+
+
+def require_param(request: Request, name: str) -> str:
+    """A required query parameter, or a 400 naming it."""
+    value = request.query_params.get(name)
+    if not value:
+        raise HTTPException(400, f"missing query parameter {name!r}")
+    return value
+
+
+class Signer:
+    """HMAC-signed, expiring URLs for the sandbox's own storage routes."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.key = key or secrets.token_bytes(32)
+
+    def _mac(self, method: str, path: str, expires: int) -> str:
+        msg = f"{method.upper()}\n{path}\n{expires}".encode()
+        return hmac.new(self.key, msg, hashlib.sha256).hexdigest()
+
+    def sign(self, method: str, path: str, ttl: float) -> dict[str, Any]:
+        expires = int(time.time() + ttl)
+        return {"expires": expires, "sig": self._mac(method, path, expires)}
+
+    def verify(self, method: str, path: str, expires: Any, sig: Any) -> bool:
+        try:
+            exp = int(expires)
+        except (TypeError, ValueError):
+            return False
+        if exp < time.time():
+            return False
+        return hmac.compare_digest(self._mac(method, path, exp), str(sig or ""))
+
+
+class TokenStore:
+    """Bearer tokens issued by a sandbox API: token -> (owner, expiry time)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, owner: str, ttl: float) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = (owner, time.time() + ttl)
+        return token
+
+    def owner(self, token: str) -> str:
+        """The owner of a valid token, or a 401 (unknown or expired)."""
+        with self._lock:
+            entry = self._tokens.get(token)
+        if entry is None:
+            raise HTTPException(401, "invalid or missing token")
+        if entry[1] < time.time():
+            raise HTTPException(401, "token expired: authenticate again")
+        return entry[0]
+
+    def expire_all(self) -> None:
+        """Make every issued token expired (used by fault injection and tests)."""
+        with self._lock:
+            self._tokens = {t: (o, 0.0) for t, (o, _) in self._tokens.items()}
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for ``http(s)://`` URLs on 127.0.0.0/8, ::1 or localhost."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False
+        if parts.hostname == "localhost":
+            return True
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+class Callbacks:
+    """Completion callbacks: POSTed when loopback, otherwise only recorded."""
+
+    def __init__(self) -> None:
+        self.log: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def send(self, url: str | None, payload: dict[str, Any]) -> None:
+        if not url:
+            return
+        entry: dict[str, Any] = {"url": url, "at": utc_iso(), "sent": False}
+        if is_loopback_url(url):
+            try:
+                resp = requests.post(url, json=payload, timeout=5)
+                entry.update(sent=True, status=resp.status_code)
+            except requests.RequestException as exc:
+                entry.update(sent=True, error=type(exc).__name__)
+        else:
+            entry["reason"] = "not a loopback URL: recorded, not called"
+        with self._lock:
+            self.log.append(entry)
+
+
+class Workers:
+    """Two pools: quick jobs (metadata, conversions) and the separation queue."""
+
+    def __init__(self, separation_workers: int) -> None:
+        self.quick = ThreadPoolExecutor(2, thread_name_prefix="sandbox-quick")
+        self.heavy = ThreadPoolExecutor(
+            max(1, separation_workers), thread_name_prefix="sandbox-separate"
+        )
+
+    def shutdown(self) -> None:
+        self.quick.shutdown(wait=False, cancel_futures=True)
+        self.heavy.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,463 @@
+"""Real (if modest) DSP stem separation for the local sandbox server.
+
+The sandbox imitates commercial stem-separation APIs, so it needs stems that are honestly
+separated rather than copies of the mixture. This engine uses classic signal processing only
+(no models, no downloads):
+
+1. A mono downmix is analysed on a coarse time-frequency grid (STFT with 50 % overlap, frames
+   pooled to about 46 ms, bins up to about 11 kHz).
+2. Harmonic/percussive separation (median filtering, Fitzgerald 2010) gives a soft percussive
+   mask: that is the ``drums`` atom.
+3. REPET-SIM (Rafii & Pardo 2012) on the harmonic magnitude: every frame is compared by cosine
+   similarity with all frames at least :data:`REPET_MIN_DISTANCE_S` away, and the element-wise
+   median of its nearest neighbours models the repeating background. What does not repeat,
+   restricted to a soft vocal band (about 120 Hz to 8 kHz), is the ``vocals`` atom.
+4. The remaining harmonic part is split by a soft crossover at :data:`BASS_CROSSOVER_HZ`
+   into ``bass`` (below) and ``other`` (above).
+
+All masks are Wiener-like soft masks (power 2) that sum to one. They are interpolated to the
+full-resolution STFT grid (window about 46 ms, hop about 12 ms) and applied to every channel's
+own STFT, so each stem keeps the mixture's panning. ``other`` is computed as the residual
+``mixture - vocals - drums - bass`` in the time domain, so the atoms (and any requested set of
+stems that partitions them) add up to the mixture to within float rounding.
+
+On the 2-core development machine this runs at roughly 30-60x real time for 44.1 kHz stereo
+(see :func:`benchmark`).
+
+Examples
+--------
+>>> import numpy as np
+>>> from stemkit.sandbox.engine import separate
+>>> sr = 22050
+>>> t = np.arange(2 * sr) / sr
+>>> audio = np.stack([np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
+>>> stems = separate(audio, sr, ["vocals", "accompaniment"])
+>>> sorted(stems), stems["vocals"].shape, stems["vocals"].dtype
+(['accompaniment', 'vocals'], (2, 44100), dtype('float32'))
+>>> bool(np.abs(stems["vocals"] + stems["accompaniment"] - audio).max() < 1e-4)
+True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+import scipy.fft
+import scipy.ndimage
+import scipy.signal
+
+__all__ = ["ATOMS", "STEM_RECIPES", "benchmark", "separate"]
+
+#: The partition the engine computes. ``other`` is always the residual.
+ATOMS: tuple[str, ...] = ("vocals", "drums", "bass", "other")
+
+_ACCOMPANIMENT = ("drums", "bass", "other")
+
+#: Requested stem name -> the atoms it is the sum of.
+#:
+#: - ``vocals``, ``drums``, ``bass``, ``other``: the atoms themselves.
+#: - ``accompaniment``, ``instrumental``, ``track``, ``music``: everything but the vocals
+#:   (the "karaoke" stem of two-stem APIs).
+#: - ``dialogue``, ``speech``: the voice, i.e. the ``vocals`` atom (film/podcast APIs).
+#: - ``music_fx``: music and effects, everything but the dialogue (a film "M&E" stem).
+#: - ``music_removal``: the input with the music removed, which for this engine (it has no
+#:   separate effects atom) is the dialogue.
+STEM_RECIPES: dict[str, tuple[str, ...]] = {
+    "vocals": ("vocals",),
+    "drums": ("drums",),
+    "bass": ("bass",),
+    "other": ("other",),
+    "accompaniment": _ACCOMPANIMENT,
+    "instrumental": _ACCOMPANIMENT,
+    "track": _ACCOMPANIMENT,
+    "music": _ACCOMPANIMENT,
+    "dialogue": ("vocals",),
+    "speech": ("vocals",),
+    "music_fx": _ACCOMPANIMENT,
+    "music_removal": ("vocals",),
+}
+
+#: Frame length of the synthesis STFT at 44.1 kHz; scaled (power of two) with the sample rate.
+N_FFT_44K = 2048
+#: Duration of one frame of the coarse analysis grid the masks are computed on.
+ANALYSIS_FRAME_S = 0.046
+#: Analysis bins above this frequency are not computed; masks are held constant above it.
+ANALYSIS_MAX_HZ = 11_000.0
+#: HPSS median-filter lengths: in time (harmonic) and in frequency (percussive).
+HPSS_TIME_S = 0.4
+HPSS_FREQ_HZ = 320.0
+#: REPET-SIM: neighbours closer in time than this are not used, and at most this many are.
+REPET_MIN_DISTANCE_S = 2.0
+REPET_NEIGHBOURS = 31
+#: Bias of the vocal soft mask: the repeating model is scaled by this before the Wiener ratio.
+VOCAL_MARGIN = 1.0
+#: Soft vocal band (Butterworth-like edges) and the bass/other crossover.
+VOCAL_BAND_HZ = (120.0, 8000.0)
+BASS_CROSSOVER_HZ = 200.0
+
+_BLOCK = 256
+_EXP = {"feat": lambda m, h: h, "target": lambda m, h: h}  # rows of the similarity matrix handled at once (bounds memory)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """STFT geometry for one sample rate."""
+
+    sr: int
+    n_fft: int
+    hop: int  # synthesis hop (n_fft / 4)
+    pool: int  # analysis frames (hop n_fft / 2) pooled into one grid frame
+    n_bins: int  # analysis bins kept (up to ANALYSIS_MAX_HZ)
+
+    @property
+    def frame_s(self) -> float:
+        """Duration of one analysis-grid frame in seconds."""
+        return self.pool * self.n_fft / 2 / self.sr
+
+    @property
+    def bin_hz(self) -> float:
+        return self.sr / self.n_fft
+
+    @classmethod
+    def for_rate(cls, sr: int) -> _Grid:
+        n_fft = int(2 ** round(np.log2(N_FFT_44K * sr / 44_100)))
+        n_fft = max(n_fft, 256)
+        pool = max(1, round(ANALYSIS_FRAME_S / (n_fft / 2 / sr)))
+        n_bins = min(n_fft // 2 + 1, int(ANALYSIS_MAX_HZ / (sr / n_fft)) + 1)
+        return cls(sr=sr, n_fft=n_fft, hop=n_fft // 4, pool=pool, n_bins=n_bins)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def separate(
+    audio: np.ndarray,
+    sr: int,
+    stems: Sequence[str],
+    *,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Separate a mixture into the requested stems.
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        Floating-point array of shape ``(channels, samples)``; any channel count >= 1.
+    sr : int
+        Sample rate in Hz (designed for 8 kHz to 192 kHz).
+    stems : sequence of str
+        Stem names, keys of :data:`STEM_RECIPES`. Any set of stems whose recipes partition
+        :data:`ATOMS` (e.g. ``["vocals", "accompaniment"]``) sums to the mixture.
+    progress : callable, optional
+        Called with a fraction in ``[0, 1]`` a few times while working, ending with 1.0.
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        One array per requested stem, with the shape and dtype of ``audio``.
+
+    Raises
+    ------
+    ValueError
+        If a stem name is unknown, or ``audio``/``sr`` are unusable.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> audio = (0.1 * rng.standard_normal((2, 22050))).astype(np.float32)
+    >>> out = separate(audio, 22050, ["vocals", "drums", "bass", "other"])
+    >>> total = sum(out.values())
+    >>> bool(np.abs(total - audio).max() < 1e-4)
+    True
+    """
+    recipes = _resolve_stems(stems)
+    audio = _check_audio(audio, sr)
+    report = progress or (lambda _fraction: None)
+    report(0.0)
+    if not recipes or audio.shape[1] == 0:
+        report(1.0)
+        return {name: np.zeros_like(audio) for name in recipes}
+
+    grid = _Grid.for_rate(int(sr))
+    n_samples = audio.shape[1]
+    padded = _pad_to(audio, grid.n_fft)
+    work = padded.astype(np.float32, copy=False)
+
+    coarse = _analysis_masks(work.mean(axis=0), grid)
+    report(0.4)
+    needed = _atoms_needed(recipes)
+    atoms = _render_atoms(work, coarse, needed, grid, report)
+    result = _combine(padded, atoms, recipes)
+    report(1.0)
+    return {name: signal[:, :n_samples] for name, signal in result.items()}
+
+
+def benchmark(seconds: float = 180.0, sr: int = 44_100, channels: int = 2) -> float:
+    """Time :func:`separate` on synthetic audio and print the real-time factor.
+
+    Parameters
+    ----------
+    seconds : float
+        Length of the synthetic input.
+    sr, channels : int
+        Sample rate and channel count of the synthetic input.
+
+    Returns
+    -------
+    float
+        Real-time factor: seconds of audio processed per second of wall time.
+
+    Examples
+    --------
+    >>> rtf = benchmark(seconds=5.0)  # doctest: +SKIP
+    5.0 s of 44100 Hz 2-ch audio in 0.10 s: 50.0x real time
+    """
+    audio = _benchmark_audio(seconds, sr, channels)
+    start = time.perf_counter()
+    separate(audio, sr, ATOMS)
+    elapsed = time.perf_counter() - start
+    rtf = seconds / elapsed
+    print(f"{seconds:.1f} s of {sr} Hz {channels}-ch audio in {elapsed:.2f} s: {rtf:.1f}x real time")
+    return rtf
+
+
+# --------------------------------------------------------------------------- input handling
+
+
+def _resolve_stems(stems: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    if isinstance(stems, str):
+        stems = [stems]
+    unknown = [name for name in stems if name not in STEM_RECIPES]
+    if unknown:
+        raise ValueError(
+            f"unknown stem {unknown[0]!r}; supported stems: {', '.join(sorted(STEM_RECIPES))}"
+        )
+    return {name: STEM_RECIPES[name] for name in stems}
+
+
+def _check_audio(audio: np.ndarray, sr: int) -> np.ndarray:
+    audio = np.asarray(audio)
+    if audio.ndim != 2 or audio.shape[0] < 1:
+        raise ValueError(f"audio must have shape (channels, samples), got {audio.shape}")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise ValueError(f"audio must be floating point, got dtype {audio.dtype}")
+    if not sr or sr <= 0:
+        raise ValueError(f"sample rate must be positive, got {sr}")
+    if not np.isfinite(audio).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    return audio
+
+
+def _pad_to(audio: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad ``audio`` at the end to at least ``length`` samples."""
+    missing = length - audio.shape[1]
+    return np.pad(audio, ((0, 0), (0, missing))) if missing > 0 else audio
+
+
+# --------------------------------------------------------------------------- STFT
+
+
+def _window(n_fft: int) -> np.ndarray:
+    return scipy.signal.get_window("hann", n_fft).astype(np.float32)
+
+
+def _stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Centred, zero-padded STFT of a 1-D signal, shape ``(frames, bins)``."""
+    pad = n_fft // 2
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(x, pad), n_fft)[::hop]
+    return scipy.fft.rfft(frames * _window(n_fft), axis=-1, workers=-1)
+
+
+def _istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
+    """Inverse of :func:`_stft` (weighted overlap-add), trimmed to ``length`` samples."""
+    window = _window(n_fft)
+    frames = scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=-1).astype(np.float32)
+    frames *= window
+    n_frames, ratio = spec.shape[0], n_fft // hop
+    out = np.zeros(n_fft + hop * (n_frames - 1), np.float32)
+    norm = np.zeros_like(out)
+    blocks = frames.reshape(n_frames, ratio, hop)
+    squares = (window**2).reshape(ratio, hop)
+    for j in range(ratio):
+        span = slice(j * hop, j * hop + n_frames * hop)
+        out[span].reshape(n_frames, hop)[:] += blocks[:, j]
+        norm[span].reshape(n_frames, hop)[:] += squares[j]
+    pad = n_fft // 2
+    return out[pad : pad + length] / np.maximum(norm[pad : pad + length], 1e-8)
+
+
+# --------------------------------------------------------------------------- analysis masks
+
+
+def _analysis_masks(mono: np.ndarray, grid: _Grid) -> dict[str, np.ndarray]:
+    """Soft masks for ``vocals``, ``drums`` and ``bass`` on the coarse grid ``(frames, bins)``."""
+    mag = _coarse_magnitude(mono, grid)
+    percussive = _percussive_mask(mag, grid)
+    harmonic = 1.0 - percussive
+    mag_h = mag * harmonic
+    freqs = np.arange(grid.n_bins, dtype=np.float32) * grid.bin_hz
+    feats = _EXP["feat"](mag, mag_h)
+    vocal_share = _nonrepeating_mask(_EXP["target"](mag, mag_h), feats, grid) * _band(freqs, *VOCAL_BAND_HZ)
+    rest = harmonic * (1.0 - vocal_share)
+    return {
+        "vocals": harmonic * vocal_share,
+        "drums": percussive,
+        "bass": rest * _lowpass(freqs, BASS_CROSSOVER_HZ),
+    }
+
+
+def _coarse_magnitude(mono: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Magnitude on the analysis grid: 50 %-overlap STFT, power pooled over ``grid.pool``."""
+    spec = _stft(mono, grid.n_fft, grid.n_fft // 2)[:, : grid.n_bins]
+    power = spec.real**2 + spec.imag**2
+    n_frames = -(-power.shape[0] // grid.pool)
+    power = np.pad(power, ((0, n_frames * grid.pool - power.shape[0]), (0, 0)), mode="edge")
+    pooled = power.reshape(n_frames, grid.pool, grid.n_bins).mean(axis=1)
+    return np.sqrt(pooled, dtype=np.float32)
+
+
+def _odd(n: float) -> int:
+    return max(1, int(round(n)) // 2 * 2 + 1)
+
+
+def _percussive_mask(mag: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Soft percussive mask from horizontal/vertical median filtering (HPSS)."""
+    k_time = _odd(HPSS_TIME_S / grid.frame_s)
+    k_freq = _odd(HPSS_FREQ_HZ / grid.bin_hz)
+    harm = scipy.ndimage.median_filter(mag, size=(k_time, 1), mode="reflect")
+    perc = scipy.ndimage.median_filter(mag, size=(1, k_freq), mode="reflect")
+    return librosa.util.softmask(perc, harm, power=2, split_zeros=True)
+
+
+def _nonrepeating_mask(mag: np.ndarray, feats, grid: _Grid) -> np.ndarray:
+    """REPET-SIM soft mask of the part of ``mag`` that does not repeat."""
+    background = np.minimum(mag, _repeating_model(mag, feats, grid))
+    foreground = mag - background
+    return librosa.util.softmask(foreground, VOCAL_MARGIN * background, power=2)
+
+
+def _repeating_model(mag: np.ndarray, feats, grid: _Grid) -> np.ndarray:
+    """Median of each frame's nearest neighbours (cosine similarity), away from itself."""
+    n_frames = mag.shape[0]
+    width = min(_frames(REPET_MIN_DISTANCE_S, grid), (n_frames - 1) // 4)
+    if width < 1:
+        return mag
+    k = min(REPET_NEIGHBOURS, n_frames - 2 * width + 1)
+    k -= 1 - k % 2  # odd, so the median is a single element
+    norms = np.linalg.norm(feats, axis=1, keepdims=True)
+    unit = feats / np.maximum(norms, 1e-12)
+    model = np.empty_like(mag)
+    for start in range(0, n_frames, _BLOCK):
+        rows = np.arange(start, min(start + _BLOCK, n_frames))
+        neighbours = _nearest(unit, rows, width, k)
+        gathered = mag[neighbours]  # (rows, k, bins)
+        gathered.partition(k // 2, axis=1)
+        model[rows] = gathered[:, k // 2]
+    return model
+
+
+def _nearest(unit: np.ndarray, rows: np.ndarray, width: int, k: int) -> np.ndarray:
+    """Indices of the ``k`` most similar frames to ``rows`` that are ``width`` or more away."""
+    similarity = unit[rows] @ unit.T
+    near = np.abs(np.arange(unit.shape[0])[None, :] - rows[:, None]) < width
+    similarity[near] = -np.inf
+    return np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+
+
+def _frames(seconds: float, grid: _Grid) -> int:
+    return max(1, int(round(seconds / grid.frame_s)))
+
+
+def _lowpass(freqs: np.ndarray, cutoff: float, order: int = 4) -> np.ndarray:
+    """Soft low-pass weight in ``[0, 1]`` (squared Butterworth magnitude)."""
+    return 1.0 / (1.0 + (freqs / cutoff) ** (2 * order))
+
+
+def _band(freqs: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Soft band-pass weight in ``[0, 1]``."""
+    highpass = 1.0 - _lowpass(freqs, low)
+    return (highpass * _lowpass(freqs, high)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+def _atoms_needed(recipes: dict[str, tuple[str, ...]]) -> list[str]:
+    """Atoms to render: a stem containing ``other`` is the mixture minus the atoms it lacks."""
+    needed: set[str] = set()
+    for parts in recipes.values():
+        needed |= set(ATOMS) - set(parts) if "other" in parts else set(parts)
+    return [atom for atom in ATOMS if atom in needed]
+
+
+def _render_atoms(
+    audio: np.ndarray,
+    coarse: dict[str, np.ndarray],
+    needed: list[str],
+    grid: _Grid,
+    report: Callable[[float], None],
+) -> dict[str, np.ndarray]:
+    """Time-domain signals of the ``needed`` atoms (never ``other``), all channels."""
+    channels, length = audio.shape
+    out = {atom: np.empty((channels, length), np.float32) for atom in needed}
+    masks: dict[str, np.ndarray] = {}
+    for ch in range(channels):
+        spec = _stft(audio[ch], grid.n_fft, grid.hop)
+        for atom in needed:
+            if atom not in masks:
+                masks[atom] = _upsample(coarse[atom], grid, spec.shape)
+            out[atom][ch] = _istft(spec * masks[atom], grid.n_fft, grid.hop, length)
+        report(0.4 + 0.55 * (ch + 1) / channels)
+    return out
+
+
+def _upsample(mask: np.ndarray, grid: _Grid, shape: tuple[int, ...]) -> np.ndarray:
+    """Linearly interpolate a coarse-grid mask onto the synthesis STFT grid ``shape``."""
+    n_frames, n_bins = shape
+    full = np.empty((mask.shape[0], n_bins), np.float32)
+    full[:, : grid.n_bins] = mask
+    full[:, grid.n_bins :] = mask[:, -1:]
+    # Coarse frame j is centred on synthesis frame 2 * (pool * j + (pool - 1) / 2).
+    step = 2 * grid.pool
+    pos = (np.arange(n_frames) - (grid.pool - 1)) / step
+    lower = np.clip(np.floor(pos).astype(int), 0, mask.shape[0] - 1)
+    upper = np.minimum(lower + 1, mask.shape[0] - 1)
+    frac = np.clip(pos - lower, 0.0, 1.0).astype(np.float32)[:, None]
+    return full[lower] * (1.0 - frac) + full[upper] * frac
+
+
+def _combine(
+    mixture: np.ndarray, atoms: dict[str, np.ndarray], recipes: dict[str, tuple[str, ...]]
+) -> dict[str, np.ndarray]:
+    """Sum atoms into stems, in the mixture's dtype; ``other`` is the exact residual."""
+    dtype = mixture.dtype
+    result = {}
+    for name, parts in recipes.items():
+        if "other" in parts:
+            stem = mixture.copy()
+            for atom in (a for a in ATOMS if a not in parts):
+                stem -=  atoms[atom].astype(dtype, copy=False)
+        else:
+            stem = np.zeros_like(mixture)
+            for atom in parts:
+                stem += atoms[atom].astype(dtype, copy=False)
+        result[name] = stem
+    return result
+
+
+def _benchmark_audio(seconds: float, sr: int, channels: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    tone = 0.2 * np.sin(2 * np.pi * 220.0 * t) * (1.0 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    noise = 0.05 * rng.standard_normal((channels, n))
+    return (tone + noise).astype(np.float32)
+
+
+if __name__ == "__main__":
+    benchmark()

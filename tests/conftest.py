@@ -1,0 +1,73 @@
+"""Shared fixtures: one real sandbox server over HTTP for the session, small real audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from stemkit.sandbox import SandboxConfig, SandboxServer
+
+ROOT = Path(__file__).resolve().parent.parent
+API_DOCS = ROOT.parent / "shared" / "api"
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> SandboxServer:
+    """The sandbox on a free loopback port; ``STEMKIT_SANDBOX_URL`` points at it."""
+    config = SandboxConfig(
+        data_dir=tmp_path_factory.mktemp("sandbox"),
+        sourceress_users={"demo": "demo", "other-user": "other-password"},
+        workers=2,
+    )
+    with SandboxServer(config) as server:
+        yield server
+
+
+@pytest.fixture()
+def fast_profile(monkeypatch):
+    """Poll quickly in tests."""
+    monkeypatch.setenv("STEMKIT_SOURCERESS_POLL_INTERVAL", "0.05")
+    monkeypatch.setenv("STEMKIT_SOURCERESS_POLL_MAX", "0.2")
+    monkeypatch.setenv("STEMKIT_LOCAL_POLL_INTERVAL", "0.05")
+
+
+def music(seconds: float = 4.0, sr: int = 22050, seed: int = 0) -> dict[str, np.ndarray]:
+    """A tiny stereo multitrack: a vibrato 'voice', a repeating bass, clicks as drums."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0 = 220 * 2 ** (rng.integers(0, 12, size=int(seconds * 2)) / 12)
+    pitch = np.repeat(f0, n // len(f0) + 1)[:n] * (1 + 0.01 * np.sin(2 * np.pi * 5.5 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / sr
+    voice = sum(np.sin(k * phase) / k for k in range(1, 8)) * 0.15
+    bass = 0.25 * np.sin(2 * np.pi * 55 * 2 ** (np.floor(t * 2) % 4 / 12) * t)
+    drums = np.zeros(n)
+    for start in range(0, n, sr // 2):
+        hit = rng.standard_normal(min(2000, n - start)) * np.exp(
+            -np.arange(min(2000, n - start)) / 300
+        )
+        drums[start : start + len(hit)] += 0.4 * hit
+    stems = {
+        "vocals": np.stack([voice, voice]),
+        "bass": np.stack([bass, bass]),
+        "drums": np.stack([drums * 0.8, drums]),
+        "other": np.stack([0.05 * np.sin(2 * np.pi * 440 * t)] * 2),
+    }
+    stems = {k: v.astype(np.float32) for k, v in stems.items()}
+    stems["mixture"] = sum(stems.values())
+    return stems
+
+
+@pytest.fixture(scope="session")
+def track_dir(tmp_path_factory) -> Path:
+    """A MUSDB-layout folder with two good tracks (4 s, 22.05 kHz stereo)."""
+    root = tmp_path_factory.mktemp("tracks")
+    for i, name in enumerate(("alpha", "beta")):
+        folder = root / name
+        folder.mkdir()
+        for stem, y in music(seed=i).items():
+            sf.write(folder / f"{stem}.wav", y.T, 22050, subtype="FLOAT")
+    return root
