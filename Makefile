@@ -27,11 +27,11 @@ demo: data/demo/.complete
 	$(VENV)/bin/stemkit demo --out reports/demo
 
 test: data/demo/.complete
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --nbmake tests notebooks
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check stemkit tests bench scripts
-	$(VENV)/bin/ruff format --check stemkit tests bench scripts
+	$(VENV)/bin/ruff check stemkit tests bench scripts notebooks/conftest.py
+	$(VENV)/bin/ruff format --check stemkit tests bench scripts notebooks/conftest.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format stemkit tests bench scripts

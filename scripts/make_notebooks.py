@@ -1,16 +1,33 @@
-"""Write the three thin notebooks of stemkit (run once; the .ipynb files are committed).
+"""Write the three thin notebooks of stemkit (the .ipynb files are committed, outputs cleared).
 
-python scripts/make_notebooks.py
+    .venv/bin/python scripts/make_notebooks.py
+
+Each notebook is a ``parameters`` cell and a few calls into the library. Default parameters
+use paths relative to ``notebooks/`` (the kernel's working directory in Jupyter and nbmake).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from textwrap import dedent
 
 import nbformat as nbf
 
 HERE = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-def notebook(cells: list[tuple[str, str, list[str]]]) -> nbf.NotebookNode:
+def md(text: str) -> nbf.NotebookNode:
+    return nbf.v4.new_markdown_cell(dedent(text).strip())
+
+
+def code(text: str, *tags: str) -> nbf.NotebookNode:
+    cell = nbf.v4.new_code_cell(dedent(text).strip())
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def notebook(cells: list[nbf.NotebookNode]) -> nbf.NotebookNode:
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -18,119 +35,133 @@ def notebook(cells: list[tuple[str, str, list[str]]]) -> nbf.NotebookNode:
         "language": "python",
     }
     nb.metadata["language_info"] = {"name": "python"}
-    for kind, src, tags in cells:
-        cell = nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src)
-        if tags:
-            cell.metadata["tags"] = tags
-        nb.cells.append(cell)
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i}"  # stable ids: regenerating gives the same file
+    nb.cells = cells
     return nb
 
 
 SEPARATE = [
-    (
-        "md",
-        "# Separate\nEvery track of the manifest × every provider, submitted concurrently;"
-        " stems and `record.json` (events, timings, errors) land in `<out_dir>/stems/`.\n"
-        "Credentials come from the profile's config, never from these parameters.",
-        [],
+    md("""
+        # Separate
+        Every track of the manifest × every provider, submitted concurrently. Stems and
+        `record.json` (vendor events, our own timings, errors) land in `<out_dir>/stems/`;
+        the ledger makes a rerun resume instead of paying twice.
+        Credentials come from the profile's configuration, never from these parameters.
+    """),
+    code(
+        """
+        manifest = "../data/demo"  # a MUSDB18-layout folder or a CSV
+        providers = ["sourceress"]
+        out_dir = "../reports/scratch"
+        profile = None  # a profile name from stemkit.toml; never a password
+        stems = None  # e.g. ["vocals", "drums", "bass", "other"]
+        fmt = "wav"
+        force = False  # True submits again even what the ledger says is done
+    """,
+        "parameters",
     ),
-    (
-        "code",
-        'manifest = "data/demo"  # a MUSDB18-layout folder or a CSV\n'
-        'providers = ["sourceress"]\n'
-        'out_dir = "reports/scratch"\n'
-        "profile = None  # a profile name from stemkit.toml; never a password\n"
-        'stems = None  # e.g. ["vocals", "drums", "bass", "other"]\n'
-        'fmt = "wav"\n'
-        "force = False  # True submits again even what the ledger says is done",
-        ["parameters"],
-    ),
-    (
-        "code",
-        "from stemkit.pipeline import separate_batch\n\n"
-        "jobs = separate_batch(manifest, providers, out_dir, profile=profile, stems=stems,\n"
-        "                      fmt=fmt, force=force)\n"
-        'jobs.groupby(["provider", "state"]).size().unstack(fill_value=0)',
-        [],
-    ),
-    ("code", 'jobs[jobs["state"] != "done"][["track", "provider", "error"]]', []),
+    code("""
+        from stemkit.pipeline import separate_batch
+
+        jobs = separate_batch(manifest, providers, out_dir, profile=profile, stems=stems,
+                              fmt=fmt, force=force)
+        jobs.groupby(["provider", "state"]).size().unstack(fill_value=0)
+    """),
+    code("""
+        jobs[jobs["state"] != "done"][["track", "provider", "error"]]
+    """),
 ]
 
 ANALYZE = [
-    ("code", 'batch_dir = "reports/scratch"\ntrack = "01-sunday-drive"', ["parameters"]),
-    (
-        "code",
-        "from IPython.display import Image, Markdown, display\n\n"
-        "from stemkit.analysis import analyze_track\n\n"
-        "a = analyze_track(batch_dir, track)\n"
-        'display(Markdown(f"## {track}"))\n'
-        "for f in a.failures:\n"
-        "    display(Markdown(f\"**failed**: {f['error']}\"))",
-        [],
+    code(
+        """
+        batch_dir = "../reports/scratch"
+        track = "01-sunday-drive"
+    """,
+        "parameters",
     ),
-    (
-        "code",
-        'a.metrics.pivot_table(index="stem", columns=["metric", "provider"], '
-        'values="value").round(2)',
-        [],
-    ),
-    ("code", "for name, path in a.figures.items():\n    display(Image(filename=str(path)))", []),
+    code("""
+        from IPython.display import Image, Markdown, display
+
+        from stemkit.analysis import analyze_track
+        from stemkit.report import notebook_setup, track_table
+
+        notebook_setup()
+        a = analyze_track(batch_dir, track)
+        display(Markdown(f"## {track}"))
+        for f in a.failures:
+            display(Markdown(f"**failed**: {f['error']}"))
+        track_table(a.metrics)
+    """),
+    code("""
+        for name, path in a.figures.items():
+            display(Image(filename=str(path)))
+    """),
 ]
 
 COMPARE = [
-    ("code", 'batch_dir = "reports/scratch"', ["parameters"]),
-    (
-        "code",
-        "from IPython.display import Image, Markdown, display\n\n"
-        "from stemkit.plots import metric_chart\n"
-        "from stemkit.report import load_batch\n\n"
-        "b = load_batch(batch_dir)\n"
-        'done = (b.jobs["state"] == "done").sum()\n'
-        'display(Markdown(f"# stemkit QA report: `{b.folder.name}`\\n\\n"\n'
-        "                 f\"{len(b.tracks)} tracks × {len(b.info['providers'])} provider(s)"
-        ' "\n'
-        "                 f\"({', '.join(b.info['providers'])}): **{done} jobs done, \"\n"
-        "                 f\"{len(b.failures)} failed**. Created {b.info['created_at']}.\"))",
-        [],
+    code(
+        """
+        batch_dir = "../reports/scratch"
+    """,
+        "parameters",
     ),
-    (
-        "md",
-        "## Summary: median global SDR (dB), provider × stem\n"
-        "`mixture` is the mixture used as the estimate: the floor a separation must beat.",
-        [],
-    ),
-    ("code", "b.summary", []),
-    (
-        "code",
-        "if not b.metrics.empty:\n"
-        '    metric_chart(b.metrics, "sdr", title="SDR per stem (bars: median, dots: '
-        'tracks)");',
-        [],
-    ),
-    (
-        "md",
-        "## Timing\nMedian seconds per provider (vendor clock for queue wait and processing,"
-        " client clock end to end); real-time factor = processing / audio seconds.",
-        [],
-    ),
-    ("code", "b.timing_summary", []),
-    ("md", "## Failures", []),
-    ("code", 'b.failures if not b.failures.empty else Markdown("No failed jobs.")', []),
-    ("md", "## Tracks", []),
-    (
-        "code",
-        "for track in b.tracks:\n"
-        '    display(Markdown(f"### {track}"))\n'
-        '    m = b.metrics[b.metrics["track"] == track]\n'
-        "    if not m.empty:\n"
-        '        display(m.pivot_table(index="stem", columns=["metric", "provider"],\n'
-        '                              values="value").round(2))\n'
-        '    for fig in ("spectrograms.png", "timeline.png"):\n'
-        '        path = b.folder / "analysis" / track / fig\n'
-        "        if path.is_file():\n"
-        "            display(Image(filename=str(path)))",
-        [],
-    ),
+    code("""
+        from IPython.display import Image, Markdown, display
+
+        from stemkit.plots import metric_chart
+        from stemkit.report import load_batch, notebook_setup, track_table
+
+        notebook_setup()
+        b = load_batch(batch_dir)
+        providers = ", ".join(b.info["providers"])
+        done = int((b.jobs["state"] == "done").sum())
+        display(Markdown(
+            f"# stemkit QA report: `{b.folder.name}`\\n\\n"
+            f"{len(b.tracks)} tracks × {len(b.info['providers'])} provider(s) ({providers}): "
+            f"**{done} jobs done, {len(b.failures)} failed**. Created {b.info['created_at']}."
+        ))
+    """),
+    md("""
+        ## Summary: median global SDR (dB), provider × stem
+        `mixture` is the mixture used as the estimate: the floor a separation must beat.
+    """),
+    code("""
+        b.summary
+    """),
+    code("""
+        if not b.metrics.empty:
+            metric_chart(b.metrics, "sdr", title="SDR per stem (bars: median, dots: tracks)");
+    """),
+    md("""
+        ## Timing
+        Median seconds per provider: queue wait and processing on the vendor's clock, end to
+        end on ours; real-time factor = processing seconds / audio seconds.
+    """),
+    code("""
+        b.timing_summary
+    """),
+    md("""
+        ## Failures
+    """),
+    code("""
+        b.failures if not b.failures.empty else Markdown("No failed jobs.")
+    """),
+    md("""
+        ## Tracks
+    """),
+    code("""
+        for track in b.tracks:
+            display(Markdown(f"### {track}"))
+            table = track_table(b.metrics, track)
+            if not table.empty:
+                display(table)
+            for fig in ("spectrograms.png", "timeline.png"):
+                path = b.folder / "analysis" / track / fig
+                if path.is_file():
+                    display(Image(filename=str(path)))
+    """),
 ]
 
 if __name__ == "__main__":

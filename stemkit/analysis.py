@@ -87,7 +87,21 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
     out = batch_dir / "analysis" / track
     out.mkdir(parents=True, exist_ok=True)
 
-    mixture, sr = load_audio(info["mixture"])
+    try:
+        mixture, sr = load_audio(info["mixture"])
+    except StemkitError as exc:  # a bad input is a failed row, not a failed notebook
+        failure = {
+            "track": track,
+            "provider": None,
+            "error": str(exc.at(track=track)),
+            "step": "load mixture",
+        }
+        (out / "status.json").write_text(
+            json.dumps({"track": track, "failures": [failure], "providers_ok": []}, indent=2)
+        )
+        empty = pd.DataFrame(columns=METRIC_COLUMNS)
+        empty.to_csv(out / "metrics.csv", index=False)
+        return TrackAnalysis(track, empty, timeline_from_record({}), [failure])
     rows: list[dict[str, Any]] = []
     timelines = []
     failures = []

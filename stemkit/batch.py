@@ -63,34 +63,38 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path | None = N
         progress_bar=False,
         cwd=str(cwd) if cwd else None,
         kernel_name="python3",
+        # the kernel's own log (plain-TCP warning, shutdown notices) is noise on the console
+        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
     )
     return output
 
 
-def _watch_ledger(out: Path, total: int, stop: threading.Event) -> None:
-    """Show a progress bar of the separate step from the ledger the notebook kernel writes."""
+def _watch_records(out: Path, total: int, stop: threading.Event) -> None:
+    """Progress bar of the separate step, which runs in a notebook kernel: count the
+    ``record.json`` files it writes (one per finished job, done or failed)."""
     from tqdm import tqdm
 
-    from stemkit.ledger import Ledger
-
+    since = time.time() - 1
     bar = tqdm(total=total, desc="separate", unit="job")
-    ledger = None
-    while not stop.is_set():
-        if ledger is None and (out / "ledger.sqlite").exists():
-            ledger = Ledger(out)
-        if ledger is not None:
-            counts = ledger.counts()
-            bar.n = counts.get("done", 0) + counts.get("failed", 0)
-            bar.set_postfix(
-                in_flight=counts.get("submitted", 0) + counts.get("submitting", 0),
-                failed=counts.get("failed", 0),
-            )
-            bar.refresh()
-        stop.wait(0.5)
-    if ledger is not None:
-        counts = ledger.counts()
-        bar.n = counts.get("done", 0) + counts.get("failed", 0)
-        ledger.close()
+
+    def finished() -> tuple[int, int]:
+        n = failed = 0
+        for path in (out / "stems").glob("*/*/record.json"):
+            try:
+                if path.stat().st_mtime >= since:
+                    n += 1
+                    failed += '"state": "failed"' in path.read_text()
+            except OSError:
+                continue
+        return n, failed
+
+    while True:
+        stopping = stop.wait(0.5)
+        bar.n, failed = finished()
+        bar.set_postfix(failed=failed, refresh=False)
+        bar.refresh()
+        if stopping:
+            break
     bar.close()
 
 
@@ -139,7 +143,7 @@ def run_batch(
 
     stop = threading.Event()
     watcher = threading.Thread(
-        target=_watch_ledger, args=(out, len(tracks) * len(providers), stop), daemon=True
+        target=_watch_records, args=(out, len(tracks) * len(providers), stop), daemon=True
     )
     watcher.start()
     try:

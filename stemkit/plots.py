@@ -180,7 +180,7 @@ def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
             continue
         t0 = min(rows["start"])
         for _, r in rows.iterrows():
-            offset = 0.18 if r["source"] == "vendor" else -0.18
+            offset = -0.18 if r["source"] == "vendor" else 0.18
             left = (pd.Timestamp(r["start"]) - pd.Timestamp(t0)).total_seconds()
             color = STAGE_COLORS.get(r["stage"], "#bbbbbb")
             ax.barh(

@@ -127,6 +127,18 @@ def load_batch(folder: str | Path) -> BatchTables:
     return BatchTables(folder, info, jobs_df, metrics, timeline, timing)
 
 
+def notebook_setup() -> None:
+    """Display settings for report notebooks: full error messages, compact floats.
+
+    Examples
+    --------
+    >>> notebook_setup()
+    """
+    pd.set_option("display.max_colwidth", None)
+    pd.set_option("display.precision", 3)
+    pd.set_option("display.max_rows", 200)
+
+
 def render_html(notebook: str | Path, html: str | Path) -> Path:
     """Convert an executed notebook to one self-contained HTML page without code cells.
 
@@ -145,3 +157,34 @@ def render_html(notebook: str | Path, html: str | Path) -> Path:
     html = Path(html)
     html.write_text(body, encoding="utf-8")
     return html
+
+
+def track_table(metrics: pd.DataFrame, track: str | None = None) -> pd.DataFrame:
+    """One track's scores as a person reads them: a row per stem, a column per
+    (metric, provider); the reconstruction error as its own row.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"track": ["t"] * 2, "provider": ["a", "mixture"],
+    ...                    "stem": ["vocals"] * 2, "metric": ["sdr"] * 2,
+    ...                    "variant": ["global"] * 2, "value": [5.0, -3.0]})
+    >>> track_table(df).columns.tolist()
+    [('SDR (dB)', 'a'), ('SDR (dB)', 'mixture')]
+    """
+    m = metrics if track is None else metrics[metrics["track"] == track]
+    if m.empty:
+        return pd.DataFrame()
+    names = {"sdr": "SDR (dB)", "si_sdr": "SI-SDR (dB)", "recon_db": "mixture − Σ stems (dB)"}
+    m = m.assign(
+        metric=m["metric"].map(names).fillna(m["metric"]),
+        stem=m["stem"].replace({"(all)": "all stems"}),
+    )
+    providers = list(dict.fromkeys(p for p in m["provider"] if p != "mixture"))
+    table = m.pivot_table(index="stem", columns=["metric", "provider"], values="value")
+    order = [
+        (met, p)
+        for met in names.values()
+        for p in [*providers, "mixture"]
+        if (met, p) in table.columns
+    ]
+    return table[order].round(2)

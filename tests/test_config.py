@@ -20,9 +20,11 @@ def test_default_profile_points_at_sandbox():
 
 
 def test_sandbox_url_and_env_overrides():
-    env = {"STEMKIT_SANDBOX_URL": "http://127.0.0.1:9999/",
-           "STEMKIT_SOURCERESS_TIMEOUT": "7.5",
-           "STEMKIT_SOURCERESS_PASSWORD": "from-env-password"}
+    env = {
+        "STEMKIT_SANDBOX_URL": "http://127.0.0.1:9999/",
+        "STEMKIT_SOURCERESS_TIMEOUT": "7.5",
+        "STEMKIT_SOURCERESS_PASSWORD": "from-env-password",
+    }
     p = load_profile("sourceress", environ=env)
     assert p.base_url == "http://127.0.0.1:9999/sourceress"
     assert p.timeout == 7.5
@@ -39,7 +41,11 @@ def test_toml_profile_and_selection(tmp_path):
     env = {"STEMKIT_CONFIG": str(toml), "STEMKIT_PROFILE": "prod"}
     p = load_profile("sourceress", environ=env)
     assert (p.name, p.base_url, p.username, p.max_in_flight) == (
-        "prod", "https://api.example.test", "qa@example.test", 2)
+        "prod",
+        "https://api.example.test",
+        "qa@example.test",
+        2,
+    )
     # a registered secret is redacted from any text
     assert redact("login with toml-password-123 failed") == "login with *** failed"
 

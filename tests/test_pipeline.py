@@ -26,8 +26,7 @@ def bad_manifest(track_dir, tmp_path):
     return root
 
 
-def test_bad_tracks_fail_cleanly_and_the_rest_completes(sandbox, fast_profile, track_dir,
-                                                        tmp_path):
+def test_bad_tracks_fail_cleanly_and_the_rest_completes(sandbox, fast_profile, track_dir, tmp_path):
     manifest = bad_manifest(track_dir, tmp_path)
     out = tmp_path / "batch"
     table = separate_batch(manifest, ["sourceress", "local"], out, progress=False)
@@ -48,8 +47,9 @@ def test_bad_tracks_fail_cleanly_and_the_rest_completes(sandbox, fast_profile, t
     assert (out / "tables" / "separate.csv").is_file()
 
 
-def test_rerun_skips_verified_downloads_and_resumes_submitted_jobs(sandbox, fast_profile,
-                                                                   track_dir, tmp_path):
+def test_rerun_skips_verified_downloads_and_resumes_submitted_jobs(
+    sandbox, fast_profile, track_dir, tmp_path
+):
     out = tmp_path / "batch"
     separate_batch(track_dir, ["sourceress"], out, progress=False)
     before = stats(sandbox)

@@ -4,22 +4,24 @@ The sandbox imitates commercial stem-separation APIs, so it needs stems that are
 separated rather than copies of the mixture. This engine uses classic signal processing only
 (no models, no downloads):
 
-1. A mono downmix is analysed on a coarse time-frequency grid (STFT with 50 % overlap, frames
-   pooled to about 46 ms, bins up to about 11 kHz).
+1. A mono downmix is analysed on a coarse time-frequency grid (STFT with 50 % overlap, power
+   pooled to frames of about 70 ms, bins up to 11 kHz), which keeps the analysis cheap.
 2. Harmonic/percussive separation (median filtering, Fitzgerald 2010) gives a soft percussive
    mask: that is the ``drums`` atom.
 3. REPET-SIM (Rafii & Pardo 2012) on the harmonic magnitude: every frame is compared by cosine
-   similarity with all frames at least :data:`REPET_MIN_DISTANCE_S` away, and the element-wise
-   median of its nearest neighbours models the repeating background. What does not repeat,
-   restricted to a soft vocal band (about 120 Hz to 8 kHz), is the ``vocals`` atom.
+   similarity (of compressed magnitudes) with all frames at least :data:`REPET_MIN_DISTANCE_S`
+   away, and the element-wise median of its :data:`REPET_NEIGHBOURS` most similar frames models
+   the repeating background. What does not repeat, restricted to a soft vocal band (about
+   120 Hz to 8 kHz), is the ``vocals`` atom.
 4. The remaining harmonic part is split by a soft crossover at :data:`BASS_CROSSOVER_HZ`
    into ``bass`` (below) and ``other`` (above).
 
-All masks are Wiener-like soft masks (power 2) that sum to one. They are interpolated to the
-full-resolution STFT grid (window about 46 ms, hop about 12 ms) and applied to every channel's
-own STFT, so each stem keeps the mixture's panning. ``other`` is computed as the residual
-``mixture - vocals - drums - bass`` in the time domain, so the atoms (and any requested set of
-stems that partitions them) add up to the mixture to within float rounding.
+All masks are Wiener-like soft masks (power 2) that sum to one. They are interpolated (linearly
+in time, held above 11 kHz) to the full-resolution STFT grid (window about 46 ms, hop about
+12 ms) and applied to every channel's own STFT, so each stem keeps the mixture's panning.
+``other`` is computed as the residual ``mixture - vocals - drums - bass`` in the time domain, so
+the atoms (and any requested set of stems that partitions them) add up to the mixture to within
+float rounding.
 
 On the 2-core development machine this runs at roughly 30-60x real time for 44.1 kHz stereo
 (see :func:`benchmark`).
@@ -40,8 +42,10 @@ True
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import librosa
@@ -84,7 +88,7 @@ STEM_RECIPES: dict[str, tuple[str, ...]] = {
 #: Frame length of the synthesis STFT at 44.1 kHz; scaled (power of two) with the sample rate.
 N_FFT_44K = 2048
 #: Duration of one frame of the coarse analysis grid the masks are computed on.
-ANALYSIS_FRAME_S = 0.046
+ANALYSIS_FRAME_S = 0.07
 #: Analysis bins above this frequency are not computed; masks are held constant above it.
 ANALYSIS_MAX_HZ = 11_000.0
 #: HPSS median-filter lengths: in time (harmonic) and in frequency (percussive).
@@ -92,15 +96,18 @@ HPSS_TIME_S = 0.4
 HPSS_FREQ_HZ = 320.0
 #: REPET-SIM: neighbours closer in time than this are not used, and at most this many are.
 REPET_MIN_DISTANCE_S = 2.0
-REPET_NEIGHBOURS = 31
+REPET_NEIGHBOURS = 81
+#: Bins averaged into one similarity feature (only the neighbour search uses them).
+SIMILARITY_POOL = 4
 #: Bias of the vocal soft mask: the repeating model is scaled by this before the Wiener ratio.
 VOCAL_MARGIN = 1.0
 #: Soft vocal band (Butterworth-like edges) and the bass/other crossover.
 VOCAL_BAND_HZ = (120.0, 8000.0)
 BASS_CROSSOVER_HZ = 200.0
 
-_BLOCK = 256
-_EXP = {"feat": lambda m, h: h, "target": lambda m, h: h}  # rows of the similarity matrix handled at once (bounds memory)
+_CHUNK = 512  # STFT frames transformed at once
+_BLOCK = 256  # rows of the similarity matrix handled at once (bounds memory)
+_WORKERS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -194,7 +201,7 @@ def separate(
     atoms = _render_atoms(work, coarse, needed, grid, report)
     result = _combine(padded, atoms, recipes)
     report(1.0)
-    return {name: signal[:, :n_samples] for name, signal in result.items()}
+    return {name: np.ascontiguousarray(sig[:, :n_samples]) for name, sig in result.items()}
 
 
 def benchmark(seconds: float = 180.0, sr: int = 44_100, channels: int = 2) -> float:
@@ -222,7 +229,9 @@ def benchmark(seconds: float = 180.0, sr: int = 44_100, channels: int = 2) -> fl
     separate(audio, sr, ATOMS)
     elapsed = time.perf_counter() - start
     rtf = seconds / elapsed
-    print(f"{seconds:.1f} s of {sr} Hz {channels}-ch audio in {elapsed:.2f} s: {rtf:.1f}x real time")
+    print(
+        f"{seconds:.1f} s of {sr} Hz {channels}-ch audio in {elapsed:.2f} s: {rtf:.1f}x real time"
+    )
     return rtf
 
 
@@ -266,29 +275,41 @@ def _window(n_fft: int) -> np.ndarray:
     return scipy.signal.get_window("hann", n_fft).astype(np.float32)
 
 
-def _stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """Centred, zero-padded STFT of a 1-D signal, shape ``(frames, bins)``."""
-    pad = n_fft // 2
-    frames = np.lib.stride_tricks.sliding_window_view(np.pad(x, pad), n_fft)[::hop]
-    return scipy.fft.rfft(frames * _window(n_fft), axis=-1, workers=-1)
+def _n_frames(length: int, hop: int) -> int:
+    return 1 + length // hop
 
 
-def _istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
-    """Inverse of :func:`_stft` (weighted overlap-add), trimmed to ``length`` samples."""
+def _stft_chunks(x: np.ndarray, n_fft: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Centred, zero-padded STFT of a 1-D signal, as ``(first_frame, (frames, bins))`` chunks.
+
+    Working in chunks of :data:`_CHUNK` frames keeps the temporaries small and cache-friendly.
+    """
     window = _window(n_fft)
-    frames = scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=-1).astype(np.float32)
-    frames *= window
-    n_frames, ratio = spec.shape[0], n_fft // hop
-    out = np.zeros(n_fft + hop * (n_frames - 1), np.float32)
-    norm = np.zeros_like(out)
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(x, n_fft // 2), n_fft)[::hop]
+    for start in range(0, frames.shape[0], _CHUNK):
+        yield start, scipy.fft.rfft(frames[start : start + _CHUNK] * window, workers=-1)
+
+
+def _overlap_add(out: np.ndarray, spec: np.ndarray, start: int, n_fft: int, hop: int) -> None:
+    """Add the windowed inverse FFT of ``spec`` frames (``start``, ...) into ``out``."""
+    frames = scipy.fft.irfft(spec, n=n_fft, workers=-1)
+    frames *= _window(n_fft)
+    n_frames, ratio = frames.shape[0], n_fft // hop
     blocks = frames.reshape(n_frames, ratio, hop)
-    squares = (window**2).reshape(ratio, hop)
     for j in range(ratio):
-        span = slice(j * hop, j * hop + n_frames * hop)
-        out[span].reshape(n_frames, hop)[:] += blocks[:, j]
-        norm[span].reshape(n_frames, hop)[:] += squares[j]
+        offset = (start + j) * hop
+        out[offset : offset + n_frames * hop].reshape(n_frames, hop)[:] += blocks[:, j]
+
+
+def _inverse_norm(length: int, n_fft: int, hop: int) -> np.ndarray:
+    """``1 / sum of squared windows`` for the samples of a :func:`_stft_chunks` signal."""
+    n_frames, ratio = _n_frames(length, hop), n_fft // hop
+    norm = np.zeros(n_fft + hop * (n_frames - 1), np.float32)
+    squares = (_window(n_fft) ** 2).reshape(ratio, hop)
+    for j in range(ratio):
+        norm[j * hop : (j + n_frames) * hop].reshape(n_frames, hop)[:] += squares[j]
     pad = n_fft // 2
-    return out[pad : pad + length] / np.maximum(norm[pad : pad + length], 1e-8)
+    return 1.0 / np.maximum(norm[pad : pad + length], 1e-8)
 
 
 # --------------------------------------------------------------------------- analysis masks
@@ -299,10 +320,9 @@ def _analysis_masks(mono: np.ndarray, grid: _Grid) -> dict[str, np.ndarray]:
     mag = _coarse_magnitude(mono, grid)
     percussive = _percussive_mask(mag, grid)
     harmonic = 1.0 - percussive
-    mag_h = mag * harmonic
     freqs = np.arange(grid.n_bins, dtype=np.float32) * grid.bin_hz
-    feats = _EXP["feat"](mag, mag_h)
-    vocal_share = _nonrepeating_mask(_EXP["target"](mag, mag_h), feats, grid) * _band(freqs, *VOCAL_BAND_HZ)
+    nonrepeating = _nonrepeating_mask(mag * harmonic, _similarity_features(mag), grid)
+    vocal_share = nonrepeating * _band(freqs, *VOCAL_BAND_HZ)
     rest = harmonic * (1.0 - vocal_share)
     return {
         "vocals": harmonic * vocal_share,
@@ -313,8 +333,11 @@ def _analysis_masks(mono: np.ndarray, grid: _Grid) -> dict[str, np.ndarray]:
 
 def _coarse_magnitude(mono: np.ndarray, grid: _Grid) -> np.ndarray:
     """Magnitude on the analysis grid: 50 %-overlap STFT, power pooled over ``grid.pool``."""
-    spec = _stft(mono, grid.n_fft, grid.n_fft // 2)[:, : grid.n_bins]
-    power = spec.real**2 + spec.imag**2
+    hop = grid.n_fft // 2
+    power = np.empty((_n_frames(len(mono), hop), grid.n_bins), np.float32)
+    for start, spec in _stft_chunks(mono, grid.n_fft, hop):
+        spec = spec[:, : grid.n_bins]
+        power[start : start + len(spec)] = spec.real**2 + spec.imag**2
     n_frames = -(-power.shape[0] // grid.pool)
     power = np.pad(power, ((0, n_frames * grid.pool - power.shape[0]), (0, 0)), mode="edge")
     pooled = power.reshape(n_frames, grid.pool, grid.n_bins).mean(axis=1)
@@ -334,38 +357,52 @@ def _percussive_mask(mag: np.ndarray, grid: _Grid) -> np.ndarray:
     return librosa.util.softmask(perc, harm, power=2, split_zeros=True)
 
 
-def _nonrepeating_mask(mag: np.ndarray, feats, grid: _Grid) -> np.ndarray:
+def _similarity_features(mag: np.ndarray) -> np.ndarray:
+    """Unit-norm frame features for REPET-SIM: compressed magnitude pooled over 4 bins.
+
+    The square root keeps loud partials (usually the voice) from dominating the similarity, so
+    neighbours are chosen by the accompaniment rather than by the melody.
+    """
+    n_bins = mag.shape[1] // SIMILARITY_POOL * SIMILARITY_POOL
+    pooled = mag[:, :n_bins].reshape(mag.shape[0], -1, SIMILARITY_POOL).mean(axis=2)
+    feats = np.sqrt(pooled)
+    norms = np.linalg.norm(feats, axis=1, keepdims=True)
+    return feats / np.maximum(norms, 1e-12)
+
+
+def _nonrepeating_mask(mag: np.ndarray, feats: np.ndarray, grid: _Grid) -> np.ndarray:
     """REPET-SIM soft mask of the part of ``mag`` that does not repeat."""
     background = np.minimum(mag, _repeating_model(mag, feats, grid))
     foreground = mag - background
     return librosa.util.softmask(foreground, VOCAL_MARGIN * background, power=2)
 
 
-def _repeating_model(mag: np.ndarray, feats, grid: _Grid) -> np.ndarray:
-    """Median of each frame's nearest neighbours (cosine similarity), away from itself."""
+def _repeating_model(mag: np.ndarray, feats: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Median of each frame's most similar frames that are at least a minimum distance away."""
     n_frames = mag.shape[0]
     width = min(_frames(REPET_MIN_DISTANCE_S, grid), (n_frames - 1) // 4)
     if width < 1:
         return mag
     k = min(REPET_NEIGHBOURS, n_frames - 2 * width + 1)
     k -= 1 - k % 2  # odd, so the median is a single element
-    norms = np.linalg.norm(feats, axis=1, keepdims=True)
-    unit = feats / np.maximum(norms, 1e-12)
     model = np.empty_like(mag)
-    for start in range(0, n_frames, _BLOCK):
+
+    def fill(start: int) -> None:
         rows = np.arange(start, min(start + _BLOCK, n_frames))
-        neighbours = _nearest(unit, rows, width, k)
-        gathered = mag[neighbours]  # (rows, k, bins)
+        gathered = mag[_nearest(feats, rows, width, k)]  # (rows, k, bins)
         gathered.partition(k // 2, axis=1)
         model[rows] = gathered[:, k // 2]
+
+    with ThreadPoolExecutor(_WORKERS) as pool:
+        list(pool.map(fill, range(0, n_frames, _BLOCK)))
     return model
 
 
-def _nearest(unit: np.ndarray, rows: np.ndarray, width: int, k: int) -> np.ndarray:
-    """Indices of the ``k`` most similar frames to ``rows`` that are ``width`` or more away."""
-    similarity = unit[rows] @ unit.T
-    near = np.abs(np.arange(unit.shape[0])[None, :] - rows[:, None]) < width
-    similarity[near] = -np.inf
+def _nearest(feats: np.ndarray, rows: np.ndarray, width: int, k: int) -> np.ndarray:
+    """Indices of the ``k`` frames most similar to ``rows`` among those ``width`` or more away."""
+    similarity = feats[rows] @ feats.T
+    for i, row in enumerate(rows):
+        similarity[i, max(0, row - width + 1) : row + width] = -np.inf
     return np.argpartition(-similarity, k - 1, axis=1)[:, :k]
 
 
@@ -404,31 +441,41 @@ def _render_atoms(
 ) -> dict[str, np.ndarray]:
     """Time-domain signals of the ``needed`` atoms (never ``other``), all channels."""
     channels, length = audio.shape
+    wide = {atom: _widen(coarse[atom], grid) for atom in needed}
+    inverse_norm = _inverse_norm(length, grid.n_fft, grid.hop)
+    pad = grid.n_fft // 2
     out = {atom: np.empty((channels, length), np.float32) for atom in needed}
-    masks: dict[str, np.ndarray] = {}
     for ch in range(channels):
-        spec = _stft(audio[ch], grid.n_fft, grid.hop)
+        acc = {atom: np.zeros(length + 2 * pad + grid.n_fft, np.float32) for atom in needed}
+        for start, spec in _stft_chunks(audio[ch], grid.n_fft, grid.hop):
+            for atom in needed:
+                mask = _mask_rows(wide[atom], grid, start, len(spec))
+                _overlap_add(acc[atom], spec * mask, start, grid.n_fft, grid.hop)
         for atom in needed:
-            if atom not in masks:
-                masks[atom] = _upsample(coarse[atom], grid, spec.shape)
-            out[atom][ch] = _istft(spec * masks[atom], grid.n_fft, grid.hop, length)
+            np.multiply(acc[atom][pad : pad + length], inverse_norm, out=out[atom][ch])
         report(0.4 + 0.55 * (ch + 1) / channels)
     return out
 
 
-def _upsample(mask: np.ndarray, grid: _Grid, shape: tuple[int, ...]) -> np.ndarray:
-    """Linearly interpolate a coarse-grid mask onto the synthesis STFT grid ``shape``."""
-    n_frames, n_bins = shape
-    full = np.empty((mask.shape[0], n_bins), np.float32)
-    full[:, : grid.n_bins] = mask
-    full[:, grid.n_bins :] = mask[:, -1:]
-    # Coarse frame j is centred on synthesis frame 2 * (pool * j + (pool - 1) / 2).
-    step = 2 * grid.pool
-    pos = (np.arange(n_frames) - (grid.pool - 1)) / step
-    lower = np.clip(np.floor(pos).astype(int), 0, mask.shape[0] - 1)
-    upper = np.minimum(lower + 1, mask.shape[0] - 1)
+def _widen(mask: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Extend a coarse mask to all synthesis bins, holding its top bin's value above it."""
+    wide = np.empty((mask.shape[0], grid.n_fft // 2 + 1), np.float32)
+    wide[:, : grid.n_bins] = mask
+    wide[:, grid.n_bins :] = mask[:, -1:]
+    return wide
+
+
+def _mask_rows(wide: np.ndarray, grid: _Grid, start: int, count: int) -> np.ndarray:
+    """Mask for synthesis frames ``start ..< start + count``, linear in time between coarse frames.
+
+    Coarse frame ``j`` is centred on synthesis frame ``2 * pool * j + pool - 1``.
+    """
+    pos = (np.arange(start, start + count) - (grid.pool - 1)) / (2 * grid.pool)
+    last = wide.shape[0] - 1
+    lower = np.clip(np.floor(pos).astype(int), 0, last)
+    upper = np.minimum(lower + 1, last)
     frac = np.clip(pos - lower, 0.0, 1.0).astype(np.float32)[:, None]
-    return full[lower] * (1.0 - frac) + full[upper] * frac
+    return wide[lower] * (1.0 - frac) + wide[upper] * frac
 
 
 def _combine(
@@ -441,7 +488,7 @@ def _combine(
         if "other" in parts:
             stem = mixture.copy()
             for atom in (a for a in ATOMS if a not in parts):
-                stem -=  atoms[atom].astype(dtype, copy=False)
+                stem -= atoms[atom].astype(dtype, copy=False)
         else:
             stem = np.zeros_like(mixture)
             for atom in parts:

@@ -1,0 +1,30 @@
+"""nbmake runs every notebook here with its default parameters; this makes those work.
+
+nbmake's notebook items take no fixtures, so a hook prepares them: before the first notebook
+a sandbox is started (kernels inherit ``STEMKIT_SANDBOX_URL``) and the scratch batch that the
+defaults point at (``reports/scratch`` on ``data/demo``) is separated, so ``analyze`` and
+``compare`` can run in any order. The separate notebook then resumes it from the ledger.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_started: list = []
+
+
+def pytest_runtest_setup(item) -> None:
+    if _started or not str(item.fspath).endswith(".ipynb"):
+        return
+    from stemkit.pipeline import separate_batch
+    from stemkit.sandbox import SandboxServer
+
+    os.environ.setdefault("STEMKIT_SOURCERESS_POLL_INTERVAL", "0.1")
+    server = SandboxServer().start()
+    _started.append(server)
+    item.session.config.add_cleanup(server.stop)
+    separate_batch(
+        ROOT / "data" / "demo", ["sourceress"], ROOT / "reports" / "scratch", progress=False
+    )
