@@ -146,8 +146,13 @@ def render_html(notebook: str | Path, html: str | Path) -> Path:
     --------
     >>> render_html("notebooks/compare.ipynb", "report.html")  # doctest: +SKIP
     """
+    import logging
+
     import nbformat
     from nbconvert import HTMLExporter
+
+    # figures are described by the headings around them; nbconvert's alt-text notice is noise
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
 
     nb = nbformat.read(str(notebook), as_version=4)
     exporter = HTMLExporter(

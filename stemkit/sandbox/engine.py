@@ -23,8 +23,8 @@ in time, held above 11 kHz) to the full-resolution STFT grid (window about 46 ms
 the atoms (and any requested set of stems that partitions them) add up to the mixture to within
 float rounding.
 
-On the 2-core development machine this runs at roughly 30-60x real time for 44.1 kHz stereo
-(see :func:`benchmark`).
+On the 2-core development machine this runs at roughly 35-55x real time for 44.1 kHz stereo
+(180 s in about 3.5-5 s; see :func:`benchmark`).
 
 Examples
 --------
@@ -206,6 +206,11 @@ def separate(
 
 def benchmark(seconds: float = 180.0, sr: int = 44_100, channels: int = 2) -> float:
     """Time :func:`separate` on synthetic audio and print the real-time factor.
+
+    Run it with ``python -c "from stemkit.sandbox.engine import benchmark; benchmark()"``
+    (``python -m stemkit.sandbox.engine`` works too, with a harmless runpy warning because the
+    package imports this module). The first call in a process includes one-off costs (page
+    faults of fresh memory), so it is the pessimistic figure.
 
     Parameters
     ----------
