@@ -27,7 +27,7 @@ demo: data/demo/.complete
 	$(VENV)/bin/stemkit demo --out reports/demo
 
 test: data/demo/.complete
-	$(PY) -m pytest -q -p no:cacheprovider --nbmake tests notebooks
+	$(PY) -m pytest -q -p no:cacheprovider --nbmake --doctest-modules stemkit tests notebooks
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check stemkit tests bench scripts notebooks/conftest.py

@@ -110,7 +110,7 @@ COMPARE = [
     code("""
         from IPython.display import Image, Markdown, display
 
-        from stemkit.plots import metric_chart
+        from stemkit.plots import metric_chart, timeline_chart, timing_chart
         from stemkit.report import load_batch, notebook_setup, track_table
 
         notebook_setup()
@@ -141,6 +141,12 @@ COMPARE = [
     """),
     code("""
         b.timing_summary
+    """),
+    code("""
+        if not b.timing.empty:
+            timing_chart(b.timing, title="Time per provider");
+        if not b.timeline.empty:
+            timeline_chart(b.timeline, title="Every job: vendor stages and our own steps");
     """),
     md("""
         ## Failures

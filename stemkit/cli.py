@@ -135,7 +135,7 @@ def demo_data(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("reports/demo"), "--out", "-o", help="Batch folder."),
-    provider: list[str] = typer.Option(["sourceress"], "--provider", "-p"),
+    provider: list[str] = typer.Option(["sourceress", "audioshake"], "--provider", "-p"),
 ) -> None:
     """The whole job on the embedded sandbox: demo data, separate, analyse, report."""
     if not any(DEMO_DATA.glob("*/mixture.wav")):

@@ -112,6 +112,12 @@ class RequestError(StemkitError):
         super().__init__(detail, **kw)
 
 
+class LinkExpired(RequestError):
+    """A signed download link was refused (expired or invalid): ask the service for a new one."""
+
+    kind = "link_expired"
+
+
 class ProviderError(StemkitError):
     """The service failed: 5xx, dropped connection, malformed answer, timeout of one call."""
 

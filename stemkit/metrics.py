@@ -33,8 +33,8 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     Examples
     --------
     >>> import numpy as np
-    >>> sdr(np.ones((1, 10)), np.ones((1, 10)))  # perfect estimate: capped by EPS
-    100.0
+    >>> round(sdr(np.ones((1, 10)), 0.5 * np.ones((1, 10))), 2)  # error energy is 1/4
+    6.02
     """
     ref = np.asarray(reference, np.float64)
     err = ref - np.asarray(estimate, np.float64)
@@ -48,8 +48,8 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     --------
     >>> import numpy as np
     >>> s = np.sin(np.linspace(0, 100, 4000))[None]
-    >>> round(si_sdr(s, 3 * s), 1)  # scaling does not matter
-    100.0
+    >>> si_sdr(s, 3 * s) > 100  # scaling does not matter: a perfect estimate
+    True
     """
     ref = np.asarray(reference, np.float64).ravel()
     est = np.asarray(estimate, np.float64).ravel()

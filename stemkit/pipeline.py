@@ -115,7 +115,7 @@ def run_job(
         else:
             ledger.mark(track.name, provider.name, key, "submitting")
             t0 = utcnow()
-            job = provider.submit(track.mixture, track=track.name, stems=stems, **options)
+            job = provider.submit(track.mixture, track=track.name, stems=stems, fmt=fmt, **options)
             observations = list(job.meta.pop("observations", [Observation("submit", t0, utcnow())]))
             ledger.mark(track.name, provider.name, key, "submitted", job=job.to_dict())
         record["job_id"] = job.job_id
@@ -134,7 +134,14 @@ def run_job(
             ledger.record_file(track.name, provider.name, stem, path, sha256_file(path))
         observations += [Observation("wait", t1, t2), Observation("download", t2, utcnow())]
         result = SeparationResult(
-            provider.name, track.name, job.job_id, files, final.events, observations, info.duration
+            provider.name,
+            track.name,
+            job.job_id,
+            files,
+            final.events,
+            observations,
+            info.duration,
+            final.vendor_stages,
         )
         record.update(result.to_dict(), state="done", error=None)
         record["stems"] = {k: Path(v).name for k, v in files.items()}

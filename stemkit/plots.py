@@ -249,3 +249,48 @@ def metric_chart(metrics: pd.DataFrame, metric: str = "sdr", *, title: str | Non
     if title:
         ax.set_title(title)
     return fig
+
+
+def timing_chart(timing: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Provider comparison of time: median seconds per stage (dots: tracks) and the
+    real-time factor (processing seconds / audio seconds) per provider.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"provider": ["a", "b"], "track": ["t", "t"], "queue wait": [1, 2],
+    ...                   "processing": [3, 4], "end to end": [5, 7], "rtf": [0.1, 0.2]})
+    >>> len(timing_chart(t).axes)
+    2
+    """
+    stages = ["queue wait", "processing", "end to end"]
+    providers = list(dict.fromkeys(timing["provider"]))
+    fig, (ax, ax_rtf) = plt.subplots(
+        1, 2, figsize=(11, 3.6), layout="constrained", gridspec_kw={"width_ratios": [3, 1.3]}
+    )
+    width = 0.8 / max(1, len(providers))
+    for k, prov in enumerate(providers):
+        rows = timing[timing["provider"] == prov]
+        for i, stage in enumerate(stages):
+            vals = rows[stage].dropna() if stage in rows else pd.Series(dtype=float)
+            if vals.empty:
+                continue
+            x = i - 0.4 + width * (k + 0.5)
+            ax.bar(x, vals.median(), width * 0.9, color=provider_color(prov), alpha=0.85)
+            ax.scatter(np.full(len(vals), x), vals, s=9, color="black", zorder=3)
+        rtf = rows["rtf"].dropna()
+        if not rtf.empty:
+            ax_rtf.bar(k, rtf.median(), 0.7, color=provider_color(prov), alpha=0.85)
+            ax_rtf.scatter(np.full(len(rtf), k), rtf, s=9, color="black", zorder=3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=provider_color(p)) for p in providers]
+    ax.legend(handles, providers, frameon=False, fontsize=9)
+    ax.set_xticks(range(len(stages)))
+    ax.set_xticklabels(stages)
+    ax.set_ylabel("seconds (bars: median, dots: tracks)")
+    ax.grid(axis="y", alpha=0.3)
+    ax_rtf.set_xticks(range(len(providers)))
+    ax_rtf.set_xticklabels(providers, rotation=20)
+    ax_rtf.set_ylabel("real-time factor (lower is faster)")
+    ax_rtf.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig

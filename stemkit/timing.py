@@ -154,49 +154,51 @@ def timeline(
     """One job's timeline: vendor stages plus the client's observed steps and end to end.
 
     ``observations`` are dicts (``step``, ``start``, ``end``) or objects with those attributes.
+    ``vendor_rows`` replace the event pairing for vendors that report stamps (rows of
+    ``stage``, ``start``, ``end`` and optionally their own ``job_id``).
 
     Examples
     --------
     >>> df = timeline([("Processing", "2020-07-21T14:51:15.846Z"),
     ...                ("Finalising", "2020-07-21T14:52:06.007Z")], provider="sourceress")
-    >>> df.loc[0, ["stage", "seconds"]].tolist()
-    ['processing', 50.161]
+    >>> df.loc[0, "stage"], float(df.loc[0, "seconds"])
+    ('processing', 50.161)
     """
-    rows = list(vendor_rows) if vendor_rows is not None else stages_from_events(events)
+    if vendor_rows is None:
+        rows = stages_from_events(events)
+    else:
+        rows = [
+            _row(r["stage"], "vendor", r["start"], r["end"], r.get("job_id")) for r in vendor_rows
+        ]
     client = []
     for o in observations:
         get = o.get if isinstance(o, dict) else lambda k, o=o: getattr(o, k)
-        start, end = parse_time(get("start")), parse_time(get("end"))
-        client.append(
-            {
-                "stage": get("step"),
-                "source": "client",
-                "start": start,
-                "end": end,
-                "seconds": _seconds(start, end),
-            }
-        )
+        client.append(_row(get("step"), "client", get("start"), get("end")))
     if client:
         start = min(r["start"] for r in client)
         end = max(r["end"] for r in client)
-        client.append(
-            {
-                "stage": "end to end",
-                "source": "client",
-                "start": start,
-                "end": end,
-                "seconds": _seconds(start, end),
-            }
-        )
-    df = pd.DataFrame(rows + client, columns=COLUMNS[3:])
-    df.insert(0, "job_id", job_id)
+        client.append(_row("end to end", "client", start, end))
+    df = pd.DataFrame(rows + client, columns=[*COLUMNS[3:], "job_id"])
+    df["job_id"] = df["job_id"].where(df["job_id"].notna(), job_id)
     df.insert(0, "track", track)
     df.insert(0, "provider", provider)
     return df[COLUMNS]
 
 
+def _row(stage: str, source: str, start: Any, end: Any, job_id: str | None = None) -> dict:
+    start, end = parse_time(start), parse_time(end)
+    return {
+        "stage": stage,
+        "source": source,
+        "start": start,
+        "end": end,
+        "seconds": _seconds(start, end),
+        "job_id": job_id,
+    }
+
+
 def timeline_from_record(record: dict[str, Any]) -> pd.DataFrame:
-    """The timeline of one ``events.json`` record written by the separate step."""
+    """The timeline of one ``record.json`` written by the separate step."""
     return timeline(
         record.get("events", []),
         record.get("observations", []),
@@ -207,40 +209,50 @@ def timeline_from_record(record: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def summarize(tl: pd.DataFrame, audio_seconds: dict[str, float] | None = None) -> pd.DataFrame:
-    """Per job: queue wait, processing, end to end (s) and real-time factor.
+SUMMARY_COLUMNS = [
+    "provider",
+    "track",
+    "queue wait",
+    "processing",
+    "end to end",
+    "audio_seconds",
+    "rtf",
+]
 
-    Real-time factor = processing seconds / audio seconds (lower is faster).
+
+def summarize(tl: pd.DataFrame, audio_seconds: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per provider and track: queue wait, processing, end to end (s), real-time factor.
+
+    A provider may run several jobs for one track (AudioShake: one per stem); a stage then
+    spans from its first start to its last end, which is what the user waits for.
+    Real-time factor = processing seconds / audio seconds (lower is faster);
     ``audio_seconds`` maps track → duration.
 
     Examples
     --------
-    >>> summarize(timeline([("Processing", "2020-07-21T14:51:15.846Z"),
-    ...           ("Finalising", "2020-07-21T14:52:06.007Z")], provider="s", track="t"),
-    ...           {"t": 100.0})["rtf"].iloc[0]
+    >>> tl = timeline([("Processing", "2020-07-21T14:51:15.846Z"),
+    ...                ("Finalising", "2020-07-21T14:52:06.007Z")], provider="s", track="t")
+    >>> float(summarize(tl, {"t": 100.0})["rtf"].iloc[0])
     0.50161
     """
     if tl.empty:
-        return pd.DataFrame(
-            columns=[
-                "provider",
-                "track",
-                "job_id",
-                "queue wait",
-                "processing",
-                "end to end",
-                "audio_seconds",
-                "rtf",
-            ]
-        )
-    wide = tl.pivot_table(
-        index=["provider", "track", "job_id"], columns="stage", values="seconds", aggfunc="sum"
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    span = (
+        tl.groupby(["provider", "track", "stage"])
+        .agg(start=("start", "min"), end=("end", "max"))
+        .reset_index()
+    )
+    span["seconds"] = [
+        _seconds(parse_time(s), parse_time(e))
+        for s, e in zip(span["start"], span["end"], strict=True)
+    ]
+    wide = span.pivot_table(
+        index=["provider", "track"], columns="stage", values="seconds"
     ).reset_index()
     wide.columns.name = None
     for col in ("queue wait", "processing", "end to end"):
         if col not in wide:
             wide[col] = float("nan")
-    audio = audio_seconds or {}
-    wide["audio_seconds"] = wide["track"].map(audio).astype(float)
+    wide["audio_seconds"] = wide["track"].map(audio_seconds or {}).astype(float)
     wide["rtf"] = wide["processing"] / wide["audio_seconds"]
     return wide

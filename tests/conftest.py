@@ -20,6 +20,7 @@ def sandbox(tmp_path_factory) -> SandboxServer:
     config = SandboxConfig(
         data_dir=tmp_path_factory.mktemp("sandbox"),
         sourceress_users={"demo": "demo", "other-user": "other-password"},
+        audioshake_tokens={"demo-token": "demo", "other-token": "other-client"},
         workers=2,
     )
     with SandboxServer(config) as server:
@@ -32,6 +33,8 @@ def fast_profile(monkeypatch):
     monkeypatch.setenv("STEMKIT_SOURCERESS_POLL_INTERVAL", "0.05")
     monkeypatch.setenv("STEMKIT_SOURCERESS_POLL_MAX", "0.2")
     monkeypatch.setenv("STEMKIT_LOCAL_POLL_INTERVAL", "0.05")
+    monkeypatch.setenv("STEMKIT_AUDIOSHAKE_POLL_INTERVAL", "0.05")
+    monkeypatch.setenv("STEMKIT_AUDIOSHAKE_POLL_MAX", "0.2")
 
 
 def music(seconds: float = 4.0, sr: int = 22050, seed: int = 0) -> dict[str, np.ndarray]:

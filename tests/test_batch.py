@@ -30,7 +30,7 @@ def demo_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batch(sandbox, demo_dir, tmp_path_factory):
-    """Two demo tracks and one broken file, on sourceress and local."""
+    """Two demo tracks and one broken file, on sourceress and audioshake."""
     tmp = tmp_path_factory.mktemp("batch")
     names = sorted(p.name for p in demo_dir.iterdir() if (p / "mixture.wav").exists())[:2]
     lines = ["track,mixture,vocals,drums,bass,other"]
@@ -50,7 +50,7 @@ def batch(sandbox, demo_dir, tmp_path_factory):
     manifest = tmp / "manifest.csv"
     manifest.write_text("\n".join(lines) + "\n")
     out = tmp / "out"
-    result = run_batch(manifest, ["sourceress", "local"], out, workers=2)
+    result = run_batch(manifest, ["sourceress", "audioshake"], out, workers=2)
     return result, out, names
 
 
@@ -87,7 +87,12 @@ def test_tables_and_executed_notebooks_are_written(batch):
         index="provider", columns="stem", values="value", aggfunc="median"
     )
     # a real separation beats the mixture-as-estimate floor on vocals by a wide margin
-    assert sdr.loc["sourceress", "vocals"] > sdr.loc["mixture", "vocals"] + 3
+    for provider in ("sourceress", "audioshake"):
+        assert sdr.loc[provider, "vocals"] > sdr.loc["mixture", "vocals"] + 3
+        assert sdr.loc[provider, "accompaniment"] > sdr.loc["mixture", "accompaniment"] + 3
+    timing = pd.read_csv(out / "tables" / "timing.csv")
+    assert set(timing["provider"]) == {"sourceress", "audioshake"}
+    assert (timing["processing"] > 0).all() and (timing["rtf"] > 0).all()
     recon = metrics[metrics["metric"] == "recon_db"]
     assert (recon[recon["provider"] == "sourceress"]["value"] < -60).all()
 

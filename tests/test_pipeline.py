@@ -87,3 +87,18 @@ def test_unreachable_service_is_a_failed_row(track_dir, tmp_path, monkeypatch):
     table = separate_batch(track_dir, ["sourceress"], tmp_path / "b", progress=False)
     assert set(table["state"]) == {"failed"}
     assert table["error"].str.contains("reachable").all()
+
+
+def test_failed_audioshake_job_message_reaches_the_record(sandbox, fast_profile, track_dir,
+                                                          tmp_path):
+    from stemkit.report import load_batch
+
+    out = tmp_path / "b"
+    table = separate_batch(track_dir, ["audioshake"], out, stems=["vocals", "guitar"],
+                           progress=False)
+    assert set(table["state"]) == {"failed"}
+    rec = read_record(out, "alpha", "audioshake")
+    assert rec["error_kind"] == "job_failed"
+    assert "guitar job" in rec["error"] and "not available in the sandbox engine" in rec["error"]
+    failures = load_batch(out).failures
+    assert failures["error"].str.contains("not available in the sandbox engine").all()

@@ -14,6 +14,7 @@ from stemkit.providers.base import Job, JobStatus, Provider, SeparationResult
 
 _REGISTRY = {
     "sourceress": "stemkit.providers.sourceress:SourceressProvider",
+    "audioshake": "stemkit.providers.audioshake:AudioShakeProvider",
     "local": "stemkit.providers.local:LocalProvider",
 }
 #: providers that separate audio (loom transcribes)

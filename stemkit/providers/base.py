@@ -38,6 +38,7 @@ from stemkit.errors import (
     IntegrityError,
     JobFailed,
     JobTimeout,
+    LinkExpired,
     ProviderError,
     RequestError,
     StemkitError,
@@ -104,6 +105,9 @@ class JobStatus:
     outputs: list[str] = field(default_factory=list)
     message: str | None = None
     raw: Any = None
+    #: stage rows (stage, start, end, seconds[, job_id]) when the vendor reports stamps rather
+    #: than named events (see :mod:`stemkit.timing`); None means "derive from events"
+    vendor_stages: list[dict[str, Any]] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -121,6 +125,7 @@ class SeparationResult:
     events: list[Event] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
     audio_seconds: float | None = None
+    vendor_stages: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (written as ``events.json`` next to the stems)."""
@@ -137,6 +142,12 @@ class SeparationResult:
             "observations": [
                 {"step": o.step, "start": o.start.isoformat(), "end": o.end.isoformat()}
                 for o in self.observations
+            ],
+            "vendor_stages": None
+            if self.vendor_stages is None
+            else [
+                {**r, "start": r["start"].isoformat(), "end": r["end"].isoformat()}
+                for r in self.vendor_stages
             ],
         }
 
@@ -203,8 +214,13 @@ class Provider(ABC):
 
     # -- the three provider-specific steps -------------------------------------------------
     @abstractmethod
-    def submit(self, audio_path: Path, *, track: str, stems: Sequence[str], **options) -> Job:
-        """Upload ``audio_path`` and start a job; return as soon as the vendor has an id."""
+    def submit(
+        self, audio_path: Path, *, track: str, stems: Sequence[str], fmt: str = "wav", **options
+    ) -> Job:
+        """Upload ``audio_path`` and start a job; return as soon as the vendor has an id.
+
+        ``fmt`` is the stem format wanted, for vendors that fix it at submission.
+        """
 
     @abstractmethod
     def status(self, job: Job) -> JobStatus:
@@ -308,7 +324,7 @@ class Provider(ABC):
         with self.step("check", track=track):
             info = check_audio(audio_path)
         t0 = utcnow()
-        job = self.submit(audio_path, track=track, stems=stems, **options)
+        job = self.submit(audio_path, track=track, stems=stems, fmt=fmt, **options)
         t1 = utcnow()
         final = self.wait(job, timeout=timeout)
         t2 = utcnow()
@@ -326,6 +342,7 @@ class Provider(ABC):
             events=final.events,
             observations=obs,
             audio_seconds=info.duration,
+            vendor_stages=final.vendor_stages,
         )
 
     # -- helpers for subclasses ----------------------------------------------------------------
@@ -400,6 +417,11 @@ class Provider(ABC):
         tmp = dest.with_name(f".{dest.name}.partial")
         size = 0
         with self.session.get(url, stream=True, headers=headers) as resp:
+            if resp.status_code in (401, 403, 410):
+                raise LinkExpired(
+                    f"download link of {dest.name} refused (HTTP {resp.status_code})",
+                    status=resp.status_code,
+                )
             self.check_response(resp, f"download of {dest.name}")
             declared = resp.headers.get("Content-Length")
             with open(tmp, "wb") as fh:

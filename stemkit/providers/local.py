@@ -36,7 +36,13 @@ class LocalProvider(Provider):
         self._jobs: dict[str, JobStatus] = {}
 
     def submit(
-        self, audio_path: Path, *, track: str, stems: Sequence[str] = TWO_STEMS, **options
+        self,
+        audio_path: Path,
+        *,
+        track: str,
+        stems: Sequence[str] = TWO_STEMS,
+        fmt: str = "wav",
+        **options,
     ) -> Job:
         from stemkit.sandbox import engine
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stemkit.errors import AudioError, AuthError, ProviderError, RequestError
+from stemkit.errors import AudioError, AuthError, LinkExpired, ProviderError, RequestError
 from stemkit.providers.base import (
     Event,
     Job,
@@ -366,14 +366,14 @@ class SourceressProvider(Provider):
 
     def fetch_file(self, separation_id: str, file_name: str, file_format: str, dest: Path) -> Path:
         """Ask for a signed URL and stream the file to ``dest``; one fresh URL if it expired."""
-        for attempt in (0, 1):
-            signed = self.download_url(separation_id, file_name, file_format)
-            try:
-                return self.download(signed.signed_url, dest)
-            except (AuthError, RequestError) as exc:
-                if attempt == 1 or getattr(exc, "status", 403) not in (None, 403, 410):
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self.download(
+                self.download_url(separation_id, file_name, file_format).signed_url, dest
+            )
+        except LinkExpired:
+            return self.download(
+                self.download_url(separation_id, file_name, file_format).signed_url, dest
+            )
 
     def mix(self, separation_id: str, tracks: Sequence[MixTrack | dict], mix_name: str) -> str:
         """Render a remix of stems with volume and pan; returns the ``mixId`` to download.
@@ -426,6 +426,7 @@ class SourceressProvider(Provider):
         stems: Sequence[str] = TWO_STEMS,
         trial_seconds: float | None = None,
         trial_start: float | None = None,
+        fmt: str = "wav",
         **options,
     ) -> Job:
         """Create an upload slot, upload, wait for metadata, start the separation."""

@@ -5,7 +5,7 @@ Examples
 >>> from stemkit.sandbox.app import create_app
 >>> app = create_app("/tmp/stemkit-sandbox")
 >>> sorted(r.path for r in app.routes)
-['/_sandbox/stats', '/sourceress']
+['/_sandbox/stats', '/audioshake', '/sourceress']
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from stemkit.sandbox.audioshake import AudioShakeAPI
 from stemkit.sandbox.common import (
     SandboxConfig,
     Signer,
@@ -43,8 +44,8 @@ def _lifespan(workers: Workers):
 def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     """Build the sandbox app. ``config`` is a :class:`SandboxConfig` or a data folder.
 
-    The vendor APIs are mounted at ``/sourceress``; ``GET /_sandbox/stats`` counts what was
-    submitted (used by tests to prove that nothing was submitted twice).
+    The vendor APIs are mounted at ``/sourceress`` and ``/audioshake``; ``GET /_sandbox/stats``
+    counts what was submitted (used by tests to prove that nothing was submitted twice).
     """
     if not isinstance(config, SandboxConfig):
         config = SandboxConfig(data_dir=Path(config))
@@ -52,15 +53,21 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     signer = Signer()
     workers = Workers(config.workers)
     sourceress = SourceressAPI(config, signer, workers)
+    audioshake = AudioShakeAPI(config, signer, workers)
 
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse(
-            {"sourceress": dict(sourceress.stats), "callbacks": list(sourceress.callbacks.log)}
+            {
+                "sourceress": dict(sourceress.stats),
+                "audioshake": dict(audioshake.stats),
+                "callbacks": list(sourceress.callbacks.log) + list(audioshake.callbacks.log),
+            }
         )
 
     app = Starlette(
         routes=[
             Mount("/sourceress", routes=sourceress.routes()),
+            Mount("/audioshake", routes=audioshake.routes()),
             Route("/_sandbox/stats", stats, methods=["GET"]),
         ],
         exception_handlers={
@@ -71,5 +78,6 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     )
     app.state.config = config
     app.state.sourceress = sourceress
+    app.state.audioshake = audioshake
     app.state.workers = workers
     return app

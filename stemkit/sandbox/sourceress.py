@@ -17,7 +17,7 @@ Sandbox choices where the vendor doc is silent:
 Examples
 --------
 >>> from stemkit.sandbox import create_app
->>> app = create_app(tmp_path)   # doctest: +SKIP  (mounts this API at /sourceress)
+>>> app = create_app(tmp_path)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -1,0 +1,354 @@
+"""The AudioShake stem job API, served by the sandbox under ``/audioshake``.
+
+Bearer-token auth (``demo-token`` by default); assets uploaded by multipart or by a link to one
+of the sandbox's own signed files; one job per stem, ``created → processing → completed`` (or
+``failed`` with ``statusInfo``), real ``createdAt``/``startedAt``/``updatedAt``; real separation
+by :mod:`stemkit.sandbox.engine`; ``residual`` = mixture − stem; ``preview`` = the first 30 s
+as MP3; ``watermarkInterval`` puts a short quiet beep every N seconds; ``maxTrackLength``
+truncates the input; a POST to ``callbackUrl`` on completion when it is a loopback URL.
+
+Stem names the vendor documents but this engine cannot make (guitar, piano, wind,
+transcription, alignment, other-x-guitar) are accepted and then *fail* with a statusInfo
+message, as a vendor job would.
+
+Examples
+--------
+>>> from stemkit.sandbox import create_app
+>>> app = create_app(tmp_path)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import soundfile as sf
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from stemkit.audio import load_audio, write_audio
+from stemkit.errors import AudioError
+from stemkit.providers.audioshake import JobRequest
+from stemkit.sandbox import engine
+from stemkit.sandbox.common import (
+    Callbacks,
+    SandboxConfig,
+    Signer,
+    Workers,
+    error,
+    new_id,
+    parse_body,
+    utc_iso,
+)
+
+log = logging.getLogger("stemkit.sandbox.audioshake")
+#: documented stem name -> the engine's stem name
+ENGINE_STEMS = {
+    "vocals": "vocals", "instrumental": "instrumental", "drums": "drums", "bass": "bass",
+    "other": "other", "dialogue": "dialogue", "music_fx": "music_fx", "music": "music",
+    "speech": "speech", "music_removal": "music_removal",
+}  # fmt: skip
+PREVIEW_SECONDS = 30.0
+
+
+class LinkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    link: str = Field(min_length=1, max_length=4096)
+    name: str = Field(min_length=1, max_length=255)
+
+
+@dataclass
+class AssetRecord:
+    id: str
+    owner: str
+    name: str
+    path: Path
+    format: str
+
+
+@dataclass
+class JobRecord:
+    id: str
+    owner: str
+    asset: AssetRecord
+    request: JobRequest
+    folder: Path
+    created_at: str = field(default_factory=utc_iso)
+    started_at: str | None = None
+    updated_at: str = field(default_factory=utc_iso)
+    status: str = "created"
+    status_info: dict[str, Any] | None = None
+    outputs: list[tuple[str, Path]] = field(default_factory=list)  # (asset name, file)
+
+
+class AudioShakeAPI:
+    """State and routes of the sandbox's AudioShake API."""
+
+    def __init__(self, config: SandboxConfig, signer: Signer, workers: Workers) -> None:
+        self.config = config
+        self.signer = signer
+        self.workers = workers
+        self.root = Path(config.data_dir) / "audioshake"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.callbacks = Callbacks()
+        self.assets: dict[str, AssetRecord] = {}
+        self.jobs: dict[str, JobRecord] = {}
+        self.stats = {"uploads": 0, "jobs": 0}
+        self._lock = threading.Lock()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/upload/", self.upload, methods=["POST"]),
+            Route("/upload", self.upload, methods=["POST"]),
+            Route("/upload/link", self.upload_link, methods=["POST"]),
+            Route("/job/", self.create_job, methods=["POST"]),
+            Route("/job", self.create_job, methods=["POST"]),
+            Route("/job/{job_id}", self.get_job, methods=["GET"]),
+            Route("/storage/{key:path}", self.storage, methods=["GET"]),
+        ]
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _client(self, request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        token = header.removeprefix("Bearer ").strip()
+        client = self.config.audioshake_tokens.get(token)
+        if not header.startswith("Bearer ") or client is None:
+            raise HTTPException(401, "invalid or missing bearer token")
+        return client
+
+    def _link(self, request: Request, path: Path) -> str:
+        key = path.relative_to(self.root).as_posix()
+        q = self.signer.sign("GET", key, self.config.url_ttl)
+        base = str(request.base_url).rstrip("/")
+        return f"{base}/audioshake/storage/{key}?expires={q['expires']}&sig={q['sig']}"
+
+    def _asset_json(self, request: Request, a: AssetRecord) -> dict[str, Any]:
+        return {
+            "name": a.name,
+            "id": a.id,
+            "fileType": "audio",
+            "format": a.format,
+            "link": self._link(request, a.path),
+        }
+
+    def _new_asset(self, owner: str, name: str, source: Path | bytes) -> AssetRecord:
+        asset_id = new_id(10)  # 20 characters: inside the documented 8-30
+        safe_name = Path(name).name or "upload"
+        folder = self.root / owner / "assets" / asset_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / safe_name
+        if isinstance(source, bytes):
+            path.write_bytes(source)
+        else:
+            path.write_bytes(source.read_bytes())
+        asset = AssetRecord(
+            asset_id, owner, safe_name, path, path.suffix.lstrip(".").lower() or "bin"
+        )
+        with self._lock:
+            self.assets[asset_id] = asset
+            self.stats["uploads"] += 1
+        return asset
+
+    # -- routes -------------------------------------------------------------------------------
+    async def upload(self, request: Request) -> Response:
+        owner = self._client(request)
+        try:
+            form = await request.form(max_part_size=self.config.max_upload_bytes)
+        except Exception as exc:  # noqa: BLE001 - malformed multipart of any kind
+            return error(400, f"expected multipart/form-data with a 'file' field ({exc})")
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return error(400, "multipart field 'file' is missing")
+        data = await upload.read()
+        if not data:
+            return error(400, "the uploaded file is empty")
+        asset = self._new_asset(owner, upload.filename or "upload", data)
+        return JSONResponse(self._asset_json(request, asset))
+
+    async def upload_link(self, request: Request) -> Response:
+        owner = self._client(request)
+        body = await parse_body(request, LinkBody)
+        source = self._own_file(request, body.link)
+        if source is None:
+            return error(400, "link must be a valid, unexpired signed URL of this sandbox")
+        asset = self._new_asset(owner, body.name, source)
+        return JSONResponse(self._asset_json(request, asset))
+
+    def _own_file(self, request: Request, link: str) -> Path | None:
+        """The local file behind a signed link of this sandbox, else None (no outside fetch)."""
+        parts = urlsplit(link)
+        base = urlsplit(str(request.base_url))
+        if (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
+            return None
+        for api, prefix in (
+            ("audioshake", "/audioshake/storage/"),
+            ("sourceress", "/sourceress/storage/"),
+        ):
+            if parts.path.startswith(prefix):
+                key = parts.path[len(prefix) :]
+                q = parse_qs(parts.query)
+                if self.signer.verify("GET", key, q.get("expires", [""])[0], q.get("sig", [""])[0]):
+                    root = (Path(self.config.data_dir) / api).resolve()
+                    path = (root / key).resolve()
+                    if path.is_relative_to(root) and path.is_file():
+                        return path
+        return None
+
+    async def create_job(self, request: Request) -> Response:
+        owner = self._client(request)
+        try:
+            data = await request.json()
+        except ValueError:
+            return error(400, "request body is not valid JSON")
+        try:
+            req = JobRequest.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            return error(400, f"{where}: {first['msg'].removeprefix('Value error, ')}")
+        asset = self.assets.get(req.assetId)
+        if asset is None or asset.owner != owner:
+            return error(404, f"no asset {req.assetId!r}")
+        job_id = new_id(12)
+        job = JobRecord(job_id, owner, asset, req, self.root / owner / "jobs" / job_id)
+        job.folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self.jobs[job_id] = job
+            self.stats["jobs"] += 1
+        self.workers.heavy.submit(self._process, job)
+        return JSONResponse({"job": self._job_json(request, job)})
+
+    async def get_job(self, request: Request) -> Response:
+        owner = self._client(request)
+        job_id = request.path_params["job_id"]
+        if not 3 <= len(job_id) <= 60:
+            return error(400, "job id must be 3-60 characters")
+        job = self.jobs.get(job_id)
+        if job is None or job.owner != owner:
+            return error(404, f"no job {job_id!r}")
+        return JSONResponse({"job": self._job_json(request, job)})
+
+    async def storage(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        q = request.query_params
+        if not self.signer.verify("GET", key, q.get("expires"), q.get("sig")):
+            return error(403, "link is invalid or expired: get the job again for a fresh one")
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+            return error(404, "no such file")
+        return FileResponse(path, filename=path.name)
+
+    def _job_json(self, request: Request, job: JobRecord) -> dict[str, Any]:
+        meta = job.request.metadata.model_dump(exclude_none=True)
+        stem_meta = {("stemName" if k == "name" else k): v for k, v in meta.items()}
+        outputs = [
+            {
+                "name": name,
+                "id": f"{job.id}-{i}",
+                "fileType": "audio",
+                "format": path.suffix.lstrip("."),
+                "link": self._link(request, path),
+            }
+            for i, (name, path) in enumerate(job.outputs)
+        ]
+        return {
+            "id": job.id,
+            "clientId": job.owner,
+            "createdAt": job.created_at,
+            "startedAt": job.started_at,
+            "updatedAt": job.updated_at,
+            "requestId": f"req-{job.id[:12]}",
+            "licenseId": "sandbox",
+            "metadata": meta,
+            "stemMetadata": stem_meta,
+            "callbackUrl": job.request.callbackUrl,
+            "status": job.status,
+            "statusInfo": job.status_info,
+            "sourceAsset": self._asset_json(request, job.asset),
+            "stemAssets": outputs,
+            "outputAssets": outputs,
+        }
+
+    # -- the work -----------------------------------------------------------------------------
+    def _process(self, job: JobRecord) -> None:
+        meta = job.request.metadata
+        job.started_at = job.updated_at = utc_iso()
+        job.status = "processing"
+        t0 = time.monotonic()
+        try:
+            if meta.name not in ENGINE_STEMS:
+                raise ValueError(f"stem {meta.name!r} is not available in the sandbox engine")
+            y, sr = load_audio(job.asset.path)
+            if meta.maxTrackLength:
+                y = y[:, : int(meta.maxTrackLength * sr)]
+            stem = engine.separate(y, sr, [ENGINE_STEMS[meta.name]])[ENGINE_STEMS[meta.name]]
+            if self.config.processing_delay:
+                time.sleep(self.config.processing_delay)
+            outputs = [(meta.name, self._write(job, meta.name, stem, sr, meta))]
+            if meta.residual:
+                outputs.append(
+                    (
+                        f"{meta.name}_residual",
+                        self._write(job, f"{meta.name}_residual", y - stem, sr, meta),
+                    )
+                )
+            if meta.preview:
+                part = stem[:, : int(PREVIEW_SECONDS * sr)]
+                outputs.append(
+                    (
+                        f"{meta.name}_preview",
+                        write_audio(job.folder / f"{meta.name}_preview.mp3", part, sr, "mp3"),
+                    )
+                )
+            job.outputs = outputs
+            job.status = "completed"
+            job.status_info = {
+                "code": "ok",
+                "message": "completed",
+                "duration": round(y.shape[1] / sr, 3),
+            }
+        except (AudioError, ValueError) as exc:
+            job.status = "failed"
+            job.status_info = {"code": "processing_error", "message": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - report, never crash the server
+            log.exception("audioshake job %s", job.id)
+            job.status = "failed"
+            job.status_info = {"code": "internal_error", "message": type(exc).__name__}
+        job.updated_at = utc_iso()
+        log.debug("job %s %s in %.2f s", job.id, job.status, time.monotonic() - t0)
+        self.callbacks.send(
+            job.request.callbackUrl,
+            {"id": job.id, "status": job.status, "statusInfo": job.status_info},
+        )
+
+    def _write(self, job: JobRecord, name: str, y: np.ndarray, sr: int, meta) -> Path:
+        if meta.watermarkInterval:
+            y = self._watermark(y, sr, meta.watermarkInterval)
+        fmt = meta.format
+        path = job.folder / f"{name}.{fmt}"
+        if fmt == "wav":
+            sf.write(path, y.T, sr, subtype="FLOAT")
+            return path
+        if fmt == "aiff":
+            sf.write(path, np.clip(y, -1, 1).T, sr, format="AIFF", subtype="PCM_16")
+            return path
+        return write_audio(path, y, sr, "m4a" if fmt == "mp4" else fmt)
+
+    @staticmethod
+    def _watermark(y: np.ndarray, sr: int, interval: float) -> np.ndarray:
+        """A 60 ms 1 kHz beep at -30 dBFS every ``interval`` seconds."""
+        out = y.copy()
+        n = int(0.06 * sr)
+        beep = 10 ** (-30 / 20) * np.sin(2 * np.pi * 1000 * np.arange(n) / sr) * np.hanning(n)
+        for start in range(int(interval * sr), y.shape[1] - n, int(interval * sr)):
+            out[:, start : start + n] += beep.astype(y.dtype)
+        return out
