@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
-data/demo/.complete: $(STAMP) stemkit/synth.py
+data/demo/.complete: $(STAMP) stemkit/synth.py stemkit/speechdata.py data/speech/*.flac
 	$(PY) -m stemkit.synth data/demo
+	$(PY) -m stemkit.speechdata data/demo
 	touch $@
 
 data: data/demo/.complete

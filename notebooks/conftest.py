@@ -22,7 +22,7 @@ def pytest_runtest_setup(item) -> None:
     from stemkit.sandbox import SandboxServer
 
     os.environ.setdefault("STEMKIT_SOURCERESS_POLL_INTERVAL", "0.1")
-    server = SandboxServer().start()
+    server = SandboxServer(workers=2).start()
     _started.append(server)
     item.session.config.add_cleanup(server.stop)
     separate_batch(

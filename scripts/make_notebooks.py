@@ -58,6 +58,7 @@ SEPARATE = [
         stems = None  # e.g. ["vocals", "drums", "bass", "other"]
         fmt = "wav"
         force = False  # True submits again even what the ledger says is done
+        transcribe = True  # tracks with a script: transcribe mixture, reference, speech stems
     """,
         "parameters",
     ),
@@ -70,6 +71,13 @@ SEPARATE = [
     """),
     code("""
         jobs[jobs["state"] != "done"][["track", "provider", "error"]]
+    """),
+    code("""
+        from stemkit.intelligibility import transcribe_batch
+
+        if transcribe:
+            transcripts = transcribe_batch(out_dir, profile=profile)
+            display(transcripts.groupby("state").size())
     """),
 ]
 
@@ -110,7 +118,12 @@ COMPARE = [
     code("""
         from IPython.display import Image, Markdown, display
 
-        from stemkit.plots import metric_chart, timeline_chart, timing_chart
+        from stemkit.plots import (
+            intelligibility_chart,
+            metric_chart,
+            timeline_chart,
+            timing_chart,
+        )
         from stemkit.report import load_batch, notebook_setup, track_table
 
         notebook_setup()
@@ -147,6 +160,19 @@ COMPARE = [
             timing_chart(b.timing, title="Time per provider");
         if not b.timeline.empty:
             timeline_chart(b.timeline, title="Every job: vendor stages and our own steps");
+    """),
+    md("""
+        ## Intelligibility
+        Word error rate against the script, after one normalisation (lower case, punctuation
+        and apostrophes removed): the mixture, the reference dialogue, and each provider's
+        dialogue (or vocals) stem, transcribed by the same service.
+    """),
+    code("""
+        if b.intelligibility.empty:
+            display(Markdown("No track of this batch has a script."))
+        else:
+            display(b.intelligibility_summary)
+            intelligibility_chart(b.intelligibility, title="WER per speech track");
     """),
     md("""
         ## Failures

@@ -23,6 +23,7 @@ import pandas as pd
 from stemkit import metrics as M
 from stemkit.audio import align, load_audio, load_stems
 from stemkit.errors import StemkitError
+from stemkit.intelligibility import intelligibility_table
 from stemkit.stems import reference_recipe
 from stemkit.timing import timeline_from_record
 
@@ -40,6 +41,8 @@ class TrackAnalysis:
     figures: dict[str, Path] = field(default_factory=dict)
     spectrogram_figure: Any = None
     timeline_figure: Any = None
+    #: WER per transcribed source (mixture, reference, each provider) when there is a script
+    intelligibility: pd.DataFrame | None = None
 
 
 def _batch(batch_dir: Path) -> dict[str, Any]:
@@ -50,13 +53,13 @@ def _batch(batch_dir: Path) -> dict[str, Any]:
 
 
 def _references(track: dict[str, Any], stems: list[str], length: int) -> dict[str, np.ndarray]:
-    """Reference of each stem, summing MUSDB stems where needed (accompaniment)."""
+    """Reference of each stem, summing reference stems where needed (accompaniment)."""
     files = {k: Path(v) for k, v in track.get("references", {}).items()}
     cache: dict[str, np.ndarray] = {}
     out = {}
     for stem in stems:
-        parts = reference_recipe(stem)
-        if not all(p in files for p in parts):
+        parts = reference_recipe(stem, set(files))
+        if parts is None:
             continue
         for p in parts:
             if p not in cache:
@@ -174,10 +177,14 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
             )
 
     metrics_df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    intel = intelligibility_table(batch_dir, info)
+    for path in sorted((batch_dir / "transcripts" / track).glob("*/record.json")):
+        timelines.append(timeline_from_record(json.loads(path.read_text())))
     tl = pd.concat(timelines, ignore_index=True) if timelines else timeline_from_record({})
     metrics_df.to_csv(out / "metrics.csv", index=False)
+    intel.to_csv(out / "intelligibility.csv", index=False)
     tl.to_csv(out / "timeline.csv", index=False)
-    result = TrackAnalysis(track, metrics_df, tl, failures)
+    result = TrackAnalysis(track, metrics_df, tl, failures, intelligibility=intel)
     if figures:
         _draw(result, out, mixture, sr, refs, provider_stems)
     (out / "status.json").write_text(

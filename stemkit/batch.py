@@ -113,6 +113,7 @@ def run_batch(
     fmt: str = "wav",
     workers: int | None = None,
     force: bool = False,
+    transcribe: bool = True,
     notebooks: str | Path | None = None,
 ) -> BatchResult:
     """Separate, analyse and compare a manifest; write ``<out>/report.html``.
@@ -129,6 +130,8 @@ def run_batch(
         Profile name for every provider (default: ``$STEMKIT_PROFILE`` or ``sandbox``).
     workers : int, optional
         Analysis notebooks run at once (default: CPU count).
+    transcribe : bool
+        Transcribe the speech of tracks that have a script (``loom``), for the WER section.
     """
     from tqdm import tqdm
 
@@ -158,6 +161,7 @@ def run_batch(
                 "stems": list(stems) if stems else None,
                 "fmt": fmt,
                 "force": force,
+                "transcribe": transcribe,
             },
         )
     finally:

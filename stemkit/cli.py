@@ -81,6 +81,9 @@ def batch(
     fmt: str = typer.Option("wav", "--format", help="Stem format: wav, flac, mp3, m4a."),
     workers: int = typer.Option(None, help="Analysis notebooks at once (default: CPUs)."),
     force: bool = typer.Option(False, help="Submit again even jobs the ledger says are done."),
+    transcribe: bool = typer.Option(
+        True, help="Transcribe tracks with a script (loom) and report word error rates."
+    ),
     sandbox: bool = typer.Option(
         None,
         help="Start an in-process sandbox (default: when the "
@@ -92,10 +95,12 @@ def batch(
     from stemkit.sandbox import SandboxServer
 
     stem_list = [s.strip() for s in stems.split(",")] if stems else None
-    start = _sandbox_needed(profile, provider) if sandbox is None else sandbox
+    needs = [*provider, "loom"] if transcribe else list(provider)
+    start = _sandbox_needed(profile, needs) if sandbox is None else sandbox
     t0 = time.monotonic()
     try:
-        with SandboxServer() if start else nullcontext() as server:
+        # two workers: two cores separate or transcribe two jobs at once
+        with SandboxServer(workers=2) if start else nullcontext() as server:
             if server is not None:
                 typer.echo(f"sandbox running at {server.url}")
             result = run_batch(
@@ -107,6 +112,7 @@ def batch(
                 fmt=fmt,
                 workers=workers,
                 force=force,
+                transcribe=transcribe,
             )
     except StemkitError as exc:
         _fail(f"error: {exc}")
@@ -125,10 +131,11 @@ def batch(
 def demo_data(
     out: Path = typer.Argument(DEMO_DATA, help="Where to write the demo tracks."),
 ) -> None:
-    """Write the synthetic demo multitracks (MUSDB18-HQ layout, exact references)."""
+    """Write the demo tracks: music multitracks and speech-over-music tracks with scripts."""
+    from stemkit.speechdata import write_speech_tracks
     from stemkit.synth import write_demo_set
 
-    for path in write_demo_set(out):
+    for path in [*write_demo_set(out), *write_speech_tracks(out)]:
         typer.echo(f"wrote {path}")
 
 
@@ -149,6 +156,7 @@ def demo(
         fmt="wav",
         workers=None,
         force=False,
+        transcribe=True,
         sandbox=True,
     )
 

@@ -170,11 +170,17 @@ def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
     ...                                ("Finalising", "2020-07-21T14:52:06Z")],
     ...                               provider="sourceress", track="t"))
     """
-    jobs = list(dict.fromkeys(zip(tl["provider"], tl["track"], strict=True)))
+    # one lane per (provider, track); job ids written "label:id" (transcriptions of several
+    # sources of one track) get a lane per label
+    labels = [j.split(":", 1)[0] if isinstance(j, str) and ":" in j else "" for j in tl["job_id"]]
+    tl = tl.assign(
+        lane=[f"{p} · {lb}" if lb else p for p, lb in zip(tl["provider"], labels, strict=True)]
+    )
+    jobs = list(dict.fromkeys(zip(tl["lane"], tl["track"], strict=True)))
     fig, ax = plt.subplots(figsize=(10, 0.9 + 0.75 * max(1, len(jobs))), layout="constrained")
     seen = set()
     for lane, (provider, track) in enumerate(jobs):
-        rows = tl[(tl["provider"] == provider) & (tl["track"] == track)]
+        rows = tl[(tl["lane"] == provider) & (tl["track"] == track)]
         rows = rows[rows["stage"] != "end to end"]
         if rows.empty:
             continue
@@ -198,7 +204,7 @@ def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
         [f"{p}\n{t}" if len(set(t for _, t in jobs)) > 1 else p for p, t in jobs], fontsize=9
     )
     for tick, (p, _) in zip(ax.get_yticklabels(), jobs, strict=True):
-        tick.set_color(provider_color(p))
+        tick.set_color(provider_color(p.split(" · ")[0]))
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the job's first timestamp (upper: vendor, lower: client)")
     ax.grid(axis="x", alpha=0.3)
@@ -293,4 +299,38 @@ def timing_chart(timing: pd.DataFrame, *, title: str | None = None) -> Figure:
     ax_rtf.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def intelligibility_chart(intel: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """WER per speech track: mixture, reference dialogue and each provider's speech stem
+    (lower is better; a blank transcript counts as every word lost).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"track": ["t", "t"], "source": ["mixture", "a"], "wer": [0.5, 0.2]})
+    >>> len(intelligibility_chart(df).axes)
+    1
+    """
+    df = intel.dropna(subset=["wer"])
+    tracks = list(dict.fromkeys(df["track"]))
+    first = [s for s in ("mixture", "reference") if s in set(df["source"])]
+    sources = first + [s for s in dict.fromkeys(df["source"]) if s not in first]
+    fig, ax = plt.subplots(
+        figsize=(max(6, 1.2 * len(tracks) * max(1, len(sources)) / 2), 3.6), layout="constrained"
+    )
+    width = 0.8 / max(1, len(sources))
+    for k, source in enumerate(sources):
+        vals = [df[(df["track"] == t) & (df["source"] == source)]["wer"] for t in tracks]
+        xs = [i - 0.4 + width * (k + 0.5) for i in range(len(tracks))]
+        heights = [v.iloc[0] if len(v) else np.nan for v in vals]
+        ax.bar(xs, heights, width * 0.9, color=provider_color(source), label=source, alpha=0.85)
+    ax.set_xticks(range(len(tracks)))
+    ax.set_xticklabels(tracks, rotation=10)
+    ax.set_ylabel("word error rate (lower is better)")
+    ax.set_ylim(0, max(1.0, float(df["wer"].max()) if not df.empty else 1.0) * 1.05)
+    ax.legend(frameon=False, fontsize=9, ncols=min(4, len(sources)))
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
     return fig

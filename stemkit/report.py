@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from stemkit.analysis import METRIC_COLUMNS
+from stemkit.intelligibility import COLUMNS as INTEL_COLUMNS
 from stemkit.timing import COLUMNS as TIMELINE_COLUMNS
 from stemkit.timing import summarize
 
@@ -33,6 +34,7 @@ class BatchTables:
     metrics: pd.DataFrame  # tidy metrics of every track
     timeline: pd.DataFrame  # every job's stages
     timing: pd.DataFrame  # per job: queue wait, processing, end to end, rtf
+    intelligibility: pd.DataFrame  # WER per track and transcribed source
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -58,6 +60,27 @@ class BatchTables:
             return pd.DataFrame()
         cols = ["queue wait", "processing", "end to end", "rtf"]
         return self.timing.groupby("provider")[cols].median().round(3)
+
+    @property
+    def intelligibility_summary(self) -> pd.DataFrame:
+        """WER per track (rows) and source (columns: mixture, reference, each provider);
+        ``blank`` where the transcription service found no speech."""
+        df = self.intelligibility
+        if df.empty:
+            return pd.DataFrame()
+        df = df.assign(
+            value=[
+                ("blank" if b is True else round(w, 3) if pd.notna(w) else "failed")
+                for w, b in zip(df["wer"], df["is_blank"], strict=True)
+            ]
+        )
+        table = df.pivot(index="track", columns="source", values="value")
+        order = [
+            c
+            for c in ["mixture", "reference", *self.info.get("providers", [])]
+            if c in table.columns
+        ]
+        return table[order]
 
     @property
     def tracks(self) -> list[str]:
@@ -109,6 +132,9 @@ def load_batch(folder: str | Path) -> BatchTables:
     timeline = _read_many(
         [folder / "analysis" / t / "timeline.csv" for t in names], TIMELINE_COLUMNS
     )
+    intel = _read_many(
+        [folder / "analysis" / t / "intelligibility.csv" for t in names], INTEL_COLUMNS
+    )
     if not timeline.empty:
         for col in ("start", "end"):
             timeline[col] = pd.to_datetime(timeline[col], utc=True, format="ISO8601")
@@ -121,10 +147,11 @@ def load_batch(folder: str | Path) -> BatchTables:
         ("timeline", timeline),
         ("timing", timing),
         ("jobs", jobs_df),
+        ("intelligibility", intel),
     ):
         df.to_csv(tables / f"{name}.csv", index=False)
         df.to_parquet(tables / f"{name}.parquet", index=False)
-    return BatchTables(folder, info, jobs_df, metrics, timeline, timing)
+    return BatchTables(folder, info, jobs_df, metrics, timeline, timing, intel)
 
 
 def notebook_setup() -> None:

@@ -8,7 +8,7 @@ Examples
 --------
 >>> canonical("track")
 'accompaniment'
->>> reference_recipe("accompaniment")
+>>> reference_recipe("accompaniment", {"vocals", "drums", "bass", "other"})
 ('drums', 'bass', 'other')
 """
 
@@ -30,15 +30,16 @@ _BY_ALIAS = {alias: name for name, aliases in ALIASES.items() for alias in alias
 TWO_STEMS = ("vocals", "accompaniment")
 FOUR_STEMS = ("vocals", "drums", "bass", "other")
 
-#: canonical stem -> MUSDB18 reference stems whose sum is its reference
-_REFERENCE_RECIPES: dict[str, tuple[str, ...]] = {
-    "vocals": ("vocals",),
-    "drums": ("drums",),
-    "bass": ("bass",),
-    "other": ("other",),
-    "accompaniment": ("drums", "bass", "other"),
-    "dialogue": ("dialogue",),
-    "music_fx": ("music_fx",),
+#: canonical stem -> reference stems whose sum is its reference, in order of preference
+#: (MUSDB18 music tracks first, dialogue/music_fx tracks next)
+_REFERENCE_RECIPES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "vocals": (("vocals",), ("dialogue",)),
+    "drums": (("drums",),),
+    "bass": (("bass",),),
+    "other": (("other",),),
+    "accompaniment": (("accompaniment",), ("drums", "bass", "other"), ("music_fx",)),
+    "dialogue": (("dialogue",), ("vocals",)),
+    "music_fx": (("music_fx",), ("accompaniment",), ("drums", "bass", "other")),
 }
 
 
@@ -56,12 +57,21 @@ def canonical(name: str) -> str:
     return _BY_ALIAS.get(base, base)
 
 
-def reference_recipe(stem: str) -> tuple[str, ...]:
-    """The reference stems whose sum is the reference of ``stem`` (MUSDB18 layout).
+def reference_recipe(stem: str, available: set[str] | None = None) -> tuple[str, ...] | None:
+    """The reference stems whose sum is the reference of ``stem``: the first recipe whose
+    parts are all ``available`` (any recipe's first choice when ``available`` is None).
 
     Examples
     --------
     >>> reference_recipe("vocals")
     ('vocals',)
+    >>> reference_recipe("accompaniment", {"dialogue", "music_fx"})
+    ('music_fx',)
+    >>> reference_recipe("drums", {"dialogue"}) is None
+    True
     """
-    return _REFERENCE_RECIPES.get(canonical(stem), (canonical(stem),))
+    stem = canonical(stem)
+    recipes = _REFERENCE_RECIPES.get(stem, ((stem,),))
+    if available is None:
+        return recipes[0]
+    return next((r for r in recipes if set(r) <= set(available)), None)

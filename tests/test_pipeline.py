@@ -89,13 +89,15 @@ def test_unreachable_service_is_a_failed_row(track_dir, tmp_path, monkeypatch):
     assert table["error"].str.contains("reachable").all()
 
 
-def test_failed_audioshake_job_message_reaches_the_record(sandbox, fast_profile, track_dir,
-                                                          tmp_path):
+def test_failed_audioshake_job_message_reaches_the_record(
+    sandbox, fast_profile, track_dir, tmp_path
+):
     from stemkit.report import load_batch
 
     out = tmp_path / "b"
-    table = separate_batch(track_dir, ["audioshake"], out, stems=["vocals", "guitar"],
-                           progress=False)
+    table = separate_batch(
+        track_dir, ["audioshake"], out, stems=["vocals", "guitar"], progress=False
+    )
     assert set(table["state"]) == {"failed"}
     rec = read_record(out, "alpha", "audioshake")
     assert rec["error_kind"] == "job_failed"

@@ -15,10 +15,11 @@ from stemkit.providers.base import Job, JobStatus, Provider, SeparationResult
 _REGISTRY = {
     "sourceress": "stemkit.providers.sourceress:SourceressProvider",
     "audioshake": "stemkit.providers.audioshake:AudioShakeProvider",
+    "loom": "stemkit.providers.loom:LoomProvider",
     "local": "stemkit.providers.local:LocalProvider",
 }
 #: providers that separate audio (loom transcribes)
-SEPARATORS = tuple(_REGISTRY)
+SEPARATORS = tuple(k for k in _REGISTRY if k != "loom")
 
 
 def provider_class(name: str) -> type[Provider]:

@@ -5,7 +5,7 @@ Examples
 >>> from stemkit.sandbox.app import create_app
 >>> app = create_app("/tmp/stemkit-sandbox")
 >>> sorted(r.path for r in app.routes)
-['/_sandbox/stats', '/audioshake', '/sourceress']
+['/_sandbox/stats', '/audioshake', '/loom', '/sourceress']
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from stemkit.sandbox.common import (
     http_exception_handler,
     unhandled_exception_handler,
 )
+from stemkit.sandbox.loom import LoomAPI
 from stemkit.sandbox.sourceress import SourceressAPI
 
 
@@ -44,8 +45,9 @@ def _lifespan(workers: Workers):
 def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     """Build the sandbox app. ``config`` is a :class:`SandboxConfig` or a data folder.
 
-    The vendor APIs are mounted at ``/sourceress`` and ``/audioshake``; ``GET /_sandbox/stats``
-    counts what was submitted (used by tests to prove that nothing was submitted twice).
+    The vendor APIs are mounted at ``/sourceress``, ``/audioshake`` and ``/loom``;
+    ``GET /_sandbox/stats`` counts what was submitted (tests use it to prove that nothing was
+    submitted twice).
     """
     if not isinstance(config, SandboxConfig):
         config = SandboxConfig(data_dir=Path(config))
@@ -54,12 +56,14 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     workers = Workers(config.workers)
     sourceress = SourceressAPI(config, signer, workers)
     audioshake = AudioShakeAPI(config, signer, workers)
+    loom = LoomAPI(config, signer, workers)
 
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse(
             {
                 "sourceress": dict(sourceress.stats),
                 "audioshake": dict(audioshake.stats),
+                "loom": dict(loom.stats),
                 "callbacks": list(sourceress.callbacks.log) + list(audioshake.callbacks.log),
             }
         )
@@ -68,6 +72,7 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
         routes=[
             Mount("/sourceress", routes=sourceress.routes()),
             Mount("/audioshake", routes=audioshake.routes()),
+            Mount("/loom", routes=loom.routes()),
             Route("/_sandbox/stats", stats, methods=["GET"]),
         ],
         exception_handlers={
@@ -79,5 +84,6 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     app.state.config = config
     app.state.sourceress = sourceress
     app.state.audioshake = audioshake
+    app.state.loom = loom
     app.state.workers = workers
     return app

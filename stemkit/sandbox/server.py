@@ -41,6 +41,8 @@ class SandboxServer:
     set_env : bool
         Export ``STEMKIT_SANDBOX_URL`` while running, so profiles and notebook kernels started
         from this process find the sandbox.
+    **settings
+        :class:`SandboxConfig` fields for the default config (e.g. ``workers=2``).
     """
 
     def __init__(
@@ -50,11 +52,14 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         set_env: bool = True,
+        **settings,
     ) -> None:
         self._tmp = None
         if config is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="stemkit-sandbox-")
-            config = SandboxConfig(data_dir=Path(self._tmp.name))
+            config = SandboxConfig(data_dir=Path(self._tmp.name), **settings)
+        elif settings:
+            raise TypeError("pass settings in the SandboxConfig, or no config at all")
         self.config = config
         self.host = host
         self.port = port or free_port(host)

@@ -1,0 +1,304 @@
+"""The Loom transcription API, served by the sandbox under ``/loom``.
+
+``key`` and ``secret`` in the body of every call (form fields for the upload). Real offline
+speech recognition by :mod:`stemkit.sandbox.asr`. ``job_info`` carries real ``submitted_at`` /
+``completed_at``, ``total_audio_length``, ``is_blank_audio`` (silence is reported blank, not as an
+empty transcript) and ``error_message`` on failure; ``output_files.transcripts`` lists a ``.txt``
+transcript and a ``.json`` with word timings. Status codes: 200, 400, 401, 404, 500.
+
+Examples
+--------
+>>> from stemkit.sandbox import create_app
+>>> app = create_app(tmp_path)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from stemkit.audio import load_audio
+from stemkit.errors import AudioError
+from stemkit.sandbox.common import SandboxConfig, Signer, Workers, new_id, parse_body, utc_iso
+
+log = logging.getLogger("stemkit.sandbox.loom")
+MAX_UPLOAD = 250 * 1024 * 1024
+
+
+class _Auth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    secret: str
+
+
+class SubmitBody(_Auth):
+    profile_name: str = Field(min_length=1, max_length=200)
+    job_name: str = Field(min_length=1, max_length=200)
+    audio_files: list[str] = Field(min_length=1, max_length=20)
+    documents: list[str] | None = None
+
+
+@dataclass
+class LoomJob:
+    id: str
+    owner: str
+    name: str
+    profile: str
+    inputs: list[Path]
+    folder: Path
+    submitted_at: str = field(default_factory=utc_iso)
+    completed_at: str | None = None
+    state: str = "processing"  # processing | completed | error
+    audio_length: float | None = None
+    is_blank: bool = False
+    error_message: str | None = None
+    outputs: list[Path] = field(default_factory=list)
+
+
+def _msg(status: int, msg: str) -> JSONResponse:
+    return JSONResponse({"success": False, "msg": msg, "message": msg}, status_code=status)
+
+
+class LoomAPI:
+    """State and routes of the sandbox's Loom API."""
+
+    def __init__(self, config: SandboxConfig, signer: Signer, workers: Workers) -> None:
+        self.config = config
+        self.signer = signer
+        self.workers = workers
+        self.root = Path(config.data_dir) / "loom"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uploads: dict[str, tuple[str, Path]] = {}  # audio url id -> (owner, file)
+        self.jobs: dict[str, LoomJob] = {}
+        self.stats = {"uploads": 0, "jobs": 0}
+        self._lock = threading.Lock()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/upload/audio", self.upload, methods=["POST"]),
+            Route("/jobs/submit", self.submit, methods=["POST"]),
+            Route("/jobs/{job_id}/poll", self.poll, methods=["POST"]),
+            Route("/jobs/{job_id}/details", self.details, methods=["POST"]),
+            Route("/files/{key:path}", self.files, methods=["GET"]),
+        ]
+
+    def _owner(self, key: str | None, secret: str | None) -> str | None:
+        if key and self.config.loom_keys.get(key) == secret:
+            return key
+        return None
+
+    def _url(self, request: Request, path: Path) -> str:
+        key = path.relative_to(self.root).as_posix()
+        q = self.signer.sign("GET", key, self.config.url_ttl)
+        base = str(request.base_url).rstrip("/")
+        return f"{base}/loom/files/{key}?expires={q['expires']}&sig={q['sig']}"
+
+    async def upload(self, request: Request) -> Response:
+        try:
+            form = await request.form(max_part_size=MAX_UPLOAD)
+        except Exception as exc:  # noqa: BLE001 - malformed multipart of any kind
+            return _msg(400, f"ERROR: expected form-data with file, key and secret ({exc})")
+        owner = self._owner(form.get("key"), form.get("secret"))
+        if owner is None:
+            return _msg(401, "ERROR: invalid key or secret")
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return _msg(400, "ERROR: form field 'file' is missing")
+        data = await upload.read()
+        if not data:
+            return _msg(400, "ERROR: the uploaded file is empty")
+        audio_id = new_id()
+        path = self.root / owner / "uploads" / audio_id / (Path(upload.filename or "a").name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        with self._lock:
+            self.uploads[audio_id] = (owner, path)
+            self.stats["uploads"] += 1
+        return JSONResponse(
+            {"msg": "SUCCESS: audio uploaded", "audio_url": f"loom://audio/{audio_id}"}
+        )
+
+    async def submit(self, request: Request) -> Response:
+        body = await parse_body(request, SubmitBody)
+        owner = self._owner(body.key, body.secret)
+        if owner is None:
+            return _msg(401, "ERROR: invalid key or secret")
+        inputs = []
+        for url in body.audio_files:
+            audio_id = url.removeprefix("loom://audio/")
+            entry = self.uploads.get(audio_id)
+            if entry is None or entry[0] != owner:
+                return _msg(400, f"ERROR: unknown audio file {url!r}: upload it first")
+            inputs.append(entry[1])
+        job_id = new_id()
+        job = LoomJob(
+            job_id,
+            owner,
+            body.job_name,
+            body.profile_name,
+            inputs,
+            self.root / owner / "jobs" / job_id,
+        )
+        job.folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self.jobs[job_id] = job
+            self.stats["jobs"] += 1
+        self.workers.heavy.submit(self._process, job)
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse(
+            {
+                "message": "Job submitted successfully",
+                "poll_endpoint": f"{base}/loom/jobs/{job_id}/poll",
+                "job_reference_id": job_id,
+            }
+        )
+
+    async def _job(self, request: Request) -> LoomJob | Response:
+        body = await parse_body(request, _Auth)
+        owner = self._owner(body.key, body.secret)
+        if owner is None:
+            return _msg(401, "ERROR: invalid key or secret")
+        job = self.jobs.get(request.path_params["job_id"])
+        if job is None or job.owner != owner:
+            return _msg(404, f"ERROR: no job {request.path_params['job_id']!r}")
+        return job
+
+    async def poll(self, request: Request) -> Response:
+        job = await self._job(request)
+        if isinstance(job, Response):
+            return job
+        if job.state == "processing":
+            return JSONResponse(
+                {
+                    "msg": "NOTICE: Job is currently being processed.",
+                    "transcript_url": [],
+                    "media_files": [],
+                    "extracted_fields": [],
+                }
+            )
+        if job.state == "error":
+            return JSONResponse(
+                {
+                    "msg": f"ERROR: Job processing failed. {job.error_message}",
+                    "transcript_url": [],
+                    "media_files": [],
+                    "extracted_fields": [],
+                }
+            )
+        return JSONResponse(
+            {
+                "msg": "SUCCESS: Job completed successfully.",
+                "transcript_url": [self._url(request, p) for p in job.outputs],
+                "media_files": [self._url(request, p) for p in job.inputs],
+                "extracted_fields": [],
+            }
+        )
+
+    async def details(self, request: Request) -> Response:
+        job = await self._job(request)
+        if isinstance(job, Response):
+            return job
+        info = {
+            "job_reference_id": job.id,
+            "job_name": job.name,
+            "status": job.state,
+            "profile_name": job.profile,
+            "submitted_at": job.submitted_at,
+            "completed_at": job.completed_at,
+            "total_audio_length": job.audio_length,
+            "is_blank_audio": job.is_blank,
+            "error_message": job.error_message,
+        }
+        inputs = [
+            {
+                "filename": p.name,
+                "file_type": "audio",
+                "file_size": p.stat().st_size,
+                "download_url": self._url(request, p),
+            }
+            for p in job.inputs
+        ]
+        outputs = None
+        if job.state == "completed":
+            outputs = {
+                "transcripts": [
+                    {
+                        "filename": p.name,
+                        "file_subtype": "final_transcript",
+                        "download_url": self._url(request, p),
+                        "language_code": "en",
+                    }
+                    for p in job.outputs
+                ],
+                "processed_input_media": [],
+                "extracted_fields_url": None,
+            }
+        success = job.state != "error"
+        msg = {
+            "processing": "NOTICE: Job is currently being processed.",
+            "completed": "SUCCESS: Job completed successfully.",
+            "error": "ERROR: Job processing failed.",
+        }[job.state]
+        return JSONResponse(
+            {
+                "success": success,
+                "msg": msg,
+                "job_data": {
+                    "job_info": info,
+                    "job_files": {"input_files": inputs, "output_files": outputs},
+                },
+            }
+        )
+
+    async def files(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        q = request.query_params
+        if not self.signer.verify("GET", key, q.get("expires"), q.get("sig")):
+            return _msg(403, "ERROR: download URL is invalid or expired: poll again")
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+            return _msg(404, "ERROR: no such file")
+        return FileResponse(path, filename=path.name)
+
+    def _process(self, job: LoomJob) -> None:
+        from stemkit.sandbox import asr
+
+        try:
+            texts, words, total, blank = [], [], 0.0, True
+            for path in job.inputs:
+                y, sr = load_audio(path)
+                t = asr.transcribe(y, sr)
+                words += [
+                    {
+                        "word": w.word,
+                        "start": round(total + w.start, 3),
+                        "end": round(total + w.end, 3),
+                        "confidence": w.confidence,
+                    }
+                    for w in t.words
+                ]
+                texts.append(t.text)
+                total += t.duration
+                blank = blank and t.is_blank
+            job.audio_length = round(total, 3)
+            job.is_blank = blank
+            txt = job.folder / f"{Path(job.name).name[:80] or 'transcript'}.txt"
+            txt.write_text(" ".join(t for t in texts if t) + "\n")
+            js = job.folder / f"{txt.stem}.words.json"
+            js.write_text(json.dumps(words, indent=1))
+            job.outputs = [txt, js]
+            job.state = "completed"
+        except AudioError as exc:
+            job.state, job.error_message = "error", f"unreadable audio: {exc.detail}"
+        except Exception as exc:  # noqa: BLE001 - report, never crash the server
+            log.exception("loom job %s", job.id)
+            job.state, job.error_message = "error", f"internal error: {type(exc).__name__}"
+        job.completed_at = utc_iso()
