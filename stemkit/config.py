@@ -83,6 +83,10 @@ class Profile(BaseModel):
     poll_max: float = 10.0
     #: Jobs of this provider in flight at once in a batch.
     max_in_flight: int = 4
+    #: Retries of an idempotent call (reads, uploads, downloads) on transient failures.
+    retries: int = 4
+    #: Refuse downloads larger than this (a hostile or broken server).
+    max_download_bytes: int = 4 * 1024**3
 
     def secret_values(self) -> list[str]:
         """The plain values of every secret field that is set (for redaction)."""

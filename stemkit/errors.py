@@ -123,9 +123,27 @@ class ProviderError(StemkitError):
 
     kind = "provider"
 
-    def __init__(self, detail: str, *, status: int | None = None, **kw) -> None:
+    def __init__(
+        self, detail: str, *, status: int | None = None, retry_after: float | None = None, **kw
+    ) -> None:
         self.status = status
+        self.retry_after = retry_after
         super().__init__(detail, **kw)
+
+    @property
+    def not_processed(self) -> bool:
+        """429 and 503 say the request was refused before any work: safe to send again."""
+        return self.status in (429, 503)
+
+
+class AmbiguousSubmission(ProviderError):
+    """A job-creating call failed in a way that leaves open whether the service accepted it.
+
+    stemkit never submits such a job again by itself (it could be paid twice): the ledger
+    marks it ``ambiguous`` and a person decides (``--force`` submits again).
+    """
+
+    kind = "ambiguous"
 
 
 class JobFailed(StemkitError):

@@ -3,9 +3,11 @@
 Every request stemkit sends goes through a session made here:
 
 - a default timeout on every call (connect, read), so nothing waits forever;
-- urllib3 ``Retry`` with exponential backoff and jitter, honouring ``Retry-After``, for
-  idempotent methods only (GET, PUT, HEAD, OPTIONS, DELETE): a POST that creates a paid job is
-  never retried blindly;
+- urllib3 ``Retry`` of failed *connections* only, with exponential backoff and jitter (the
+  request never left, so it is safe for any method); retries of answered requests are decided
+  per operation by :meth:`stemkit.providers.base.Provider.retrying` (idempotent calls, honouring
+  ``Retry-After``) and :meth:`~stemkit.providers.base.Provider.creating` (job-creating calls:
+  only when the service said it did no work);
 - :func:`redact` replaces every registered secret (and bearer tokens, signed-URL signatures) in
   any text that may reach a log, an error message or a report.
 
@@ -30,8 +32,6 @@ from urllib3.util.retry import Retry
 
 log = logging.getLogger("stemkit.http")
 
-IDEMPOTENT = frozenset({"GET", "PUT", "HEAD", "OPTIONS", "DELETE"})
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Values shorter than this are not redacted as free text (``demo`` would blank out paths);
 #: they are still never written anywhere by stemkit.
 MIN_SECRET_LEN = 6
@@ -71,16 +71,25 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactingFilter(logging.Filter):
-    """Logging filter that redacts every record's message (installed on stemkit's loggers)."""
+def _install_log_redaction() -> None:
+    """Redact every record of the ``stemkit`` loggers (and their children) at creation, so no
+    handler anywhere (console, file, notebook) can see a secret."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "stemkit_redacting", False):
+        return
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = None
-        return True
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name == "stemkit" or record.name.startswith("stemkit."):
+            record.msg = redact(record.getMessage())
+            record.args = None
+        return record
+
+    factory.stemkit_redacting = True
+    logging.setLogRecordFactory(factory)
 
 
-logging.getLogger("stemkit").addFilter(RedactingFilter())
+_install_log_redaction()
 
 
 class TimeoutSession(requests.Session):
@@ -108,9 +117,9 @@ def make_session(
     timeout : float
         Seconds for connect and for each read.
     retries : int
-        Retries of an idempotent call on connection errors and on 429/5xx.
+        Retries of a failed connection attempt.
     backoff, backoff_max : float
-        Exponential backoff factor and cap (seconds); jitter is added; ``Retry-After`` wins.
+        Exponential backoff factor and cap (seconds); jitter is added.
 
     Examples
     --------
@@ -119,17 +128,18 @@ def make_session(
     2
     """
     session = TimeoutSession(timeout)
+    # Transport level: only failures to *connect* are retried here (the request never left, so
+    # this is safe for every method). Retries of answered requests are decided per operation
+    # by the provider layer, which knows which calls are idempotent.
     retry = Retry(
-        total=retries,
+        total=None,
         connect=retries,
-        read=retries,
-        status=retries,
+        read=0,
+        status=0,
+        other=0,
         backoff_factor=backoff,
         backoff_max=backoff_max,
         backoff_jitter=backoff / 2,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=IDEMPOTENT,
-        respect_retry_after_header=True,
         raise_on_status=False,
     )
     adapter = HTTPAdapter(max_retries=retry, pool_connections=8, pool_maxsize=32)

@@ -1,7 +1,8 @@
 """The ledger: what was submitted and downloaded, so a rerun never pays twice.
 
 One SQLite file per batch folder (``ledger.sqlite``). Each (track, provider, request) row moves
-through ``submitting → submitted → done`` (or ``failed``); downloaded files are recorded with
+through ``submitting → submitted → done`` (or ``failed``, or ``ambiguous`` when a submission
+may have been accepted without an answer); downloaded files are recorded with
 their size and SHA-256, and are trusted on a rerun only if they still match.
 
 The ledger holds ids, states, paths, checksums and error messages, never a credential (error
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (track, provider, stem)
 );
 """
-STATES = ("submitting", "submitted", "done", "failed")
+STATES = ("submitting", "submitted", "done", "failed", "ambiguous")
 
 
 def _now() -> str:

@@ -28,11 +28,12 @@ from typing import Any
 
 import pandas as pd
 
-from stemkit.errors import JobFailed, StemkitError
+from stemkit.errors import AmbiguousSubmission, JobFailed, StemkitError
 from stemkit.ledger import Ledger
 from stemkit.manifest import Track, load_manifest
 from stemkit.providers import Provider, connect
 from stemkit.providers.base import Job, Observation, SeparationResult, sha256_file, utcnow
+from stemkit.timing import parse_time
 
 log = logging.getLogger("stemkit.pipeline")
 
@@ -82,6 +83,18 @@ def run_job(
 ) -> dict[str, Any]:
     """Run (or resume) one track on one provider; never raises a :class:`StemkitError`.
 
+    The ledger decides what happens (``force`` ignores it and submits again):
+
+    ==============  =============================================================
+    ledger state    this run
+    ==============  =============================================================
+    (none), failed  submit (a job the vendor failed is submitted again)
+    submitting      the last run died while submitting: submit (nothing came back)
+    submitted       resume the job: wait and download; nothing is submitted
+    done            skip if every stem is on disk with its checksum, else download again
+    ambiguous       a submission may have been accepted: report it, do not submit
+    ==============  =============================================================
+
     Returns the record written to ``record.json``: ``state`` is ``done`` or ``failed``, with
     ``error`` (a message naming provider, track and step) when failed.
     """
@@ -96,6 +109,8 @@ def run_job(
         "mixture": str(track.mixture),
         "state": "failed",
     }
+    key = None
+    submitted = False
     try:
         with provider.step("check", track=track.name):
             info = check_audio(track.mixture)
@@ -108,16 +123,25 @@ def run_job(
             if files is not None:
                 previous["resumed"] = "skipped: already downloaded and verified"
                 return previous
+        if row and row["state"] == "ambiguous":
+            raise AmbiguousSubmission(
+                f"an earlier submission may have been accepted ({row['error']})",
+                hint="not submitted again automatically; check with the vendor, then rerun "
+                "with --force to submit again",
+                step="submit",
+            )
         if row and row["state"] in ("submitted", "done") and row["job"]:
             job = Job.from_dict(row["job"])
-            observations = [Observation("resume", utcnow(), utcnow())]
+            observations = [_observation(o) for o in job.meta.get("observations", [])]
             record["resumed"] = f"job {job.job_id} resumed, not submitted again"
         else:
             ledger.mark(track.name, provider.name, key, "submitting")
             t0 = utcnow()
             job = provider.submit(track.mixture, track=track.name, stems=stems, fmt=fmt, **options)
-            observations = list(job.meta.pop("observations", [Observation("submit", t0, utcnow())]))
+            job.meta.setdefault("observations", [Observation("submit", t0, utcnow())])
+            observations = list(job.meta["observations"])
             ledger.mark(track.name, provider.name, key, "submitted", job=job.to_dict())
+        submitted = True
         record["job_id"] = job.job_id
         t1 = utcnow()
         try:
@@ -149,11 +173,28 @@ def run_job(
     except StemkitError as exc:
         exc.at(provider=provider.name, track=track.name)
         record.update(exc.to_dict(), state="failed")
-        if "key" in locals():
-            ledger.mark(track.name, provider.name, key, "failed", error=exc.message)
+        if key is not None:
+            ledger.mark(
+                track.name, provider.name, key, _state_after(exc, submitted), error=exc.message
+            )
         log.warning("%s", exc.message)
     _write_record(folder, record)
     return record
+
+
+def _state_after(exc: StemkitError, submitted: bool) -> str:
+    """Ledger state after a failure: keep a submitted job for the next run to resume."""
+    if isinstance(exc, AmbiguousSubmission):
+        return "ambiguous"
+    if submitted and not isinstance(exc, JobFailed):
+        return "submitted"  # a timeout or a failed download: the job lives on at the vendor
+    return "failed"
+
+
+def _observation(o: Any) -> Observation:
+    if isinstance(o, Observation):
+        return o
+    return Observation(o["step"], parse_time(o["start"]), parse_time(o["end"]))
 
 
 def write_batch_info(

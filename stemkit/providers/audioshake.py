@@ -40,6 +40,8 @@ from stemkit.providers.base import (
     JobStatus,
     Observation,
     Provider,
+    creates_job,
+    idempotent,
     safe_join,
     utcnow,
 )
@@ -214,6 +216,7 @@ class AudioShakeProvider(Provider):
             raise ProviderError(f"{what}: unexpected answer ({_validation_message(exc)})") from None
 
     # -- endpoints -------------------------------------------------------------------------
+    @idempotent
     def upload_file(self, path: Path) -> Asset:
         """Upload a local file (multipart, streamed from disk) and return its asset."""
         path = Path(path)
@@ -226,6 +229,7 @@ class AudioShakeProvider(Provider):
             )
         return self._model(Asset, self.json(resp, "upload"), "upload")
 
+    @idempotent
     def upload_link(self, link: str, name: str) -> Asset:
         """Register a file the service can fetch from ``link``."""
         resp = self._request(
@@ -258,6 +262,7 @@ class AudioShakeProvider(Provider):
             ) from None
         return req.model_dump(exclude_none=True)
 
+    @creates_job
     def create_job(
         self, asset_id: str, metadata: JobMetadata | dict, callback_url: str | None = None
     ) -> JobInfo:
@@ -267,6 +272,7 @@ class AudioShakeProvider(Provider):
         data = self.json(resp, "create job")
         return self._model(JobInfo, data.get("job", data), "create job")
 
+    @idempotent
     def get_job(self, job_id: str) -> JobInfo:
         """The job with its status, timestamps and (fresh) output links."""
         resp = self._request("GET", f"/job/{check_job_id(job_id)}", "get job")

@@ -31,7 +31,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stemkit.errors import AuthError, LinkExpired, ProviderError, RequestError
-from stemkit.providers.base import Job, JobStatus, Observation, Provider, safe_join, utcnow
+from stemkit.providers.base import (
+    Job,
+    JobStatus,
+    Observation,
+    Provider,
+    creates_job,
+    idempotent,
+    safe_join,
+    utcnow,
+)
 from stemkit.timing import parse_time
 
 PROFILE_NAME = "General Transcription"
@@ -140,6 +149,7 @@ class LoomProvider(Provider):
         return body
 
     # -- endpoints -------------------------------------------------------------------------
+    @idempotent
     def upload_audio(self, path: Path) -> str:
         """Upload a file (form-data, streamed) and return its ``audio_url``."""
         with open(path, "rb") as fh:
@@ -153,6 +163,7 @@ class LoomProvider(Provider):
             raise ProviderError(f"upload: no audio_url in the answer ({body.get('msg')})")
         return body["audio_url"]
 
+    @creates_job
     def submit_job(
         self,
         audio_urls: Sequence[str],
@@ -175,10 +186,12 @@ class LoomProvider(Provider):
             raise ProviderError(f"submit: no job_reference_id ({body.get('message')})")
         return str(body["job_reference_id"])
 
+    @idempotent
     def poll(self, job_id: str) -> dict[str, Any]:
         """The short poll answer: ``msg``, ``transcript_url``, ``media_files``, ..."""
         return self._post(f"/jobs/{job_id}/poll", "poll", json=self._auth())
 
+    @idempotent
     def details(self, job_id: str) -> Details:
         """Everything about a job (job_info stamps, input and output files)."""
         body = self._post(f"/jobs/{job_id}/details", "details", json=self._auth())

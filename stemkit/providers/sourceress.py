@@ -42,6 +42,7 @@ from stemkit.providers.base import (
     JobStatus,
     Observation,
     Provider,
+    idempotent,
     safe_join,
     utcnow,
 )
@@ -182,26 +183,50 @@ class SourceressProvider(Provider):
                     hint="set STEMKIT_SOURCERESS_USERNAME / _PASSWORD or a stemkit.toml profile",
                 )
             with self.step("auth"):
-                resp = self.session.post(
-                    f"{p.base_url}/auth/",
-                    json={"username": p.username, "password": p.password.get_secret_value()},
-                )
-                self.check_response(resp, "authentication")
-                auth = self._parse(AuthResponse, resp, "authentication")
+                auth = self.retrying(self._login)
             self._token = auth.token
             self._token_deadline = time.monotonic() + max(auth.expiry - self.token_margin, 1)
             return self._token
 
-    def _call(self, method: str, path: str, what: str, **kw):
-        """One authenticated call; on 401 log in again once and repeat."""
-        for attempt in (0, 1):
-            headers = {"Authorization": self.authenticate(force=attempt == 1)}
-            resp = self.session.request(
-                method, f"{self.profile.base_url}{path}", headers=headers, **kw
-            )
-            if resp.status_code != 401 or attempt == 1:
-                return self.check_response(resp, what)
-        raise AssertionError("unreachable")
+    def _login(self) -> AuthResponse:
+        p = self.profile
+        resp = self.session.post(
+            f"{p.base_url}/auth/",
+            json={"username": p.username, "password": p.password.get_secret_value()},
+        )
+        self.check_response(resp, "authentication")
+        return self._parse(AuthResponse, resp, "authentication")
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        model: type[_Model] | None = None,
+        *,
+        creates: bool = False,
+        **kw,
+    ):
+        """One authenticated call, parsed into ``model`` (None while the answer is 202).
+
+        On 401 it logs in again once. Reads are retried on transient failures; a call that
+        ``creates`` a paid job is sent again only when the service did no work (429/503).
+        """
+
+        def once():
+            for attempt in (0, 1):
+                headers = {"Authorization": self.authenticate(force=attempt == 1)}
+                resp = self.session.request(
+                    method, f"{self.profile.base_url}{path}", headers=headers, **kw
+                )
+                if resp.status_code != 401:
+                    break
+            self.check_response(resp, what)
+            if resp.status_code == 202:
+                return None
+            return self._parse(model, resp, what) if model else resp
+
+        return self.creating(once) if creates else self.retrying(once)
 
     def _parse(self, model: type[_Model], resp, what: str):
         body = self.json(resp, what)
@@ -216,9 +241,9 @@ class SourceressProvider(Provider):
     # -- upload ----------------------------------------------------------------------------
     def create_upload(self) -> UploadSlot:
         """Ask for an upload slot: ``{uploadId, signedUrl, expiry, method}``."""
-        resp = self._call("POST", "/separation/create", "create upload")
-        return self._parse(UploadSlot, resp, "create upload")
+        return self._call("POST", "/separation/create", "create upload", UploadSlot)
 
+    @idempotent
     def upload(self, slot: UploadSlot, path: Path) -> None:
         """PUT the file to the signed URL, streamed from disk (no auth header: URL is signed)."""
         with open(path, "rb") as fh:
@@ -228,6 +253,10 @@ class SourceressProvider(Provider):
                 data=fh,
                 headers={"Content-Type": "text/plain"},
             )
+        if resp.status_code in (401, 403, 410):
+            raise LinkExpired(
+                f"upload URL refused (HTTP {resp.status_code})", status=resp.status_code
+            )
         self.check_response(resp, "upload")
 
     def metadata(
@@ -236,10 +265,9 @@ class SourceressProvider(Provider):
         """Metadata of an upload; with ``wait``, poll through HTTP 202 until it is ready."""
 
         def once() -> Metadata | None:
-            resp = self._call(
-                "GET", "/separation/metadata", "metadata", params={"uploadId": upload_id}
+            return self._call(
+                "GET", "/separation/metadata", "metadata", Metadata, params={"uploadId": upload_id}
             )
-            return None if resp.status_code == 202 else self._parse(Metadata, resp, "metadata")
 
         if not wait:
             return once()
@@ -302,8 +330,10 @@ class SourceressProvider(Provider):
             priority=priority,
             priority_offset=priority_offset,
         )
-        resp = self._call("POST", "/separation/separate", "separate", json=body)
-        return self._parse(SeparationStarted, resp, "separate").separation_id
+        started = self._call(
+            "POST", "/separation/separate", "separate", SeparationStarted, creates=True, json=body
+        )
+        return started.separation_id
 
     def start_trial(
         self,
@@ -326,15 +356,20 @@ class SourceressProvider(Provider):
             callback_url=callback_url,
             output_formats=output_formats,
         )
-        resp = self._call("POST", "/separation/trial", "trial", json=body)
-        return self._parse(SeparationStarted, resp, "trial").separation_id
+        started = self._call(
+            "POST", "/separation/trial", "trial", SeparationStarted, creates=True, json=body
+        )
+        return started.separation_id
 
     def progress(self, separation_id: str) -> Progress:
         """Events so far and, once finished, the output file names."""
-        resp = self._call(
-            "GET", "/separation/progress", "progress", params={"separationId": separation_id}
+        return self._call(
+            "GET",
+            "/separation/progress",
+            "progress",
+            Progress,
+            params={"separationId": separation_id},
         )
-        return self._parse(Progress, resp, "progress")
 
     # -- download, mix, zip ----------------------------------------------------------------
     def download_url(
@@ -354,8 +389,7 @@ class SourceressProvider(Provider):
         params = {"separationId": separation_id, "fileName": file_name, "fileFormat": fmt}
 
         def once() -> SignedUrl | None:
-            resp = self._call("GET", "/separation/download", "download", params=params)
-            return None if resp.status_code == 202 else self._parse(SignedUrl, resp, "download")
+            return self._call("GET", "/separation/download", "download", SignedUrl, params=params)
 
         try:
             return self.poll_until(once, timeout=timeout)
@@ -397,8 +431,7 @@ class SourceressProvider(Provider):
             ],
             "mixName": mix_name,
         }
-        resp = self._call("POST", "/separation/mix", "mix", json=body)
-        return self._parse(MixCreated, resp, "mix").mix_id
+        return self._call("POST", "/separation/mix", "mix", MixCreated, json=body).mix_id
 
     def zip(
         self,
@@ -414,8 +447,7 @@ class SourceressProvider(Provider):
             "format": fmt,
             "zipFileName": zip_file_name,
         }
-        resp = self._call("POST", "/separation/zip", "zip", json=body)
-        return self._parse(ZipCreated, resp, "zip").zip_file_path
+        return self._call("POST", "/separation/zip", "zip", ZipCreated, json=body).zip_file_path
 
     # -- life cycle ------------------------------------------------------------------------
     def submit(
@@ -435,7 +467,11 @@ class SourceressProvider(Provider):
         with self.step("upload", track=track):
             t0 = utcnow()
             slot = self.create_upload()
-            self.upload(slot, Path(audio_path))
+            try:
+                self.upload(slot, Path(audio_path))
+            except LinkExpired:  # the signed URL expired before we used it: a fresh slot
+                slot = self.create_upload()
+                self.upload(slot, Path(audio_path))
             obs.append(Observation("upload", t0, utcnow()))
         with self.step("metadata", track=track):
             t0 = utcnow()

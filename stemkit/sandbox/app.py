@@ -17,6 +17,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
@@ -29,6 +30,7 @@ from stemkit.sandbox.common import (
     http_exception_handler,
     unhandled_exception_handler,
 )
+from stemkit.sandbox.faults import FaultMiddleware
 from stemkit.sandbox.loom import LoomAPI
 from stemkit.sandbox.sourceress import SourceressAPI
 
@@ -52,7 +54,7 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     if not isinstance(config, SandboxConfig):
         config = SandboxConfig(data_dir=Path(config))
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-    signer = Signer()
+    signer = Signer(faults=config.faults)
     workers = Workers(config.workers)
     sourceress = SourceressAPI(config, signer, workers)
     audioshake = AudioShakeAPI(config, signer, workers)
@@ -64,6 +66,8 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
                 "sourceress": dict(sourceress.stats),
                 "audioshake": dict(audioshake.stats),
                 "loom": dict(loom.stats),
+                "duplicates": sourceress.duplicates() + audioshake.duplicates() + loom.duplicates(),
+                "injected": dict(config.faults.injected),
                 "callbacks": list(sourceress.callbacks.log) + list(audioshake.callbacks.log),
             }
         )
@@ -74,6 +78,11 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
             Mount("/audioshake", routes=audioshake.routes()),
             Mount("/loom", routes=loom.routes()),
             Route("/_sandbox/stats", stats, methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(
+                FaultMiddleware, faults=config.faults, expire_tokens=sourceress.tokens.expire_all
+            )
         ],
         exception_handlers={
             HTTPException: http_exception_handler,

@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stemkit.audio import load_audio, write_audio
@@ -45,6 +46,7 @@ from stemkit.sandbox.common import (
     Signer,
     Workers,
     error,
+    file_response,
     new_id,
     parse_body,
     utc_iso,
@@ -73,6 +75,7 @@ class AssetRecord:
     name: str
     path: Path
     format: str
+    sha256: str = ""
 
 
 @dataclass
@@ -151,7 +154,12 @@ class AudioShakeAPI:
         else:
             path.write_bytes(source.read_bytes())
         asset = AssetRecord(
-            asset_id, owner, safe_name, path, path.suffix.lstrip(".").lower() or "bin"
+            asset_id,
+            owner,
+            safe_name,
+            path,
+            path.suffix.lstrip(".").lower() or "bin",
+            hashlib.sha256(path.read_bytes()).hexdigest(),
         )
         with self._lock:
             self.assets[asset_id] = asset
@@ -245,7 +253,7 @@ class AudioShakeAPI:
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root.resolve()) or not path.is_file():
             return error(404, "no such file")
-        return FileResponse(path, filename=path.name)
+        return file_response(path)
 
     def _job_json(self, request: Request, job: JobRecord) -> dict[str, Any]:
         meta = job.request.metadata.model_dump(exclude_none=True)
@@ -278,13 +286,27 @@ class AudioShakeAPI:
             "outputAssets": outputs,
         }
 
+    def duplicates(self) -> int:
+        """Jobs of the same content and metadata beyond the first that did not fail."""
+        live: dict[tuple, int] = {}
+        for job in list(self.jobs.values()):
+            if job.status == "failed":
+                continue
+            key = (job.owner, job.asset.sha256, job.request.metadata.model_dump_json())
+            live[key] = live.get(key, 0) + 1
+        return sum(n - 1 for n in live.values())
+
     # -- the work -----------------------------------------------------------------------------
     def _process(self, job: JobRecord) -> None:
         meta = job.request.metadata
         job.started_at = job.updated_at = utc_iso()
         job.status = "processing"
         t0 = time.monotonic()
+        if self.config.faults.roll("stuck", job.id):
+            return  # injected: the job stays "processing" for ever
         try:
+            if self.config.faults.roll("job_failure", job.id):
+                raise ValueError("injected failure of the stem worker")
             if meta.name not in ENGINE_STEMS:
                 raise ValueError(f"stem {meta.name!r} is not available in the sandbox engine")
             y, sr = load_audio(job.asset.path)

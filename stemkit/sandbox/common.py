@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -31,7 +32,9 @@ import requests
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import FileResponse, JSONResponse
+
+from stemkit.sandbox.faults import Faults
 
 log = logging.getLogger("stemkit.sandbox")
 M = TypeVar("M", bound=BaseModel)
@@ -55,6 +58,8 @@ class SandboxConfig:
     #: extra seconds a job spends "processing" (to imitate a slow vendor in benchmarks)
     processing_delay: float = 0.0
     max_upload_bytes: int = 500 * 1024 * 1024
+    #: injected faults (none by default), see :mod:`stemkit.sandbox.faults`
+    faults: Faults = field(default_factory=Faults)
 
 
 def utc_iso(ts: float | None = None) -> str:
@@ -72,6 +77,17 @@ def local_iso(ts: float) -> str:
 def new_id(nbytes: int = 12) -> str:
     """A random hex id (24 characters by default, like the vendors' object ids)."""
     return secrets.token_hex(nbytes)
+
+
+def file_response(path: Path) -> FileResponse:
+    """A file download with its MD5 in ``x-goog-hash`` (as cloud storage sends it), so the
+    client can verify what it received."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    md5 = base64.b64encode(digest.digest()).decode()
+    return FileResponse(path, filename=path.name, headers={"x-goog-hash": f"md5={md5}"})
 
 
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -115,14 +131,17 @@ def require_param(request: Request, name: str) -> str:
 class Signer:
     """HMAC-signed, expiring URLs for the sandbox's own storage routes."""
 
-    def __init__(self, key: bytes | None = None) -> None:
+    def __init__(self, key: bytes | None = None, faults: Faults | None = None) -> None:
         self.key = key or secrets.token_bytes(32)
+        self.faults = faults
 
     def _mac(self, method: str, path: str, expires: int) -> str:
         msg = f"{method.upper()}\n{path}\n{expires}".encode()
         return hmac.new(self.key, msg, hashlib.sha256).hexdigest()
 
     def sign(self, method: str, path: str, ttl: float) -> dict[str, Any]:
+        if self.faults is not None and self.faults.roll("url_expiry", f"{method} url"):
+            ttl = -1  # injected: issued already expired
         expires = int(time.time() + ttl)
         return {"expires": expires, "sig": self._mac(method, path, expires)}
 

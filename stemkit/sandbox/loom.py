@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -22,12 +23,20 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stemkit.audio import load_audio
 from stemkit.errors import AudioError
-from stemkit.sandbox.common import SandboxConfig, Signer, Workers, new_id, parse_body, utc_iso
+from stemkit.sandbox.common import (
+    SandboxConfig,
+    Signer,
+    Workers,
+    file_response,
+    new_id,
+    parse_body,
+    utc_iso,
+)
 
 log = logging.getLogger("stemkit.sandbox.loom")
 MAX_UPLOAD = 250 * 1024 * 1024
@@ -61,6 +70,10 @@ class LoomJob:
     is_blank: bool = False
     error_message: str | None = None
     outputs: list[Path] = field(default_factory=list)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _msg(status: int, msg: str) -> JSONResponse:
@@ -266,12 +279,26 @@ class LoomAPI:
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root.resolve()) or not path.is_file():
             return _msg(404, "ERROR: no such file")
-        return FileResponse(path, filename=path.name)
+        return file_response(path)
+
+    def duplicates(self) -> int:
+        """Jobs on the same audio beyond the first that did not fail."""
+        live: dict[tuple, int] = {}
+        for job in list(self.jobs.values()):
+            if job.state == "error":
+                continue
+            key = (job.owner, job.profile, tuple(_sha(p) for p in job.inputs))
+            live[key] = live.get(key, 0) + 1
+        return sum(n - 1 for n in live.values())
 
     def _process(self, job: LoomJob) -> None:
         from stemkit.sandbox import asr
 
+        if self.config.faults.roll("stuck", job.id):
+            return  # injected: the job stays in progress for ever
         try:
+            if self.config.faults.roll("job_failure", job.id):
+                raise AudioError("injected failure of the transcription worker")
             texts, words, total, blank = [], [], 0.0, True
             for path in job.inputs:
                 y, sr = load_audio(path)

@@ -9,6 +9,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
@@ -20,6 +21,19 @@ import uvicorn
 
 from stemkit.sandbox.app import create_app
 from stemkit.sandbox.common import SandboxConfig
+
+
+class _QuietInjectedFaults(logging.Filter):
+    """Drop uvicorn's tracebacks of the connections the fault injector cuts on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ == "DroppedConnection":
+            return False
+        return "without completing response" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietInjectedFaults())
 
 
 def free_port(host: str = "127.0.0.1") -> int:

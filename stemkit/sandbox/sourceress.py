@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
@@ -38,7 +39,7 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stemkit.audio import load_audio, write_audio
@@ -51,6 +52,7 @@ from stemkit.sandbox.common import (
     TokenStore,
     Workers,
     error,
+    file_response,
     local_iso,
     new_id,
     parse_body,
@@ -118,6 +120,7 @@ class Upload:
     path: Path
     uploaded: bool = False
     metadata: dict[str, Any] | None = None
+    sha256: str = ""
 
 
 @dataclass
@@ -190,6 +193,16 @@ class SourceressAPI:
             {"event": name, "guid": str(uuid.uuid4()), "timestamp": utc_iso(), "message": message}
         )
 
+    def duplicates(self) -> int:
+        """Separations of the same content and request beyond the first that did not fail."""
+        live: dict[tuple, int] = {}
+        for sep in list(self.separations.values()):
+            if any(e["event"] == "Separation Failed" for e in sep.events):
+                continue
+            key = (sep.owner, sep.upload.sha256, sep.algorithm, sep.trial)
+            live[key] = live.get(key, 0) + 1
+        return sum(n - 1 for n in live.values())
+
     def _progress_body(self, sep: Separation) -> dict[str, Any]:
         return {"events": list(sep.events), "outputFiles": sep.output_files}
 
@@ -232,22 +245,24 @@ class SourceressAPI:
         if request.method == "GET":
             if not path.is_file():
                 return error(404, "no such file")
-            return FileResponse(path, filename=path.name)
+            return file_response(path)
         upload = self.uploads.get(path.stem)
         if upload is None or upload.path.resolve() != path:
             return error(404, "no upload slot for this URL")
         size = 0
+        digest = hashlib.sha256()
         tmp = path.with_suffix(".partial")
         with tmp.open("wb") as fh:
             async for chunk in request.stream():
                 size += len(chunk)
+                digest.update(chunk)
                 if size > self.config.max_upload_bytes:
                     fh.close()
                     tmp.unlink(missing_ok=True)
                     return error(413, f"upload larger than {self.config.max_upload_bytes} bytes")
                 fh.write(chunk)
         tmp.replace(path)
-        upload.uploaded, upload.metadata = True, None
+        upload.uploaded, upload.metadata, upload.sha256 = True, None, digest.hexdigest()
         self.stats["uploads"] += 1
         self.workers.quick.submit(self._compute_metadata, upload)
         return Response(status_code=200)
@@ -367,6 +382,11 @@ class SourceressAPI:
         try:
             self._event(sep, "Queue message received", "Attempt number 1")
             self._event(sep, "Processing", None)
+            faults = self.config.faults
+            if faults.roll("stuck", sep.id):
+                return  # injected: progress never completes
+            if faults.roll("job_failure", sep.id):
+                raise RuntimeError("injected failure of the separation worker")
             y, sr = sf.read(sep.folder / "request.wav", dtype="float32", always_2d=True)
             stems = ALGORITHM_STEMS[sep.algorithm]
             result = engine.separate(y.T, sr, [s for s, _ in stems])

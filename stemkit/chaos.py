@@ -1,0 +1,156 @@
+"""Chaos runs: a batch against a faulty sandbox, killed at random points, rerun until done.
+
+Used by the reliability test (small) and ``bench/chaos.py`` (large). The batch runs in a child
+process (``python -m stemkit.chaos child ...``) so it can be killed for real with SIGKILL at any
+point: mid-upload, mid-submit, mid-download. Each round resumes from the ledger.
+
+Examples
+--------
+>>> from stemkit.chaos import run_until_done
+>>> rounds = run_until_done("data/demo", ["sourceress"], "out/", env={...})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stemkit.ledger import Ledger
+from stemkit.providers.base import sha256_file
+
+
+@dataclass
+class ChaosReport:
+    """What a chaos run did and what it left."""
+
+    rounds: int = 0
+    kills: int = 0
+    jobs: int = 0
+    jobs_done: int = 0
+    stems_verified: int = 0
+    stems_bad: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_until_done(
+    manifest: str | Path,
+    providers: list[str],
+    out: str | Path,
+    *,
+    env: dict[str, str],
+    seed: int = 0,
+    kill_after: tuple[float, float] = (0.5, 4),
+    kill_rounds: int = 4,
+    max_rounds: int = 12,
+    round_timeout: float = 300,
+) -> ChaosReport:
+    """Run the separate phase in child processes; SIGKILL the first ``kill_rounds`` rounds at a
+    random moment in ``kill_after`` seconds; then let rounds finish until every job is done
+    (or ``max_rounds``). ``env`` carries the sandbox URL and the credentials."""
+    rng = random.Random(seed)
+    report = ChaosReport()
+    t0 = time.monotonic()
+    cmd = [sys.executable, "-m", "stemkit.chaos", "child", str(manifest), str(out), *providers]
+    child_env = {**os.environ, **env}
+    for round_no in range(max_rounds):
+        report.rounds += 1
+        proc = subprocess.Popen(
+            cmd,
+            env=child_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if round_no < kill_rounds:
+            try:
+                proc.wait(timeout=rng.uniform(*kill_after))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                report.kills += 1
+                continue
+        else:
+            try:
+                proc.wait(timeout=round_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if _all_done(Path(out), manifest, providers):
+            break
+    report.seconds = time.monotonic() - t0
+    _verify(Path(out), report)
+    return report
+
+
+def _all_done(out: Path, manifest, providers) -> bool:
+    from stemkit.manifest import load_manifest
+    from stemkit.pipeline import read_record
+
+    tracks = load_manifest(manifest)
+    return all(
+        (read_record(out, t.name, p) or {}).get("state") == "done"
+        for t in tracks
+        for p in providers
+    )
+
+
+def _verify(out: Path, report: ChaosReport) -> None:
+    """Count jobs, done jobs, and stems whose file matches the ledger's checksum."""
+    from stemkit.pipeline import read_record
+
+    ledger = Ledger(out)
+    for row in ledger.jobs():
+        report.jobs += 1
+        rec = read_record(out, row["track"], row["provider"]) or {}
+        if rec.get("state") != "done":
+            continue
+        report.jobs_done += 1
+        files = {f["stem"]: f for f in ledger.files(row["track"], row["provider"])}
+        for stem in rec.get("stems", {}):
+            f = files.get(stem)
+            path = Path(f["path"]) if f else None
+            if f and path.is_file() and sha256_file(path) == f["sha256"]:
+                report.stems_verified += 1
+            else:
+                report.stems_bad.append(f"{row['track']}/{row['provider']}/{stem}")
+    ledger.close()
+
+
+def scan_for_secrets(root: str | Path, secrets: list[str]) -> list[str]:
+    """Files under ``root`` whose bytes contain any of ``secrets`` (empty list: clean).
+
+    Examples
+    --------
+    >>> scan_for_secrets(".", ["a-secret-that-appears-nowhere-0451"])
+    []
+    """
+    hits = []
+    needles = [s.encode() for s in secrets if s]
+    for path in Path(root).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            if any(n in data for n in needles):
+                hits.append(str(path))
+    return hits
+
+
+def _child(argv: list[str]) -> int:
+    from stemkit.pipeline import separate_batch
+
+    manifest, out, *providers = argv
+    table = separate_batch(manifest, providers, out, progress=False)
+    print(json.dumps(table["state"].value_counts().to_dict()))
+    return 0 if set(table["state"]) == {"done"} else 3
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        sys.exit(_child(sys.argv[2:]))
+    sys.exit("usage: python -m stemkit.chaos child MANIFEST OUT PROVIDER...")
