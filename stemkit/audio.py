@@ -153,6 +153,13 @@ def check_audio(path: str | os.PathLike) -> AudioInfo:
     info = audio_info(path)
     if info.frames == 0:
         raise AudioError(f"{Path(path).name} holds no audio samples")
+    try:  # decode it all, in blocks: a file can have a valid header and broken samples
+        blocks = sf.blocks(path, blocksize=1 << 20, dtype="float32", always_2d=True)
+        for block in blocks:
+            if not np.isfinite(block).all():
+                raise AudioError(f"{Path(path).name} contains NaN or infinite samples")
+    except (sf.LibsndfileError, RuntimeError):
+        pass  # not a libsndfile format: audio_info decoded it with ffmpeg already
     return info
 
 

@@ -128,8 +128,11 @@ def scan_for_secrets(root: str | Path, secrets: list[str]) -> list[str]:
 
     Examples
     --------
-    >>> scan_for_secrets(".", ["a-secret-that-appears-nowhere-0451"])
-    []
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "log.txt").write_text("token=s3cr3t-value")
+    >>> [pathlib.Path(p).name for p in scan_for_secrets(d, ["s3cr3t-value"])]
+    ['log.txt']
     """
     hits = []
     needles = [s.encode() for s in secrets if s]

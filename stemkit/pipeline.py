@@ -28,7 +28,13 @@ from typing import Any
 
 import pandas as pd
 
-from stemkit.errors import AmbiguousSubmission, JobFailed, StemkitError
+from stemkit.errors import (
+    AmbiguousSubmission,
+    AudioError,
+    IntegrityError,
+    JobFailed,
+    StemkitError,
+)
 from stemkit.ledger import Ledger
 from stemkit.manifest import Track, load_manifest
 from stemkit.providers import Provider, connect
@@ -155,6 +161,7 @@ def run_job(
         t2 = utcnow()
         files = provider.fetch(job, final, folder, fmt=fmt)
         for stem, path in files.items():
+            _check_stem(path, provider.name, track.name)
             ledger.record_file(track.name, provider.name, stem, path, sha256_file(path))
         observations += [Observation("wait", t1, t2), Observation("download", t2, utcnow())]
         result = SeparationResult(
@@ -180,6 +187,22 @@ def run_job(
         log.warning("%s", exc.message)
     _write_record(folder, record)
     return record
+
+
+def _check_stem(path: Path, provider: str, track: str) -> None:
+    """A downloaded stem must decode as audio (a broken or hostile server may send anything)."""
+    from stemkit.audio import check_audio
+
+    try:
+        check_audio(path)
+    except AudioError as exc:
+        raise IntegrityError(
+            f"downloaded stem {path.name} is not audio ({exc.detail})",
+            provider=provider,
+            track=track,
+            step="verify",
+            hint="the service sent something else; rerun to download again",
+        ) from None
 
 
 def _state_after(exc: StemkitError, submitted: bool) -> str:

@@ -166,6 +166,16 @@ def notebook_setup() -> None:
     pd.set_option("display.max_rows", 200)
 
 
+#: nbconvert's lab template without the CDN scripts (require.js, MathJax, mermaid): the report
+#: is one self-contained file that opens offline with nothing failing in the console
+_OFFLINE_TEMPLATE = {
+    "stemkit-report.html.j2": "{%- extends 'lab/index.html.j2' -%}\n"
+    "{%- block html_head_js_requirejs -%}{%- endblock -%}\n"
+    "{%- block html_head_js_mathjax -%}{%- endblock -%}\n"
+    "{%- block html_head_js_mermaidjs -%}{%- endblock -%}\n"
+}
+
+
 def render_html(notebook: str | Path, html: str | Path) -> Path:
     """Convert an executed notebook to one self-contained HTML page without code cells.
 
@@ -176,6 +186,7 @@ def render_html(notebook: str | Path, html: str | Path) -> Path:
     import logging
 
     import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     # figures are described by the headings around them; nbconvert's alt-text notice is noise
@@ -183,7 +194,12 @@ def render_html(notebook: str | Path, html: str | Path) -> Path:
 
     nb = nbformat.read(str(notebook), as_version=4)
     exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+        extra_loaders=[DictLoader(_OFFLINE_TEMPLATE)],
+        template_file="stemkit-report.html.j2",
     )
     body, _ = exporter.from_notebook_node(nb)
     html = Path(html)

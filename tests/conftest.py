@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +15,46 @@ ROOT = Path(__file__).resolve().parent.parent
 API_DOCS = ROOT.parent / "shared" / "api"
 
 
+#: Distinctive credentials for the session's sandbox, so that a scan of every output can
+#: prove none of them leaked (the README's demo/demo would match every path with "demo").
+CREDS = {
+    "username": "qa-user",
+    "password": "pw-3c9f1e7a",
+    "token": "tok-b41d7e22",
+    "key": "key-6e0a9c",
+    "secret": "sec-f81b2d4c",
+}
+CRED_ENV = {
+    "STEMKIT_SOURCERESS_USERNAME": CREDS["username"],
+    "STEMKIT_SOURCERESS_PASSWORD": CREDS["password"],
+    "STEMKIT_AUDIOSHAKE_TOKEN": CREDS["token"],
+    "STEMKIT_LOOM_KEY": CREDS["key"],
+    "STEMKIT_LOOM_SECRET": CREDS["secret"],
+}
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory) -> SandboxServer:
-    """The sandbox on a free loopback port; ``STEMKIT_SANDBOX_URL`` points at it."""
+    """The sandbox on a free loopback port; ``STEMKIT_SANDBOX_URL`` points at it and the
+    credentials of :data:`CREDS` are exported for every client (and notebook kernel)."""
     config = SandboxConfig(
         data_dir=tmp_path_factory.mktemp("sandbox"),
-        sourceress_users={"demo": "demo", "other-user": "other-password"},
-        audioshake_tokens={"demo-token": "demo", "other-token": "other-client"},
+        sourceress_users={CREDS["username"]: CREDS["password"], "other-user": "other-password"},
+        audioshake_tokens={CREDS["token"]: "qa", "other-token": "other-client"},
+        loom_keys={CREDS["key"]: CREDS["secret"]},
         workers=2,
     )
-    with SandboxServer(config) as server:
-        yield server
+    saved = {k: os.environ.get(k) for k in CRED_ENV}
+    os.environ.update(CRED_ENV)
+    try:
+        with SandboxServer(config) as server:
+            yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ from stemkit.providers import connect
 from stemkit.providers.audioshake import AudioShakeProvider, JobInfo
 from stemkit.providers.base import Job
 
-from .conftest import API_DOCS
+from .conftest import API_DOCS, CREDS
 
 
 @pytest.fixture()
@@ -85,7 +85,7 @@ def test_sandbox_answers_4xx_with_a_message(sandbox, asset_id, metadata, words):
     resp = requests.post(
         f"{sandbox.url}/audioshake/job/",
         json={"assetId": asset_id, "metadata": metadata},
-        headers={"Authorization": "Bearer demo-token"},
+        headers={"Authorization": f"Bearer {CREDS['token']}"},
     )
     assert resp.status_code == 400
     assert words in resp.json()["message"]
@@ -125,7 +125,7 @@ def test_sandbox_bad_requests(sandbox, method, path, kwargs, status, words):
     resp = requests.request(
         method,
         f"{sandbox.url}/audioshake{path}",
-        headers={"Authorization": "Bearer demo-token"},
+        headers={"Authorization": f"Bearer {CREDS['token']}"},
         **kwargs,
     )
     assert resp.status_code == status, resp.text

@@ -52,8 +52,8 @@ def env_for(server) -> dict[str, str]:
         "STEMKIT_AUDIOSHAKE_POLL_INTERVAL": "0.05",
         "STEMKIT_SOURCERESS_POLL_MAX": "0.3",
         "STEMKIT_AUDIOSHAKE_POLL_MAX": "0.3",
-        "STEMKIT_SOURCERESS_TIMEOUT": "3",
-        "STEMKIT_AUDIOSHAKE_TIMEOUT": "3",
+        "STEMKIT_SOURCERESS_TIMEOUT": "30",
+        "STEMKIT_AUDIOSHAKE_TIMEOUT": "30",
     }
 
 
@@ -105,9 +105,9 @@ def test_transient_faults_are_survived(tmp_path, track_dir, use_env):
 
 
 def test_slow_answers_time_out_and_are_retried(tmp_path, track_dir, use_env, monkeypatch):
-    with faulty(tmp_path, seed=1, slow=0.3, slow_seconds=2.5) as server:
+    with faulty(tmp_path, seed=1, slow=0.3, slow_seconds=6) as server:
         use_env(server)
-        monkeypatch.setenv("STEMKIT_SOURCERESS_TIMEOUT", "1")
+        monkeypatch.setenv("STEMKIT_SOURCERESS_TIMEOUT", "3")
         result = connect("sourceress").separate(track_dir / "beta" / "mixture.wav", tmp_path)
         assert sorted(result.stems) == ["accompaniment", "vocals"]
         assert stats(server)["injected"]["slow"] > 0

@@ -16,7 +16,7 @@ from stemkit.intelligibility import normalize, wer
 from stemkit.providers import connect
 from stemkit.providers.loom import Details, LoomProvider, job_state
 
-from .conftest import API_DOCS, ROOT
+from .conftest import API_DOCS, CREDS, ROOT
 
 SPEECH = ROOT / "data" / "speech"
 
@@ -108,18 +108,18 @@ def test_key_and_secret_only_in_bodies(loom, monkeypatch, tmp_path):
         assert "secret" not in url and "key=" not in url
         assert not headers or "secret" not in json.dumps(dict(headers))
         if "/loom/files/" not in url:
-            assert (body or form)["secret"] == "demo"
+            assert (body or form)["secret"] == CREDS["secret"]
 
 
 @pytest.mark.parametrize(
     ("path", "body", "status", "words"),
     [
-        ("/jobs/submit", {"key": "demo", "secret": "demo"}, 400, "profile_name"),
+        ("/jobs/submit", {"key": CREDS["key"], "secret": CREDS["secret"]}, 400, "profile_name"),
         (
             "/jobs/submit",
             {
-                "key": "demo",
-                "secret": "demo",
+                "key": CREDS["key"],
+                "secret": CREDS["secret"],
                 "profile_name": "p",
                 "job_name": "j",
                 "audio_files": ["loom://audio/none"],
@@ -127,9 +127,9 @@ def test_key_and_secret_only_in_bodies(loom, monkeypatch, tmp_path):
             400,
             "upload it first",
         ),
-        ("/jobs/abc/details", {"key": "demo", "secret": "demo"}, 404, "no job"),
-        ("/jobs/abc/poll", {"key": "demo"}, 400, "secret"),
-        ("/jobs/abc/poll", {"key": "demo", "secret": "x"}, 401, "invalid key or secret"),
+        ("/jobs/abc/details", {"key": CREDS["key"], "secret": CREDS["secret"]}, 404, "no job"),
+        ("/jobs/abc/poll", {"key": CREDS["key"]}, 400, "secret"),
+        ("/jobs/abc/poll", {"key": CREDS["key"], "secret": "x"}, 401, "invalid key or secret"),
     ],
 )
 def test_malformed_requests_get_4xx(sandbox, path, body, status, words):

@@ -241,7 +241,7 @@ def test_not_audio_fails_at_metadata_with_a_clear_message(client, tmp_path):
     ("method", "path", "kwargs", "status", "words"),
     [
         ("POST", "/auth/", {"data": "{not json"}, 400, "not valid JSON"),
-        ("POST", "/auth/", {"json": {"username": "demo"}}, 400, "password"),
+        ("POST", "/auth/", {"json": {"username": "qa-user"}}, 400, "password"),
         (
             "POST",
             "/separation/separate",

@@ -236,6 +236,46 @@ def creates_job(method: Callable) -> Callable:
     return wrapper
 
 
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
+    """Extract a zip from a server into ``dest``, refusing entries that would leave it
+    (``..``, absolute paths, drive letters) and symbolic links.
+
+    Examples
+    --------
+    >>> import io, zipfile, tempfile
+    >>> buf = io.BytesIO()
+    >>> with zipfile.ZipFile(buf, "w") as zf:
+    ...     zf.writestr("../evil.wav", b"x")
+    >>> _ = open(tempfile.gettempdir() + "/evil.zip", "wb").write(buf.getvalue())
+    >>> safe_extract(tempfile.gettempdir() + "/evil.zip", tempfile.mkdtemp())
+    Traceback (most recent call last):
+    stemkit.errors.IntegrityError: refusing file name '../evil.wav': it leaves the output folder
+    """
+    import stat
+    import zipfile
+
+    dest = Path(dest)
+    out = []
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        for info in infos:  # check everything before writing anything
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise IntegrityError(f"refusing zip entry {info.filename!r}: it is a symlink")
+            if ":" in info.filename or info.filename.startswith(("/", "\\")):
+                raise IntegrityError(f"refusing file name {info.filename!r}: absolute path")
+            safe_join(dest, info.filename)
+        for info in infos:
+            if info.is_dir():
+                continue
+            target = safe_join(dest, info.filename)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:
+                while block := src.read(1 << 20):
+                    dst.write(block)
+            out.append(target)
+    return out
+
+
 class Provider(ABC):
     """Base class of every separation/transcription service client.
 

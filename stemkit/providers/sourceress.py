@@ -43,6 +43,7 @@ from stemkit.providers.base import (
     Observation,
     Provider,
     idempotent,
+    safe_extract,
     safe_join,
     utcnow,
 )
@@ -448,6 +449,29 @@ class SourceressProvider(Provider):
             "zipFileName": zip_file_name,
         }
         return self._call("POST", "/separation/zip", "zip", ZipCreated, json=body).zip_file_path
+
+    def fetch_zip(
+        self,
+        separation_id: str,
+        tracks: Sequence[str],
+        dest: Path,
+        *,
+        fmt: str = "wav",
+        name: str = "stems",
+    ) -> list[Path]:
+        """Zip chosen stems at the service, download the zip and extract it safely.
+
+        Examples
+        --------
+        >>> src.fetch_zip(sid, ["vocals", "bass"], Path("out/zip"))   # doctest: +SKIP
+        [PosixPath('out/zip/vocals.wav'), PosixPath('out/zip/bass.wav')]
+        """
+        path = self.zip(separation_id, tracks, fmt, name)
+        archive = self.fetch_file(separation_id, path, "zip", Path(dest) / f".{name}.zip")
+        try:
+            return safe_extract(archive, dest)
+        finally:
+            archive.unlink(missing_ok=True)
 
     # -- life cycle ------------------------------------------------------------------------
     def submit(
