@@ -103,6 +103,12 @@ ANALYZE = [
         track_table(a.metrics)
     """),
     code("""
+        from stemkit.qa import summary_verdicts
+
+        if a.verdicts is not None and not a.verdicts.empty:
+            display(summary_verdicts(a.verdicts))
+    """),
+    code("""
         for name, path in a.figures.items():
             display(Image(filename=str(path)))
     """),
@@ -137,15 +143,31 @@ COMPARE = [
         ))
     """),
     md("""
-        ## Summary: median global SDR (dB), provider × stem
-        `mixture` is the mixture used as the estimate: the floor a separation must beat.
+        ## Verdicts
+        Reference-free QA checks of every stem and job (reconstruction, clipping, silence,
+        DC offset, duration/rate/channels, loudness, peaks, polarity, channel swap, offset,
+        processing time), judged by the QA profile: the worst verdict per provider, track and
+        stem, failures first, with what failed and by how much.
+    """),
+    code("""
+        if b.verdict_summary.empty:
+            display(Markdown("No stem was checked (no job finished)."))
+        else:
+            display(b.verdict_counts)
+            display(b.verdict_summary)
+    """),
+    md("""
+        ## Summary: median SDR (BSS Eval v4, dB), provider × stem
+        Every provider between the bracket, as in SiSEC: `oracle` (ideal ratio mask: the
+        ceiling), `baseline` (the sandbox's DSP separation run locally) and `mixture` (the
+        mixture as the estimate: the floor a separation must beat).
     """),
     code("""
         b.summary
     """),
     code("""
         if not b.metrics.empty:
-            metric_chart(b.metrics, "sdr", title="SDR per stem (bars: median, dots: tracks)");
+            metric_chart(b.metrics, "sdr", title="SDR v4 per stem (bars: median, dots: tracks)");
     """),
     md("""
         ## Timing

@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from stemkit import metrics as M
-from stemkit.audio import align, load_audio, load_stems
+from stemkit import qa
+from stemkit.audio import align, load_audio
 from stemkit.errors import StemkitError
 from stemkit.intelligibility import intelligibility_table
 from stemkit.stems import reference_recipe
-from stemkit.timing import timeline_from_record
+from stemkit.timing import summarize, timeline_from_record
 
 METRIC_COLUMNS = ["track", "provider", "stem", "metric", "variant", "value"]
 
@@ -43,6 +44,8 @@ class TrackAnalysis:
     timeline_figure: Any = None
     #: WER per transcribed source (mixture, reference, each provider) when there is a script
     intelligibility: pd.DataFrame | None = None
+    #: reference-free QA checks of every stem and job, judged by the QA profile
+    verdicts: pd.DataFrame | None = None
 
 
 def _batch(batch_dir: Path) -> dict[str, Any]:
@@ -65,6 +68,73 @@ def _references(track: dict[str, Any], stems: list[str], length: int) -> dict[st
             if p not in cache:
                 cache[p] = load_audio(files[p])[0]
         out[stem] = sum(align({p: cache[p] for p in parts}, length).values())
+    return out
+
+
+#: pseudo-providers of the score bracket, drawn and reported next to the real ones
+BRACKET = ("oracle", "baseline", "mixture")
+
+
+def _metric_row(
+    track: str, provider: str, stem: str, metric_variant: tuple[str, str], value: float
+) -> dict[str, Any]:
+    metric, variant = metric_variant
+    return {
+        "track": track,
+        "provider": provider,
+        "stem": stem,
+        "metric": metric,
+        "variant": variant,
+        "value": value,
+    }
+
+
+def _load_native(folder: Path) -> dict[str, tuple[np.ndarray, int]]:
+    """Every stem file of a provider folder at its own rate: ``{stem: (audio, sr)}``."""
+    from stemkit.stems import canonical
+
+    out = {
+        canonical(p.name): load_audio(p)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix.lower() in {".wav", ".flac", ".mp3", ".m4a", ".aiff", ".ogg"}
+    }
+    if not out:
+        raise StemkitError(f"no audio files in {folder}")
+    return out
+
+
+def _resample(y: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
+    if from_sr == to_sr:
+        return y
+    import librosa
+
+    return librosa.resample(y, orig_sr=from_sr, target_sr=to_sr)
+
+
+def _bracket(
+    mixture: np.ndarray,
+    sr: int,
+    refs: dict[str, np.ndarray],
+    provider_stems: dict[str, dict[str, np.ndarray]],
+) -> dict[str, dict]:
+    """Estimates that frame the providers' scores, as in SiSEC: the oracle ideal ratio mask
+    (IRM2, an upper bound), the sandbox's DSP separation run locally (a baseline), and the
+    mixture itself as every estimate (the floor)."""
+    from stemkit.sandbox import engine
+
+    out: dict[str, dict[str, np.ndarray]] = {"mixture": {s: mixture for s in refs}}
+    # the stem set a provider delivered, if its references partition the mixture
+    for stems in provider_stems.values():
+        names = [s for s in stems if s in refs]
+        if (
+            len(names) == len(stems)
+            and M.reconstruction_db(mixture, [refs[s] for s in names]) < -40
+        ):
+            out["oracle"] = qa.oracle_irm(mixture, {s: refs[s] for s in names}, sr)
+            break
+    names = [s for s in refs if s in engine.STEM_RECIPES]
+    if names:
+        out["baseline"] = engine.separate(mixture, sr, names)
     return out
 
 
@@ -106,6 +176,7 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
         empty.to_csv(out / "metrics.csv", index=False)
         return TrackAnalysis(track, empty, timeline_from_record({}), [failure])
     rows: list[dict[str, Any]] = []
+    qa_rows: list[dict[str, Any]] = []
     timelines = []
     failures = []
     provider_stems: dict[str, dict[str, np.ndarray]] = {}
@@ -129,52 +200,57 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
             continue
         folder = batch_dir / "stems" / track / provider
         try:
-            stems = load_stems(folder, sr=sr)
+            native = _load_native(folder)
         except StemkitError as exc:
             failures.append(
                 {"track": track, "provider": provider, "error": str(exc), "step": "load stems"}
             )
             continue
-        stems = align(stems, mixture.shape[1])
+        qa_rows += [
+            {"track": track, "provider": provider, **r}
+            for r in qa.stem_checks(
+                mixture,
+                {k: y for k, (y, _) in native.items()},
+                sr,
+                stem_sr={k: r for k, (_, r) in native.items()},
+                input_info={
+                    "duration": mixture.shape[1] / sr,
+                    "sample_rate": sr,
+                    "channels": mixture.shape[0],
+                },
+            )
+        ]
+        stems = align({k: _resample(y, r, sr) for k, (y, r) in native.items()}, mixture.shape[1])
         provider_stems[provider] = stems
         rows.append(
-            {
-                "track": track,
-                "provider": provider,
-                "stem": "(all)",
-                "metric": "recon_db",
-                "variant": "mixture",
-                "value": M.reconstruction_db(mixture, list(stems.values())),
-            }
+            _metric_row(
+                track,
+                provider,
+                "(all)",
+                ("recon_db", "mixture"),
+                M.reconstruction_db(mixture, list(stems.values())),
+            )
         )
-        refs = _references(info, list(stems), mixture.shape[1])
-        for stem, est in stems.items():
-            if stem in refs:
-                for (metric, variant), value in M.stem_metrics(refs[stem], est).items():
-                    rows.append(
-                        {
-                            "track": track,
-                            "provider": provider,
-                            "stem": stem,
-                            "metric": metric,
-                            "variant": variant,
-                            "value": value,
-                        }
-                    )
     all_stems = list(dict.fromkeys(s for st in provider_stems.values() for s in st))
     refs = _references(info, all_stems, mixture.shape[1])
-    for stem, ref in refs.items():  # the "mixture as estimate" floor, for orientation
-        for (metric, variant), value in M.stem_metrics(ref, mixture).items():
-            rows.append(
-                {
-                    "track": track,
-                    "provider": "mixture",
-                    "stem": stem,
-                    "metric": metric,
-                    "variant": variant,
-                    "value": value,
-                }
-            )
+    estimates = dict(provider_stems)
+    if refs:  # the SiSEC bracket: mixture as estimate (floor), DSP baseline, oracle (ceiling)
+        estimates.update(_bracket(mixture, sr, refs, provider_stems))
+    for provider, stems in estimates.items():
+        for stem, values in M.separation_metrics(refs, stems, sr).items():
+            rows += [_metric_row(track, provider, stem, mv, v) for mv, v in values.items()]
+    timing = summarize(
+        pd.concat(timelines, ignore_index=True) if timelines else timeline_from_record({}),
+        {track: mixture.shape[1] / sr},
+    )
+    for _, row in timing.iterrows():
+        if row["provider"] in provider_stems:
+            qa_rows += [
+                {"track": track, "provider": row["provider"], **r}
+                for r in qa.job_checks(row.to_dict())
+            ]
+    verdicts = qa.verdicts(pd.DataFrame(qa_rows), qa.load_profile(batch.get("qa_profile")))
+    verdicts.to_csv(out / "verdicts.csv", index=False)
 
     metrics_df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     intel = intelligibility_table(batch_dir, info)
@@ -184,7 +260,9 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
     metrics_df.to_csv(out / "metrics.csv", index=False)
     intel.to_csv(out / "intelligibility.csv", index=False)
     tl.to_csv(out / "timeline.csv", index=False)
-    result = TrackAnalysis(track, metrics_df, tl, failures, intelligibility=intel)
+    result = TrackAnalysis(
+        track, metrics_df, tl, failures, intelligibility=intel, verdicts=verdicts
+    )
     if figures:
         _draw(result, out, mixture, sr, refs, provider_stems)
     (out / "status.json").write_text(

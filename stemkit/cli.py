@@ -81,6 +81,8 @@ def batch(
     fmt: str = typer.Option("wav", "--format", help="Stem format: wav, flac, mp3, m4a."),
     workers: int = typer.Option(None, help="Analysis notebooks at once (default: CPUs)."),
     force: bool = typer.Option(False, help="Submit again even jobs the ledger says are done."),
+    executor: str = typer.Option("local", help="Where analysis runs: local or dask."),
+    scheduler: str = typer.Option(None, help="Dask scheduler address (default: a LocalCluster)."),
     transcribe: bool = typer.Option(
         True, help="Transcribe tracks with a script (loom) and report word error rates."
     ),
@@ -113,6 +115,8 @@ def batch(
                 workers=workers,
                 force=force,
                 transcribe=transcribe,
+                executor=executor,
+                scheduler=scheduler,
             )
     except StemkitError as exc:
         _fail(f"error: {exc}")
@@ -157,6 +161,8 @@ def demo(
         workers=None,
         force=False,
         transcribe=True,
+        executor="local",
+        scheduler=None,
         sandbox=True,
     )
 

@@ -4,13 +4,16 @@ Every value lands in one tidy table (track, provider, stem, metric, variant, val
 ``variant`` column names exactly what was computed, so numbers of different definitions never
 share a column:
 
-============  ==================  =====================================================
-metric        variant             definition
-============  ==================  =====================================================
-``sdr``       ``global``          MDX/"nSDR": 10·log10(Σ s² / Σ (s − ŝ)²) over the track
-``si_sdr``    ``scale-invariant`` SI-SDR (Le Roux et al. 2019), channels concatenated
-``recon_db``  ``mixture``         10·log10(Σ (x − Σ ŝ)² / Σ x²): how far stems miss the mix
-============  ==================  =====================================================
+==================  ==================  ===============================================
+metric              variant             definition
+==================  ==================  ===============================================
+``sdr`` ``isr``     ``bsseval_v4``      BSS Eval v4 as museval computes it (images,
+``sir`` ``sar``                         512-tap time-invariant filters, 1 s frames,
+                                        median over frames; :mod:`stemkit.bsseval`)
+``nsdr``            ``global``          MDX "nSDR": 10·log10(Σ s² / Σ (s − ŝ)²)
+``si_sdr``          ``scale-invariant`` SI-SDR (Le Roux et al. 2019), channels joined
+``recon_db``        ``mixture``         10·log10(Σ (x − Σ ŝ)² / Σ x²)
+==================  ==================  ===============================================
 
 Examples
 --------
@@ -78,17 +81,53 @@ def reconstruction_db(mixture: np.ndarray, stems: list[np.ndarray]) -> float:
     return float(10 * np.log10((np.sum(err**2) + EPS) / (np.sum(mix[..., :n] ** 2) + EPS)))
 
 
-def stem_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[tuple[str, str], float]:
-    """Every reference metric of one stem: ``{(metric, variant): value}``.
+def _match_channels(est: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    n = min(ref.shape[-1], est.shape[-1])
+    est = est[..., :n]
+    if est.shape[-1] < ref.shape[-1]:
+        est = np.pad(est, [(0, 0), (0, ref.shape[-1] - n)])
+    if est.shape[0] != ref.shape[0]:
+        est = np.broadcast_to(est.mean(axis=0, keepdims=True), ref.shape)
+    return np.asarray(est, np.float32)
+
+
+def separation_metrics(
+    references: dict[str, np.ndarray], estimates: dict[str, np.ndarray], sr: int
+) -> dict[str, dict[tuple[str, str], float]]:
+    """Every reference metric of every estimated stem that has a reference:
+    ``{stem: {(metric, variant): value}}``. BSS Eval v4 is computed jointly over the stems
+    (each estimate against all references, as museval does); a silent reference leaves the
+    BSS Eval numbers out (museval refuses it) but keeps SI-SDR and nSDR.
 
     Examples
     --------
     >>> import numpy as np
-    >>> sorted(stem_metrics(np.ones((1, 50)), np.ones((1, 50))))
-    [('sdr', 'global'), ('si_sdr', 'scale-invariant')]
+    >>> rng = np.random.default_rng(0)
+    >>> refs = {"a": rng.standard_normal((2, 8000)), "b": rng.standard_normal((2, 8000))}
+    >>> ests = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in refs.items()}
+    >>> m = separation_metrics(refs, ests, 4000)
+    >>> round(m["a"][("sdr", "bsseval_v4")]) >= 19, sorted(k for k, _ in m["a"])
+    (True, ['isr', 'nsdr', 'sar', 'sdr', 'si_sdr', 'sir'])
     """
-    n = min(reference.shape[-1], estimate.shape[-1])
-    ref, est = reference[..., :n], estimate[..., :n]
-    if est.shape[0] != ref.shape[0]:
-        est = np.broadcast_to(est.mean(axis=0, keepdims=True), ref.shape)
-    return {("sdr", "global"): sdr(ref, est), ("si_sdr", "scale-invariant"): si_sdr(ref, est)}
+    from stemkit.bsseval import bss_eval_v4
+
+    stems = [s for s in estimates if s in references]
+    out: dict[str, dict[tuple[str, str], float]] = {}
+    for s in stems:
+        est = _match_channels(estimates[s], references[s])
+        out[s] = {
+            ("nsdr", "global"): sdr(references[s], est),
+            ("si_sdr", "scale-invariant"): si_sdr(references[s], est),
+        }
+    if not stems:
+        return out
+    refs = np.stack([np.asarray(references[s], np.float32).T for s in stems])
+    ests = np.stack([_match_channels(estimates[s], references[s]).T for s in stems])
+    try:
+        medians = bss_eval_v4(refs, ests, window=sr, hop=sr).medians()
+    except ValueError:
+        return out
+    for i, s in enumerate(stems):
+        for metric in ("sdr", "isr", "sir", "sar"):
+            out[s][(metric, "bsseval_v4")] = float(medians[metric][i])
+    return out

@@ -33,6 +33,7 @@ PROVIDER_COLORS = {
     "local": "#2ca02c",
     "loom": "#9467bd",
     "oracle": "#8c564b",
+    "baseline": "#bcbd22",
 }
 STAGE_COLORS = {
     "upload": "#c7c7c7",
@@ -215,8 +216,15 @@ def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
     return fig
 
 
-def metric_chart(metrics: pd.DataFrame, metric: str = "sdr", *, title: str | None = None) -> Figure:
-    """Bars of a metric per stem, one bar per provider (median over tracks, dots per track).
+def metric_chart(
+    metrics: pd.DataFrame,
+    metric: str = "sdr",
+    *,
+    variant: str | None = "bsseval_v4",
+    title: str | None = None,
+) -> Figure:
+    """Bars of a metric per stem, one bar per provider (median over tracks, dots per track);
+    only rows of ``variant`` (never two definitions of a metric in one chart).
 
     Examples
     --------
@@ -225,8 +233,11 @@ def metric_chart(metrics: pd.DataFrame, metric: str = "sdr", *, title: str | Non
     >>> fig = metric_chart(df)
     """
     df = metrics[metrics["metric"] == metric]
+    if variant is not None and "variant" in df:
+        df = df[df["variant"] == variant]
     stems = list(dict.fromkeys(df["stem"]))
-    providers = list(dict.fromkeys(df["provider"]))
+    rank = {"oracle": -1, "baseline": 1, "mixture": 2}
+    providers = sorted(dict.fromkeys(df["provider"]), key=lambda p: rank.get(p, 0))
     fig, ax = plt.subplots(
         figsize=(max(5, 1.6 * len(stems) * max(1, len(providers)) / 2), 3.6), layout="constrained"
     )

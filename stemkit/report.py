@@ -35,6 +35,7 @@ class BatchTables:
     timeline: pd.DataFrame  # every job's stages
     timing: pd.DataFrame  # per job: queue wait, processing, end to end, rtf
     intelligibility: pd.DataFrame  # WER per track and transcribed source
+    verdicts: pd.DataFrame  # every QA check with its verdict
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -45,13 +46,40 @@ class BatchTables:
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Median global SDR (dB) per provider × stem, with the number of tracks scored."""
-        sdr = self.metrics[(self.metrics["metric"] == "sdr")]
+        """Median BSS Eval v4 SDR (dB) per provider × stem, the providers framed by the
+        bracket: oracle (ideal ratio mask, the ceiling), the DSP baseline, and the mixture as
+        estimate (the floor)."""
+        m = self.metrics
+        sdr = m[(m["metric"] == "sdr") & (m["variant"] == "bsseval_v4")]
         if sdr.empty:
             return pd.DataFrame()
         table = sdr.pivot_table(index="provider", columns="stem", values="value", aggfunc="median")
-        order = [p for p in [*self.info.get("providers", []), "mixture"] if p in table.index]
+        order = [
+            p
+            for p in ["oracle", *self.info.get("providers", []), "baseline", "mixture"]
+            if p in table.index
+        ]
         return table.loc[order].round(2)
+
+    @property
+    def verdict_summary(self) -> pd.DataFrame:
+        """Worst QA verdict per provider × track × stem, failures first, with what failed and
+        by how much (see :mod:`stemkit.qa`)."""
+        from stemkit.qa import summary_verdicts
+
+        if self.verdicts.empty:
+            return pd.DataFrame()
+        return summary_verdicts(self.verdicts)
+
+    @property
+    def verdict_counts(self) -> pd.DataFrame:
+        """Per provider: how many stems/jobs pass, warn, fail."""
+        v = self.verdict_summary
+        if v.empty:
+            return pd.DataFrame()
+        return v.pivot_table(
+            index="provider", columns="verdict", values="stem", aggfunc="count", fill_value=0
+        )
 
     @property
     def timing_summary(self) -> pd.DataFrame:
@@ -135,6 +163,10 @@ def load_batch(folder: str | Path) -> BatchTables:
     intel = _read_many(
         [folder / "analysis" / t / "intelligibility.csv" for t in names], INTEL_COLUMNS
     )
+    verdicts = _read_many(
+        [folder / "analysis" / t / "verdicts.csv" for t in names],
+        ["track", "provider", "stem", "check", "value", "verdict"],
+    )
     if not timeline.empty:
         for col in ("start", "end"):
             timeline[col] = pd.to_datetime(timeline[col], utc=True, format="ISO8601")
@@ -148,10 +180,11 @@ def load_batch(folder: str | Path) -> BatchTables:
         ("timing", timing),
         ("jobs", jobs_df),
         ("intelligibility", intel),
+        ("verdicts", verdicts),
     ):
         df.to_csv(tables / f"{name}.csv", index=False)
         df.to_parquet(tables / f"{name}.parquet", index=False)
-    return BatchTables(folder, info, jobs_df, metrics, timeline, timing, intel)
+    return BatchTables(folder, info, jobs_df, metrics, timeline, timing, intel, verdicts)
 
 
 def notebook_setup() -> None:
@@ -217,22 +250,41 @@ def track_table(metrics: pd.DataFrame, track: str | None = None) -> pd.DataFrame
     ...                    "stem": ["vocals"] * 2, "metric": ["sdr"] * 2,
     ...                    "variant": ["global"] * 2, "value": [5.0, -3.0]})
     >>> track_table(df).columns.tolist()
-    [('SDR (dB)', 'a'), ('SDR (dB)', 'mixture')]
+    [('nSDR (dB)', 'a'), ('nSDR (dB)', 'mixture')]
     """
     m = metrics if track is None else metrics[metrics["track"] == track]
     if m.empty:
         return pd.DataFrame()
-    names = {"sdr": "SDR (dB)", "si_sdr": "SI-SDR (dB)", "recon_db": "mixture − Σ stems (dB)"}
+    names = {
+        ("sdr", "bsseval_v4"): "SDR v4 (dB)",
+        ("sir", "bsseval_v4"): "SIR v4 (dB)",
+        ("sar", "bsseval_v4"): "SAR v4 (dB)",
+        ("isr", "bsseval_v4"): "ISR v4 (dB)",
+        ("nsdr", "global"): "nSDR (dB)",
+        ("si_sdr", "scale-invariant"): "SI-SDR (dB)",
+        ("recon_db", "mixture"): "mixture − Σ stems (dB)",
+        ("sdr", "global"): "nSDR (dB)",
+    }
+    keys = list(zip(m["metric"], m["variant"], strict=True))
     m = m.assign(
-        metric=m["metric"].map(names).fillna(m["metric"]),
+        metric=[names.get(k, f"{k[0]} ({k[1]})") for k in keys],
         stem=m["stem"].replace({"(all)": "all stems"}),
     )
-    providers = list(dict.fromkeys(p for p in m["provider"] if p != "mixture"))
+    shown = [
+        "SDR v4 (dB)",
+        "SIR v4 (dB)",
+        "SAR v4 (dB)",
+        "SI-SDR (dB)",
+        "nSDR (dB)",
+        "mixture − Σ stems (dB)",
+    ]
+    bracket = ("oracle", "baseline", "mixture")
+    providers = list(dict.fromkeys(p for p in m["provider"] if p not in bracket))
     table = m.pivot_table(index="stem", columns=["metric", "provider"], values="value")
     order = [
         (met, p)
-        for met in names.values()
-        for p in [*providers, "mixture"]
+        for met in shown
+        for p in ["oracle", *providers, "baseline", "mixture"]
         if (met, p) in table.columns
     ]
     return table[order].round(2)

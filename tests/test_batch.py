@@ -82,7 +82,10 @@ def test_report_has_summary_figures_and_failures(batch):
     assert result.tracks_failed == ["broken-take"] and not result.all_failed
     html = result.report.read_text()
     assert "stemkit QA report" in html
-    assert "Summary: median global SDR" in html
+    assert "Summary: median SDR (BSS Eval v4" in html
+    # the verdict table comes first, before any figure
+    assert html.index("Verdicts") < html.index("data:image/png")
+    assert "oracle" in html and "baseline" in html
     # 1 chart + a spectrogram grid and a timeline per good track, all embedded
     assert len(re.findall(r'src="data:image/png;base64,', html)) >= 1 + 2 * len(names)
     assert "broken-take" in html and "not readable audio" in html
@@ -105,9 +108,15 @@ def test_tables_and_executed_notebooks_are_written(batch):
     import pandas as pd
 
     metrics = pd.read_parquet(out / "tables" / "metrics.parquet")
-    sdr = metrics[(metrics["metric"] == "sdr")].pivot_table(
+    assert set(metrics["variant"]) == {"bsseval_v4", "global", "scale-invariant", "mixture"}
+    sdr = metrics[(metrics["metric"] == "sdr") & (metrics["variant"] == "bsseval_v4")].pivot_table(
         index="provider", columns="stem", values="value", aggfunc="median"
     )
+    # every provider sits inside the bracket: below the oracle, above the floor
+    assert (sdr.loc["oracle"] > sdr.loc["sourceress"]).all()
+    verdicts = pd.read_csv(out / "tables" / "verdicts.csv")
+    assert {"clip_pct", "recon_db", "offset_ms", "lufs", "rtf"} <= set(verdicts["check"])
+    assert set(verdicts["verdict"]) <= {"pass", "warn", "fail", "n/a"}
     # a real separation beats the mixture-as-estimate floor on vocals by a wide margin
     for provider in ("sourceress", "audioshake"):
         assert sdr.loc[provider, "vocals"] > sdr.loc["mixture", "vocals"] + 3
@@ -171,3 +180,34 @@ def test_intelligibility_table_has_every_source(batch):
     assert kitchen.loc["mixture", "wer"] > kitchen.loc["reference", "wer"]
     timeline = pd.read_csv(out / "tables" / "timeline.csv")
     assert (timeline["provider"] == "loom").sum() >= 4
+
+
+def test_unchanged_tracks_are_not_analysed_again(batch):
+    from stemkit.batch import analyze_batch
+
+    _, out, names = batch
+    notebook = out / "notebooks" / "analyze" / f"{names[0]}.ipynb"
+    before = notebook.stat().st_mtime_ns
+    assert analyze_batch(out, names) == []
+    assert notebook.stat().st_mtime_ns == before  # skipped: inputs unchanged
+    record = out / "stems" / names[0] / "sourceress" / "record.json"
+    record.write_text(record.read_text().replace('"state": "done"', '"state": "done" '))
+    assert analyze_batch(out, names) == []
+    assert notebook.stat().st_mtime_ns > before  # its input changed: analysed again
+
+
+def test_dask_executor_gives_the_same_tables(batch, tmp_path):
+    import pandas as pd
+
+    from stemkit.batch import analyze_batch
+
+    _, out, names = batch
+    copy = tmp_path / "dask-copy"
+    shutil.copytree(out, copy)
+    (copy / "batch.json").write_text((copy / "batch.json").read_text())
+    assert analyze_batch(copy, names, executor="dask", workers=2, force=True) == []
+    for name in names:
+        a = pd.read_csv(out / "analysis" / name / "metrics.csv")
+        b = pd.read_csv(copy / "analysis" / name / "metrics.csv")
+        pd.testing.assert_frame_equal(a, b)
+        assert (copy / "analysis" / name / "spectrograms.png").stat().st_size > 10_000

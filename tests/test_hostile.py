@@ -164,11 +164,13 @@ def test_non_audio_download_is_detected_and_retried_next_run(
 
 
 def test_upload_size_limit_is_a_clear_4xx(tmp_path, track_dir, monkeypatch):
-    config = SandboxConfig(data_dir=tmp_path / "sb", max_upload_bytes=10_000,
-                           sourceress_users={"u": "p"})
+    config = SandboxConfig(
+        data_dir=tmp_path / "sb", max_upload_bytes=10_000, sourceress_users={"u": "p"}
+    )
     with SandboxServer(config, set_env=False) as server:
-        client = connect("sourceress", base_url=f"{server.url}/sourceress", username="u",
-                         password="p")
+        client = connect(
+            "sourceress", base_url=f"{server.url}/sourceress", username="u", password="p"
+        )
         slot = client.create_upload()
         with pytest.raises(RequestError) as err:
             client.upload(slot, track_dir / "alpha" / "mixture.wav")
