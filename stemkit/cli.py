@@ -58,15 +58,26 @@ def serve(
     port: int = typer.Option(8765, help="TCP port."),
     data_dir: Path = typer.Option(None, help="Where uploads and results are stored."),
     workers: int = typer.Option(1, help="Separation jobs processed at once."),
+    processing_delay: float = typer.Option(
+        0.0, help="Extra seconds every job spends processing (imitates a slow vendor)."
+    ),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the sandbox server (all vendor APIs) in the foreground."""
     from stemkit.sandbox import serve as run
 
     typer.echo(
-        f"stemkit sandbox on http://{host}:{port} (sourceress at /sourceress; "
-        "credentials demo/demo)"
+        f"stemkit sandbox on http://{host}:{port}: /sourceress (demo/demo), "
+        "/audioshake (token demo-token), /loom (key demo, secret demo)"
     )
-    run(host=host, port=port, data_dir=str(data_dir) if data_dir else None, workers=workers)
+    run(
+        host=host,
+        port=port,
+        data_dir=str(data_dir) if data_dir else None,
+        workers=workers,
+        processing_delay=processing_delay,
+        log_level=log_level,
+    )
 
 
 @app.command()

@@ -133,9 +133,14 @@ class SandboxServer:
 
 
 def serve(
-    host: str = "127.0.0.1", port: int = 8765, data_dir: str | None = None, workers: int = 1
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    data_dir: str | None = None,
+    workers: int = 1,
+    processing_delay: float = 0.0,
+    log_level: str = "info",
 ) -> None:
     """Run the sandbox in the foreground until interrupted (``stemkit serve``)."""
     data = Path(data_dir or Path(tempfile.gettempdir()) / "stemkit-sandbox")
-    app = create_app(SandboxConfig(data_dir=data, workers=workers))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    config = SandboxConfig(data_dir=data, workers=workers, processing_delay=processing_delay)
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
