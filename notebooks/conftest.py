@@ -22,7 +22,18 @@ def pytest_runtest_setup(item) -> None:
     from stemkit.sandbox import SandboxServer
 
     os.environ.setdefault("STEMKIT_SOURCERESS_POLL_INTERVAL", "0.1")
-    server = SandboxServer(workers=2).start()
+    # credentials as the environment names them (the test session may export its own)
+    env = os.environ
+    server = SandboxServer(
+        workers=2,
+        sourceress_users={
+            env.get("STEMKIT_SOURCERESS_USERNAME", "demo"): env.get(
+                "STEMKIT_SOURCERESS_PASSWORD", "demo"
+            )
+        },
+        audioshake_tokens={env.get("STEMKIT_AUDIOSHAKE_TOKEN", "demo-token"): "demo"},
+        loom_keys={env.get("STEMKIT_LOOM_KEY", "demo"): env.get("STEMKIT_LOOM_SECRET", "demo")},
+    ).start()
     _started.append(server)
     item.session.config.add_cleanup(server.stop)
     separate_batch(

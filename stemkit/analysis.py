@@ -249,7 +249,13 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
                 {"track": track, "provider": row["provider"], **r}
                 for r in qa.job_checks(row.to_dict())
             ]
-    verdicts = qa.verdicts(pd.DataFrame(qa_rows), qa.load_profile(batch.get("qa_profile")))
+    verdicts = (
+        qa.verdicts(pd.DataFrame(qa_rows), qa.load_profile(batch.get("qa_profile")))
+        if qa_rows
+        else pd.DataFrame(
+            columns=["track", "provider", "stem", "check", "value", "unit", "verdict"]
+        )
+    )
     verdicts.to_csv(out / "verdicts.csv", index=False)
 
     metrics_df = pd.DataFrame(rows, columns=METRIC_COLUMNS)

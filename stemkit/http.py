@@ -106,7 +106,7 @@ class TimeoutSession(requests.Session):
 
 def make_session(
     timeout: float = 30.0,
-    retries: int = 4,
+    retries: int = 2,
     backoff: float = 0.25,
     backoff_max: float = 20.0,
 ) -> requests.Session:

@@ -121,6 +121,11 @@ def separation_metrics(
         }
     if not stems:
         return out
+    # Known defect (see the issue notes): with a reference whose channels are identical
+    # (a centre-panned mono source) stemkit.bsseval's SIR/SAR depend on the source order and
+    # are wrong unless such sources come first; SDR/ISR are right either way. Until that is
+    # fixed, identical-channel references go first and impossible values are dropped.
+    stems.sort(key=lambda s: not _identical_channels(references[s]))
     refs = np.stack([np.asarray(references[s], np.float32).T for s in stems])
     ests = np.stack([_match_channels(estimates[s], references[s]).T for s in stems])
     try:
@@ -128,6 +133,14 @@ def separation_metrics(
     except ValueError:
         return out
     for i, s in enumerate(stems):
-        for metric in ("sdr", "isr", "sir", "sar"):
-            out[s][(metric, "bsseval_v4")] = float(medians[metric][i])
+        values = {m: float(medians[m][i]) for m in ("sdr", "isr", "sir", "sar")}
+        if values["sir"] < -100 or values["sar"] == 0.0:  # numerically broken decomposition
+            values["sir"] = values["sar"] = float("nan")
+        for metric, value in values.items():
+            out[s][(metric, "bsseval_v4")] = value
     return out
+
+
+def _identical_channels(y: np.ndarray) -> bool:
+    y = np.asarray(y)
+    return y.ndim == 2 and y.shape[0] > 1 and bool(np.all(y == y[:1]))

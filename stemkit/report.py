@@ -115,8 +115,8 @@ class BatchTables:
         return [t["name"] for t in self.info.get("tracks", [])]
 
 
-def _read_many(paths: list[Path], columns: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(p) for p in paths if p.is_file() and p.stat().st_size > 0]
+def _read_many(paths: list[Path], columns: list[str], **read_csv) -> pd.DataFrame:
+    frames = [pd.read_csv(p, **read_csv) for p in paths if p.is_file() and p.stat().st_size > 0]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
@@ -166,6 +166,8 @@ def load_batch(folder: str | Path) -> BatchTables:
     verdicts = _read_many(
         [folder / "analysis" / t / "verdicts.csv" for t in names],
         ["track", "provider", "stem", "check", "value", "verdict"],
+        keep_default_na=False,
+        na_values=[""],  # the verdict "n/a" is a value, not a NaN
     )
     if not timeline.empty:
         for col in ("start", "end"):

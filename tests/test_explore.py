@@ -251,7 +251,7 @@ def test_ab_metrics_puts_the_two_side_by_side(index):
 
 def test_track_tables_of_an_analysed_and_an_unanalysed_track(index):
     alpha = X.track_tables(index, "alpha")
-    assert not alpha.scores.empty and ("SDR (dB)", "sourceress") in alpha.scores.columns
+    assert not alpha.scores.empty and ("nSDR (dB)", "sourceress") in alpha.scores.columns
     assert pd.api.types.is_datetime64_any_dtype(alpha.timeline["start"])
     assert alpha.verdicts is not None and alpha.verdicts["verdict"].tolist() == ["ok", "leaky"]
     assert alpha.jobs.set_index("provider")["state"].to_dict() == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -21,8 +22,15 @@ def test_readme_notebook_example_runs(tmp_path):
     code = code.replace("../data/demo", str(demo))
     work = tmp_path / "notebooks"
     work.mkdir()
+    # as a new user would run it: no stemkit settings from this test session
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEMKIT_")}
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=work, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "'vocals'" in proc.stdout and "Finalising" in proc.stdout

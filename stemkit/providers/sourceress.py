@@ -167,6 +167,9 @@ class SourceressProvider(Provider):
     def authenticate(self, *, force: bool = False) -> str:
         """Return a valid token, logging in only when there is none or it is about to expire.
 
+        Called inside every request (whose retries cover the login too), so it does not retry
+        by itself: nested retries would multiply the waits against a service that is down.
+
         Examples
         --------
         >>> SourceressProvider().authenticate().startswith("Bearer ")   # doctest: +SKIP
@@ -184,7 +187,7 @@ class SourceressProvider(Provider):
                     hint="set STEMKIT_SOURCERESS_USERNAME / _PASSWORD or a stemkit.toml profile",
                 )
             with self.step("auth"):
-                auth = self.retrying(self._login)
+                auth = self._login()  # not retried here: every caller's call is
             self._token = auth.token
             self._token_deadline = time.monotonic() + max(auth.expiry - self.token_margin, 1)
             return self._token
