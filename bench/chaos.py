@@ -100,7 +100,7 @@ def main() -> None:
                 out_root / "out",
                 env=env(server.url),
                 seed=args.seed,
-                kill_after=(0.5, 6.0),
+                kill_after=(0.0, 2.0),
                 kill_rounds=args.kills,
                 max_rounds=args.kills + 10,
             )

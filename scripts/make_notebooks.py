@@ -139,7 +139,10 @@ COMPARE = [
         display(Markdown(
             f"# stemkit QA report: `{b.folder.name}`\\n\\n"
             f"{len(b.tracks)} tracks × {len(b.info['providers'])} provider(s) ({providers}): "
-            f"**{done} jobs done, {len(b.failures)} failed**. Created {b.info['created_at']}."
+            f"**{done} jobs done, {len(b.failures)} failed**. Created {b.info['created_at']}.\n\n"
+            "Contents: [verdicts](#Verdicts) · [scores](#Summary) · [timing](#Timing) · "
+            "[intelligibility](#Intelligibility) · [failures](#Failures) · tracks: "
+            + " · ".join(f"[{t}](#{t})" for t in b.tracks)
         ))
     """),
     md("""
@@ -157,7 +160,8 @@ COMPARE = [
             display(b.verdict_summary)
     """),
     md("""
-        ## Summary: median SDR (BSS Eval v4, dB), provider × stem
+        ## Summary
+        Median SDR (BSS Eval v4, dB), provider × stem.
         Every provider between the bracket, as in SiSEC: `oracle` (ideal ratio mask: the
         ceiling), `baseline` (the sandbox's DSP separation run locally) and `mixture` (the
         mixture as the estimate: the floor a separation must beat).

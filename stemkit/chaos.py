@@ -52,8 +52,8 @@ def run_until_done(
     round_timeout: float = 300,
 ) -> ChaosReport:
     """Run the separate phase in child processes; SIGKILL the first ``kill_rounds`` rounds at a
-    random moment in ``kill_after`` seconds; then let rounds finish until every job is done
-    (or ``max_rounds``). ``env`` carries the sandbox URL and the credentials."""
+    random moment ``kill_after`` seconds after a job is in flight; then let rounds finish until
+    every job is done (or ``max_rounds``). ``env`` carries the sandbox URL and credentials."""
     rng = random.Random(seed)
     report = ChaosReport()
     t0 = time.monotonic()
@@ -69,6 +69,8 @@ def run_until_done(
             start_new_session=True,
         )
         if round_no < kill_rounds:
+            # kill mid-work: once the round has started jobs, at a random moment after that
+            _wait_for_work(Path(out), proc, timeout=round_timeout)
             try:
                 proc.wait(timeout=rng.uniform(*kill_after))
             except subprocess.TimeoutExpired:
@@ -87,6 +89,23 @@ def run_until_done(
     report.seconds = time.monotonic() - t0
     _verify(Path(out), report)
     return report
+
+
+def _wait_for_work(out: Path, proc: subprocess.Popen, timeout: float) -> None:
+    """Return once the child has a job in flight (or has exited)."""
+    deadline = time.monotonic() + timeout
+    ledger = out / "ledger.sqlite"
+    while proc.poll() is None and time.monotonic() < deadline:
+        if ledger.exists():
+            try:
+                led = Ledger(out)
+                states = {r["state"] for r in led.jobs()}
+                led.close()
+            except Exception:  # noqa: BLE001 - the child may be writing it right now
+                states = set()
+            if states & {"submitting", "submitted"}:
+                return
+        time.sleep(0.05)
 
 
 def _all_done(out: Path, manifest, providers) -> bool:

@@ -1,9 +1,9 @@
 """The ledger: what was submitted and downloaded, so a rerun never pays twice.
 
 One SQLite file per batch folder (``ledger.sqlite``). Each (track, provider, request) row moves
-through ``submitting → submitted → done`` (or ``failed``, or ``ambiguous`` when a submission
-may have been accepted without an answer); downloaded files are recorded with
-their size and SHA-256, and are trusted on a rerun only if they still match.
+through ``submitting → creating → submitted → done`` (or ``failed``, or ``ambiguous`` when a
+submission may have been accepted without an answer); downloaded files are recorded with their
+size and SHA-256, and are trusted on a rerun only if they still match.
 
 The ledger holds ids, states, paths, checksums and error messages, never a credential (error
 messages are redacted when the error is built).
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (track, provider, stem)
 );
 """
-STATES = ("submitting", "submitted", "done", "failed", "ambiguous")
+STATES = ("submitting", "creating", "submitted", "done", "failed", "ambiguous")
 
 
 def _now() -> str:

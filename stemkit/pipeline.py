@@ -95,7 +95,8 @@ def run_job(
     ledger state    this run
     ==============  =============================================================
     (none), failed  submit (a job the vendor failed is submitted again)
-    submitting      the last run died while submitting: submit (nothing came back)
+    submitting      the last run died before the paid call: submit
+    creating        the last run died during the paid call: ambiguous (see below)
     submitted       resume the job: wait and download; nothing is submitted
     done            skip if every stem is on disk with its checksum, else download again
     ambiguous       a submission may have been accepted: report it, do not submit
@@ -129,6 +130,15 @@ def run_job(
             if files is not None:
                 previous["resumed"] = "skipped: already downloaded and verified"
                 return previous
+        if row and row["state"] == "creating":  # killed while a paid job was being created
+            ledger.mark(
+                track.name,
+                provider.name,
+                key,
+                "ambiguous",
+                error="the last run stopped while the job was being created",
+            )
+            row = ledger.get(track.name, provider.name, key)
         if row and row["state"] == "ambiguous":
             raise AmbiguousSubmission(
                 f"an earlier submission may have been accepted ({row['error']})",
@@ -142,8 +152,16 @@ def run_job(
             record["resumed"] = f"job {job.job_id} resumed, not submitted again"
         else:
             ledger.mark(track.name, provider.name, key, "submitting")
+            provider.hooks.before_create = lambda: ledger.mark(
+                track.name, provider.name, key, "creating"
+            )
             t0 = utcnow()
-            job = provider.submit(track.mixture, track=track.name, stems=stems, fmt=fmt, **options)
+            try:
+                job = provider.submit(
+                    track.mixture, track=track.name, stems=stems, fmt=fmt, **options
+                )
+            finally:
+                provider.hooks.before_create = None
             job.meta.setdefault("observations", [Observation("submit", t0, utcnow())])
             observations = list(job.meta["observations"])
             ledger.mark(track.name, provider.name, key, "submitted", job=job.to_dict())

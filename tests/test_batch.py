@@ -83,7 +83,7 @@ def test_report_has_summary_figures_and_failures(batch):
     assert result.tracks_failed == ["broken-take"] and not result.all_failed
     html = result.report.read_text()
     assert "stemkit QA report" in html
-    assert "Summary: median SDR (BSS Eval v4" in html
+    assert "Median SDR (BSS Eval v4, dB)" in html and "Contents:" in html
     # the verdict table comes first, before any figure
     assert html.index("Verdicts") < html.index("<img")
     assert "oracle" in html and "baseline" in html

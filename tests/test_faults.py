@@ -191,15 +191,20 @@ def test_chaos_batch_with_kills_finishes_without_duplicates_or_leaks(tmp_path, t
             out,
             env=env_for(server),
             seed=5,
-            kill_after=(0.7, 3.0),
+            kill_after=(0.0, 0.6),
             kill_rounds=3,
             max_rounds=10,
         )
         s = stats(server)
     assert report.kills >= 1
-    assert report.jobs == report.jobs_done == 4, report
-    assert report.stems_verified == 8 and not report.stems_bad
-    assert s["duplicates"] == 0
+    assert s["duplicates"] == 0  # never paid twice, whatever moment the kills hit
+    # a kill during the very call that creates a paid job leaves it ambiguous (the vendors
+    # offer no lookup): it is reported, never resubmitted; every other job completes
+    ambiguous = [r for r in Ledger(out).jobs() if r["state"] == "ambiguous"]
+    assert all("being created" in (r["error"] or "") for r in ambiguous)
+    assert report.jobs == report.jobs_done + len(ambiguous) == 4, report
+    assert len(ambiguous) <= 1
+    assert report.stems_verified == 2 * report.jobs_done and not report.stems_bad
     assert sum(s["injected"].values()) > 5
     assert scan_for_secrets(work, list(SECRETS.values())) == []
     assert set(os.listdir(tmp_path)) == before  # nothing written beside the output folder

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import random
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -297,6 +298,8 @@ class Provider(ABC):
             profile = load_profile(self.name, profile, **overrides)
         self.profile = profile
         self.session = session or make_session(timeout=profile.timeout)
+        #: per-thread callbacks (``before_create``) set by whoever drives this client
+        self.hooks = threading.local()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} profile={self.profile.name!r} {self.profile.base_url}>"
@@ -468,7 +471,10 @@ class Provider(ABC):
         """Call a *job-creating* operation: sent again only when the service said it did no
         work (429, 503); any other failure after sending is an :class:`AmbiguousSubmission`.
         """
+        before = getattr(self.hooks, "before_create", None)
         for attempt in range(1, self.profile.retries + 2):
+            if before is not None:
+                before()  # e.g. the ledger notes that a paid job is being created now
             try:
                 return fn(*args, **kwargs)
             except ProviderError as exc:
