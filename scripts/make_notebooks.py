@@ -139,7 +139,7 @@ COMPARE = [
         display(Markdown(
             f"# stemkit QA report: `{b.folder.name}`\\n\\n"
             f"{len(b.tracks)} tracks × {len(b.info['providers'])} provider(s) ({providers}): "
-            f"**{done} jobs done, {len(b.failures)} failed**. Created {b.info['created_at']}.\n\n"
+            f"**{done} jobs done, {len(b.failures)} failed**. Created {b.info['created_at']}.\\n\\n"
             "Contents: [verdicts](#Verdicts) · [scores](#Summary) · [timing](#Timing) · "
             "[intelligibility](#Intelligibility) · [failures](#Failures) · tracks: "
             + " · ".join(f"[{t}](#{t})" for t in b.tracks)
