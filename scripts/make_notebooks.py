@@ -153,11 +153,14 @@ COMPARE = [
         stem, failures first, with what failed and by how much.
     """),
     code("""
-        if b.verdict_summary.empty:
+        v = b.verdict_summary
+        if v.empty:
             display(Markdown("No stem was checked (no job finished)."))
         else:
             display(b.verdict_counts)
-            display(b.verdict_summary)
+            flagged = v[v["verdict"] != "pass"]
+            display(flagged if not flagged.empty else
+                    Markdown("Every stem and job passes every check."))
     """),
     md("""
         ## Summary
