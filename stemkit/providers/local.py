@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +71,12 @@ class LocalProvider(Provider):
         return Job(self.name, job_id, track, names, meta={"folder": str(folder), "sr": sr})
 
     def status(self, job: Job) -> JobStatus:
+        if job.job_id not in self._jobs:  # local jobs live and die with their process
+            return JobStatus(
+                "failed",
+                message=f"local job {job.job_id} ended with the process "
+                "that ran it; the next run separates again",
+            )
         return self._jobs[job.job_id]
 
     def fetch(
@@ -80,4 +87,5 @@ class LocalProvider(Provider):
             y, sr = load_audio(Path(job.meta["folder"]) / name)
             stem = canonical(name)
             out[stem] = write_audio(safe_join(out_dir, f"{stem}.{fmt}"), y, sr, fmt)
+        shutil.rmtree(job.meta["folder"], ignore_errors=True)  # the work copy is not needed
         return out
