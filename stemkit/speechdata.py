@@ -37,7 +37,7 @@ import soundfile as sf
 import soxr
 from scipy import signal
 
-from stemkit.synth import DEMO_TRACKS, PEAK_DBFS, TrackSpec, render_track
+from stemkit.synth import DEMO_TRACKS, TrackSpec, quantise_exact_sum, render_track
 
 __all__ = [
     "SPEECH_DIR",
@@ -57,7 +57,6 @@ SPEECH_DIR = Path(__file__).resolve().parent.parent / "data" / "speech"
 #: Stem names; ``mixture`` is their sum.
 STEMS: tuple[str, ...] = ("dialogue", "music_fx")
 
-_I16_MAX = 32767
 _EFFECTS = ("knocks", "swells")
 
 
@@ -261,23 +260,6 @@ def _render_float(
     return {"dialogue": dialogue, "music_fx": music * fade}, script
 
 
-def _quantise(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """One gain for all stems (mixture peak, or any louder stem's, at -1 dBFS), int16, sum.
-
-    The same technique as :mod:`stemkit.synth`: the mixture is the exact integer sum.
-    """
-    peak = max(float(np.abs(sum(stems.values())).max()), *(np.abs(x).max() for x in stems.values()))
-    gain = 10.0 ** (PEAK_DBFS / 20.0) * _I16_MAX / max(peak, 1e-12)
-    ints = {name: np.rint(x * gain).astype(np.int32) for name, x in stems.items()}
-    mixture = sum(ints.values())
-    for name, x in {**ints, "mixture": mixture}.items():
-        if np.abs(x).max() > _I16_MAX:
-            raise RuntimeError(f"{name} would clip ({int(np.abs(x).max())} > {_I16_MAX})")
-    out = {name: x.astype(np.int16) for name, x in ints.items()}
-    out["mixture"] = mixture.astype(np.int16)
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
@@ -309,7 +291,7 @@ def render_speech_track(
     >>> bool((stems["mixture"] == stems["dialogue"] + stems["music_fx"]).all())
     True
     """
-    ints = _quantise(_render_float(track, sr, speech_dir)[0])
+    ints = quantise_exact_sum(_render_float(track, sr, speech_dir)[0])
     return {name: (x / 32768.0).astype(np.float32) for name, x in ints.items()}
 
 
@@ -344,7 +326,7 @@ def write_speech_track(
     stems, script = _render_float(track, sr, speech_dir)
     folder = Path(out_dir) / track.name
     folder.mkdir(parents=True, exist_ok=True)
-    for name, x in _quantise(stems).items():
+    for name, x in quantise_exact_sum(stems).items():
         sf.write(folder / f"{name}.wav", x.T, sr, subtype="PCM_16", format="WAV")
     (folder / "transcript.txt").write_text(script + "\n", encoding="utf-8")
     return folder

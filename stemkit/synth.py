@@ -956,10 +956,17 @@ def _render_float(spec: TrackSpec, sr: int) -> dict[str, np.ndarray]:
     return stems
 
 
-def _quantise(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def quantise_exact_sum(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Scale all stems by one gain, round to int16 and add the exact integer mixture.
 
-    The gain puts the peak of the mixture (or of any stem, if louder) at :data:`PEAK_DBFS`.
+    The gain puts the peak of the mixture (or of any stem, if louder) at :data:`PEAK_DBFS`,
+    so reading the files back gives ``mixture == sum(stems)`` exactly.
+
+    Examples
+    --------
+    >>> out = quantise_exact_sum({"a": np.full((1, 4), 0.2), "b": np.full((1, 4), 0.1)})
+    >>> bool((out["mixture"] == out["a"].astype(int) + out["b"]).all())
+    True
     """
     peak = max(float(np.abs(sum(stems.values())).max()), *(np.abs(x).max() for x in stems.values()))
     gain = 10.0 ** (PEAK_DBFS / 20.0) * _I16_MAX / max(peak, 1e-12)
@@ -974,7 +981,7 @@ def _quantise(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _render_int16(spec: TrackSpec, sr: int) -> dict[str, np.ndarray]:
-    return _quantise(_render_float(spec, sr))
+    return quantise_exact_sum(_render_float(spec, sr))
 
 
 # --------------------------------------------------------------------------------------------
