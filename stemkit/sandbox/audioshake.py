@@ -129,10 +129,9 @@ class AudioShakeAPI:
         return client
 
     def _link(self, request: Request, path: Path) -> str:
-        key = path.relative_to(self.root).as_posix()
-        q = self.signer.sign("GET", key, self.config.url_ttl)
-        base = str(request.base_url).rstrip("/")
-        return f"{base}/audioshake/storage/{key}?expires={q['expires']}&sig={q['sig']}"
+        return self.signer.url(
+            request, "/audioshake/storage", self.root, path, "GET", self.config.url_ttl
+        )[0]
 
     def _asset_json(self, request: Request, a: AssetRecord) -> dict[str, Any]:
         return {
@@ -246,12 +245,10 @@ class AudioShakeAPI:
         return JSONResponse({"job": self._job_json(request, job)})
 
     async def storage(self, request: Request) -> Response:
-        key = request.path_params["key"]
-        q = request.query_params
-        if not self.signer.verify("GET", key, q.get("expires"), q.get("sig")):
+        path = self.signer.resolve(request, self.root)
+        if path == 403:
             return error(403, "link is invalid or expired: get the job again for a fresh one")
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+        if not path.is_file():
             return error(404, "no such file")
         return file_response(path)
 

@@ -145,6 +145,26 @@ class Signer:
         expires = int(time.time() + ttl)
         return {"expires": expires, "sig": self._mac(method, path, expires)}
 
+    def url(
+        self, request: Request, route: str, root: Path, path: Path, method: str, ttl: float
+    ) -> tuple[str, int]:
+        """A signed, expiring URL of ``path`` (under ``root``) served at ``route``, and its
+        expiry (epoch seconds)."""
+        key = path.relative_to(root).as_posix()
+        q = self.sign(method, key, ttl)
+        base = str(request.base_url).rstrip("/")
+        return f"{base}{route}/{key}?expires={q['expires']}&sig={q['sig']}", q["expires"]
+
+    def resolve(self, request: Request, root: Path) -> Path | int:
+        """The file a signed storage request names (``{key:path}`` under ``root``), or the
+        HTTP status to answer: 403 for a bad or expired signature or a path outside ``root``."""
+        key = request.path_params["key"]
+        q = request.query_params
+        if not self.verify(request.method, key, q.get("expires"), q.get("sig")):
+            return 403
+        path = (root / key).resolve()
+        return path if path.is_relative_to(root.resolve()) else 403
+
     def verify(self, method: str, path: str, expires: Any, sig: Any) -> bool:
         try:
             exp = int(expires)

@@ -109,10 +109,9 @@ class LoomAPI:
         return None
 
     def _url(self, request: Request, path: Path) -> str:
-        key = path.relative_to(self.root).as_posix()
-        q = self.signer.sign("GET", key, self.config.url_ttl)
-        base = str(request.base_url).rstrip("/")
-        return f"{base}/loom/files/{key}?expires={q['expires']}&sig={q['sig']}"
+        return self.signer.url(request, "/loom/files", self.root, path, "GET", self.config.url_ttl)[
+            0
+        ]
 
     async def upload(self, request: Request) -> Response:
         try:
@@ -272,12 +271,10 @@ class LoomAPI:
         )
 
     async def files(self, request: Request) -> Response:
-        key = request.path_params["key"]
-        q = request.query_params
-        if not self.signer.verify("GET", key, q.get("expires"), q.get("sig")):
+        path = self.signer.resolve(request, self.root)
+        if path == 403:
             return _msg(403, "ERROR: download URL is invalid or expired: poll again")
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+        if not path.is_file():
             return _msg(404, "ERROR: no such file")
         return file_response(path)
 

@@ -176,11 +176,10 @@ class SourceressAPI:
         return self.tokens.owner(request.headers.get("authorization", "").removeprefix("Bearer "))
 
     def _signed_url(self, request: Request, method: str, path: Path) -> tuple[str, str]:
-        key = path.relative_to(self.root).as_posix()
-        q = self.signer.sign(method, key, self.config.url_ttl)
-        base = str(request.base_url).rstrip("/")
-        url = f"{base}/sourceress/storage/{key}?expires={q['expires']}&sig={q['sig']}"
-        return url, local_iso(q["expires"])
+        url, expires = self.signer.url(
+            request, "/sourceress/storage", self.root, path, method, self.config.url_ttl
+        )
+        return url, local_iso(expires)
 
     def _separation(self, owner: str, sid: str) -> Separation:
         sep = self.separations.get(sid)
@@ -235,13 +234,9 @@ class SourceressAPI:
         )
 
     async def storage(self, request: Request) -> Response:
-        key = request.path_params["key"]
-        q = request.query_params
-        if not self.signer.verify(request.method, key, q.get("expires"), q.get("sig")):
+        path = self.signer.resolve(request, self.root)
+        if path == 403:
             return error(403, "signed URL is invalid or expired: ask for a new one")
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            return error(403, "path outside storage")
         if request.method == "GET":
             if not path.is_file():
                 return error(404, "no such file")
