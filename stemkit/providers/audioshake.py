@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stemkit.errors import AuthError, LinkExpired, ProviderError, RequestError
+from stemkit.errors import AuthError, LinkExpired, RequestError
 from stemkit.providers.base import (
     Event,
     Job,
@@ -209,12 +209,6 @@ class AudioShakeProvider(Provider):
         )
         return self.check_response(resp, what)
 
-    def _model(self, model, data, what: str):
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise ProviderError(f"{what}: unexpected answer ({_validation_message(exc)})") from None
-
     # -- endpoints -------------------------------------------------------------------------
     @idempotent
     def upload_file(self, path: Path) -> Asset:
@@ -227,7 +221,7 @@ class AudioShakeProvider(Provider):
                 "upload",
                 files={"file": (path.name, fh, "application/octet-stream")},
             )
-        return self._model(Asset, self.json(resp, "upload"), "upload")
+        return self.parse(Asset, self.json(resp, "upload"), "upload")
 
     @idempotent
     def upload_link(self, link: str, name: str) -> Asset:
@@ -235,7 +229,7 @@ class AudioShakeProvider(Provider):
         resp = self._request(
             "POST", "/upload/link", "upload link", json={"link": link, "name": name}
         )
-        return self._model(Asset, self.json(resp, "upload link"), "upload link")
+        return self.parse(Asset, self.json(resp, "upload link"), "upload link")
 
     @staticmethod
     def job_request(
@@ -270,14 +264,14 @@ class AudioShakeProvider(Provider):
         body = self.job_request(asset_id, metadata, callback_url)
         resp = self._request("POST", "/job/", "create job", json=body)
         data = self.json(resp, "create job")
-        return self._model(JobInfo, data.get("job", data), "create job")
+        return self.parse(JobInfo, data.get("job", data), "create job")
 
     @idempotent
     def get_job(self, job_id: str) -> JobInfo:
         """The job with its status, timestamps and (fresh) output links."""
         resp = self._request("GET", f"/job/{check_job_id(job_id)}", "get job")
         data = self.json(resp, "get job")
-        return self._model(JobInfo, data.get("job", data), "get job")
+        return self.parse(JobInfo, data.get("job", data), "get job")
 
     # -- life cycle ------------------------------------------------------------------------
     def submit(

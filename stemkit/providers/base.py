@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import requests
 import tenacity
+from pydantic import ValidationError
 
 from stemkit.config import Profile, load_profile
 from stemkit.errors import (
@@ -563,6 +564,19 @@ class Provider(ABC):
             raise ProviderError(
                 f"{what}: the service answered HTTP {resp.status_code} with non-JSON "
                 f"({resp.text[:80]!r})"
+            ) from None
+
+    def parse(self, model: type, data: Any, what: str) -> Any:
+        """Validate an answer into a pydantic ``model``; a body of the wrong shape is a
+        :class:`ProviderError` naming the call (and is retried where the call is idempotent).
+        """
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ProviderError(
+                f"{what}: unexpected answer from the service ({where}: {first['msg']})"
             ) from None
 
     def download(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from stemkit.errors import AuthError, LinkExpired, ProviderError, RequestError
 from stemkit.providers.base import (
@@ -195,12 +195,7 @@ class LoomProvider(Provider):
     def details(self, job_id: str) -> Details:
         """Everything about a job (job_info stamps, input and output files)."""
         body = self._post(f"/jobs/{job_id}/details", "details", json=self._auth())
-        try:
-            return Details.model_validate(body)
-        except ValidationError as exc:
-            raise ProviderError(
-                f"details: unexpected answer ({exc.errors(include_input=False)[0]['msg']})"
-            ) from None
+        return self.parse(Details, body, "details")
 
     # -- life cycle ------------------------------------------------------------------------
     def submit(

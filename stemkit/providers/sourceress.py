@@ -233,14 +233,7 @@ class SourceressProvider(Provider):
         return self.creating(once) if creates else self.retrying(once)
 
     def _parse(self, model: type[_Model], resp, what: str):
-        body = self.json(resp, what)
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
-            raise ProviderError(
-                f"{what}: unexpected answer from the service "
-                f"({exc.errors(include_input=False)[0]['msg']})"
-            ) from None
+        return self.parse(model, self.json(resp, what), what)
 
     # -- upload ----------------------------------------------------------------------------
     def create_upload(self) -> UploadSlot:
