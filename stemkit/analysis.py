@@ -13,6 +13,7 @@ Examples
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pandas as pd
 
 from stemkit import metrics as M
 from stemkit import qa
-from stemkit.audio import align, load_audio
+from stemkit.audio import SEEKABLE, align, load_audio
 from stemkit.errors import StemkitError
 from stemkit.intelligibility import intelligibility_table
 from stemkit.stems import reference_recipe
@@ -55,20 +56,24 @@ def _batch(batch_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _references(track: dict[str, Any], stems: list[str], length: int) -> dict[str, np.ndarray]:
-    """Reference of each stem, summing reference stems where needed (accompaniment)."""
+def _reference_parts(track: dict[str, Any], stems: list[str]) -> dict[str, list[Path]]:
+    """Files whose sum is the reference of each stem (several for e.g. accompaniment)."""
     files = {k: Path(v) for k, v in track.get("references", {}).items()}
-    cache: dict[str, np.ndarray] = {}
     out = {}
     for stem in stems:
         parts = reference_recipe(stem, set(files))
-        if parts is None:
-            continue
-        for p in parts:
-            if p not in cache:
-                cache[p] = load_audio(files[p])[0]
-        out[stem] = sum(align({p: cache[p] for p in parts}, length).values())
+        if parts is not None:
+            out[stem] = [files[p] for p in parts]
     return out
+
+
+def _load_sum(paths: list[Path], length: int) -> np.ndarray:
+    """The sum of some audio files, conformed to ``length`` samples."""
+    total = None
+    for path in paths:
+        y = align({"y": load_audio(path)[0]}, length)["y"]
+        total = y if total is None else total + y
+    return total
 
 
 #: pseudo-providers of the score bracket, drawn and reported next to the real ones
@@ -89,15 +94,15 @@ def _metric_row(
     }
 
 
-def _load_native(folder: Path) -> dict[str, tuple[np.ndarray, int]]:
-    """Every stem file of a provider folder at its own rate: ``{stem: (audio, sr)}``."""
+def _load_native(folder: Path) -> dict[str, tuple[np.ndarray, int, Path]]:
+    """Every stem file of a provider folder at its own rate: ``{stem: (audio, sr, path)}``."""
     from stemkit.stems import canonical
 
-    out = {
-        canonical(p.name): load_audio(p)
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.suffix.lower() in {".wav", ".flac", ".mp3", ".m4a", ".aiff", ".ogg"}
-    }
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in {".wav", ".flac", ".mp3", ".m4a", ".aiff", ".ogg"}:
+            y, sr = load_audio(p)
+            out[canonical(p.name)] = (y, sr, p)
     if not out:
         raise StemkitError(f"no audio files in {folder}")
     return out
@@ -111,35 +116,134 @@ def _resample(y: np.ndarray, from_sr: int, to_sr: int) -> np.ndarray:
     return librosa.resample(y, orig_sr=from_sr, target_sr=to_sr)
 
 
+def _write_float(path: Path, y: np.ndarray, sr: int) -> Path:
+    """A float32 WAV (lossless for estimates computed here), written atomically."""
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    sf.write(tmp, np.asarray(y, np.float32).T, sr, subtype="FLOAT", format="WAV")
+    tmp.replace(path)
+    return path
+
+
+#: version of the bracket computation: bracket scores cached by another version are redone
+_BRACKET_VERSION = 1
+
+
+def _file_stamp(path: Path) -> list[Any]:
+    st = path.stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def _bracket_stamp(
+    mixture_path: Path, ref_parts: dict[str, list[Path]], provider_sets: list[list[str]]
+) -> str:
+    """What the bracket's scores depend on: the mixture, the references, the stem sets."""
+    return json.dumps(
+        {
+            "version": _BRACKET_VERSION,
+            "mixture": _file_stamp(mixture_path),
+            "references": {k: [_file_stamp(p) for p in v] for k, v in sorted(ref_parts.items())},
+            "provider_sets": sorted(provider_sets),
+        },
+        sort_keys=True,
+    )
+
+
 def _bracket(
+    work: Path,
     mixture: np.ndarray,
     sr: int,
-    refs: dict[str, np.ndarray],
-    provider_stems: dict[str, dict[str, np.ndarray]],
-) -> dict[str, dict]:
-    """Estimates that frame the providers' scores, as in SiSEC: the oracle ideal ratio mask
-    (IRM2, an upper bound), the sandbox's DSP separation run locally (a baseline), and the
-    mixture itself as every estimate (the floor)."""
+    mixture_path: Path,
+    ref_parts: dict[str, list[Path]],
+    provider_sets: list[list[str]],
+) -> dict[str, dict[str, Path]]:
+    """Estimates that frame the providers' scores, as in SiSEC, as files to score: the oracle
+    ideal ratio mask (IRM2, an upper bound), the sandbox's DSP separation run locally (a
+    baseline), and the mixture itself as every estimate (the floor). The oracle and baseline
+    are written to ``work`` (float32 WAV) one at a time, so they never sit in memory together.
+    """
     from stemkit.sandbox import engine
 
-    out: dict[str, dict[str, np.ndarray]] = {"mixture": {s: mixture for s in refs}}
+    files: dict[str, dict[str, Path]] = {}
+    refs = {s: _load_sum(parts, mixture.shape[1]) for s, parts in ref_parts.items()}
     # the stem set a provider delivered, if its references partition the mixture
-    for stems in provider_stems.values():
-        names = [s for s in stems if s in refs]
-        if (
-            len(names) == len(stems)
-            and M.reconstruction_db(mixture, [refs[s] for s in names]) < -40
+    for names in provider_sets:
+        if all(s in refs for s in names) and (
+            M.reconstruction_db(mixture, [refs[s] for s in names]) < -40
         ):
-            out["oracle"] = qa.oracle_irm(mixture, {s: refs[s] for s in names}, sr)
+            oracle = qa.oracle_irm(mixture, {s: refs[s] for s in names}, sr)
+            files["oracle"] = {
+                stem: _write_float(work / "oracle" / f"{stem}.wav", y, sr)
+                for stem, y in oracle.items()
+            }
+            del oracle
             break
-    names = [s for s in refs if s in engine.STEM_RECIPES]
+    del refs
+    names = [s for s in ref_parts if s in engine.STEM_RECIPES]
     if names:
-        out["baseline"] = engine.separate(mixture, sr, names)
-    return out
+        files["baseline"] = {
+            stem: _write_float(work / "baseline" / f"{stem}.wav", y, sr)
+            for stem, y in engine.separate(mixture, sr, names).items()
+        }
+    files["mixture"] = {stem: mixture_path for stem in ref_parts}
+    return files
 
 
-def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) -> TrackAnalysis:
+def _readable(path: Path, sr: int, work: Path, name: str, length: int) -> Path:
+    """``path`` if it can be read in blocks at ``sr``, else a float32 copy in ``work``."""
+    import soundfile as sf
+
+    if path.suffix.lower() in SEEKABLE and sf.info(path).samplerate == sr:
+        return path
+    y, rate = load_audio(path)
+    return _write_float(work / name, align({"y": _resample(y, rate, sr)}, length)["y"], sr)
+
+
+def _score(
+    track: str,
+    ref_parts: dict[str, list[Path]],
+    sets: dict[str, dict[str, Path]],
+    sr: int,
+    shape: tuple[int, int],
+) -> list[dict[str, Any]]:
+    """Metric rows of every estimate set against the references, streamed from the files.
+
+    Sets with the same stems share one :class:`~stemkit.bsseval.BSSEval` (one factorisation
+    of the references' Gram matrix, one read of the references for all of them).
+    """
+    from stemkit.audio import StemFiles
+
+    n_chan, n_samples = shape
+    groups: dict[tuple[str, ...], dict[str, StemFiles]] = {}
+    for name, files in sets.items():
+        stems = tuple(s for s in ref_parts if s in files)
+        if stems:
+            groups.setdefault(stems, {})[name] = StemFiles(
+                [[files[s]] for s in stems], n_samples=n_samples, n_channels=n_chan
+            )
+    rows = []
+    for stems, estimates in groups.items():
+        with StemFiles(
+            [ref_parts[s] for s in stems], n_samples=n_samples, n_channels=n_chan
+        ) as references:
+            scores = M.score(references, estimates, list(stems), sr)
+        for name, by_stem in scores.items():
+            estimates[name].close()
+            for stem, values in by_stem.items():
+                rows += [_metric_row(track, name, stem, mv, v) for mv, v in values.items()]
+    return rows
+
+
+def analyze_track(
+    batch_dir: str | Path, track: str, *, figures: bool = True, bracket: bool = True
+) -> TrackAnalysis:
     """Analyse one track of a batch folder: metrics, timeline, figures (written to disk).
+
+    Memory stays near one provider's stems on top of the mixture: each provider's stems are
+    checked (QA), drawn (spectrogram panels) and then let go, and the reference metrics are
+    computed from the files, block by block, for all providers and the bracket at once.
 
     Parameters
     ----------
@@ -149,8 +253,12 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
         Track name, as in the manifest.
     figures : bool
         Draw and save the spectrogram grid and the timeline chart.
+    bracket : bool
+        Score the SiSEC bracket (oracle, DSP baseline, mixture) next to the providers; the
+        oracle and baseline estimates are cached in ``bracket/`` of the track's folder.
     """
     from stemkit.pipeline import read_record
+    from stemkit.plots import Panel
 
     batch_dir = Path(batch_dir)
     batch = _batch(batch_dir)
@@ -179,7 +287,11 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
     qa_rows: list[dict[str, Any]] = []
     timelines = []
     failures = []
-    provider_stems: dict[str, dict[str, np.ndarray]] = {}
+    panels: dict[str, dict[str, Panel]] = {}
+    provider_files: dict[str, dict[str, Path]] = {}
+    work = out / ".work"  # float32 files to score: bracket, stems not readable in blocks
+    if work.exists():
+        shutil.rmtree(work, ignore_errors=True)
     for provider in batch["providers"]:
         record = read_record(batch_dir, track, provider) or {
             "state": "failed",
@@ -210,9 +322,9 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
             {"track": track, "provider": provider, **r}
             for r in qa.stem_checks(
                 mixture,
-                {k: y for k, (y, _) in native.items()},
+                {k: y for k, (y, _, _) in native.items()},
                 sr,
-                stem_sr={k: r for k, (_, r) in native.items()},
+                stem_sr={k: r for k, (_, r, _) in native.items()},
                 input_info={
                     "duration": mixture.shape[1] / sr,
                     "sample_rate": sr,
@@ -220,8 +332,7 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
                 },
             )
         ]
-        stems = align({k: _resample(y, r, sr) for k, (y, r) in native.items()}, mixture.shape[1])
-        provider_stems[provider] = stems
+        stems = align({k: _resample(y, r, sr) for k, (y, r, _) in native.items()}, mixture.shape[1])
         rows.append(
             _metric_row(
                 track,
@@ -231,20 +342,49 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
                 M.reconstruction_db(mixture, list(stems.values())),
             )
         )
-    all_stems = list(dict.fromkeys(s for st in provider_stems.values() for s in st))
-    refs = _references(info, all_stems, mixture.shape[1])
-    estimates = dict(provider_stems)
-    if refs:  # the SiSEC bracket: mixture as estimate (floor), DSP baseline, oracle (ceiling)
-        estimates.update(_bracket(mixture, sr, refs, provider_stems))
-    for provider, stems in estimates.items():
-        for stem, values in M.separation_metrics(refs, stems, sr).items():
-            rows += [_metric_row(track, provider, stem, mv, v) for mv, v in values.items()]
+        if figures:
+            panels[provider] = {k: Panel.of(y, sr) for k, y in stems.items()}
+        provider_files[provider] = {
+            k: path
+            if rate == sr and path.suffix.lower() in SEEKABLE
+            else _write_float(work / provider / f"{k}.wav", stems[k], sr)
+            for k, (_, rate, path) in native.items()
+        }
+        del native, stems
+    all_stems = list(dict.fromkeys(s for st in provider_files.values() for s in st))
+    ref_parts = _reference_parts(info, all_stems)
+    if ref_parts:
+        length = mixture.shape[1]
+        readable = {
+            s: [_readable(p, sr, work, f"reference/{s}-{i}.wav", length) for i, p in enumerate(ps)]
+            for s, ps in ref_parts.items()
+        }
+        mixture_path = _readable(Path(info["mixture"]), sr, work, "mixture.wav", length)
+        stem_sets = [list(files) for files in provider_files.values()]
+        stamp = _bracket_stamp(Path(info["mixture"]), ref_parts, stem_sets)
+        cache = out / "bracket.json"
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+        sets = dict(provider_files)
+        fresh = bracket and cached.get("stamp") != stamp
+        if fresh:  # the SiSEC bracket: mixture (floor), DSP baseline, oracle (ceiling)
+            sets |= _bracket(work, mixture, sr, mixture_path, readable, stem_sets)
+        scored = _score(track, readable, sets, sr, mixture.shape)
+        rows += [r for r in scored if r["provider"] not in BRACKET]
+        if fresh:
+            bracket_rows = [r for r in scored if r["provider"] in BRACKET]
+            cache.write_text(json.dumps({"stamp": stamp, "rows": bracket_rows}))
+        # the bracket depends on none of the providers' stems: a rerun reuses its scores
+        rows += bracket_rows if fresh else cached["rows"] if bracket else []
+        if figures:
+            panels = {
+                "reference": {s: Panel.of(_load_sum(p, length), sr) for s, p in readable.items()}
+            } | panels
     timing = summarize(
         pd.concat(timelines, ignore_index=True) if timelines else timeline_from_record({}),
         {track: mixture.shape[1] / sr},
     )
     for _, row in timing.iterrows():
-        if row["provider"] in provider_stems:
+        if row["provider"] in provider_files:
             qa_rows += [
                 {"track": track, "provider": row["provider"], **r}
                 for r in qa.job_checks(row.to_dict())
@@ -270,23 +410,23 @@ def analyze_track(batch_dir: str | Path, track: str, *, figures: bool = True) ->
         track, metrics_df, tl, failures, intelligibility=intel, verdicts=verdicts
     )
     if figures:
-        _draw(result, out, mixture, sr, refs, provider_stems)
+        _draw(result, out, Panel.of(mixture, sr), sr, panels)
     (out / "status.json").write_text(
         json.dumps(
-            {"track": track, "failures": failures, "providers_ok": sorted(provider_stems)}, indent=2
+            {"track": track, "failures": failures, "providers_ok": sorted(provider_files)},
+            indent=2,
         )
     )
     return result
 
 
-def _draw(result: TrackAnalysis, out: Path, mixture, sr, refs, provider_stems) -> None:
+def _draw(result: TrackAnalysis, out: Path, mixture, sr, panels) -> None:
     import matplotlib.pyplot as plt
 
     from stemkit.plots import spectrogram_grid, timeline_chart
 
-    rows = ({"reference": refs} if refs else {}) | provider_stems
-    if rows:
-        fig = spectrogram_grid(rows, sr, mixture=mixture, title=result.track)
+    if panels:
+        fig = spectrogram_grid(panels, sr, mixture=mixture, title=result.track)
         fig.savefig(out / "spectrograms.png", dpi=80)
         result.spectrogram_figure = fig
         result.figures["spectrograms"] = out / "spectrograms.png"

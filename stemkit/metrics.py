@@ -25,9 +25,25 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from stemkit.bsseval import Signals
+
 EPS = 1e-10
+
+
+_CHUNK = 1 << 18  # samples per chunk: float64 work stays a few MB whatever the track length
+
+
+def _flat_chunks(*arrays: np.ndarray):
+    """Matching float64 chunks (copies, free to change) of equally long flattened arrays."""
+    flat = [np.asarray(a).reshape(-1) for a in arrays]
+    for i in range(0, flat[0].size, _CHUNK):
+        yield [f[i : i + _CHUNK].astype(np.float64) for f in flat]
 
 
 def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -39,9 +55,12 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     >>> round(sdr(np.ones((1, 10)), 0.5 * np.ones((1, 10))), 2)  # error energy is 1/4
     6.02
     """
-    ref = np.asarray(reference, np.float64)
-    err = ref - np.asarray(estimate, np.float64)
-    return float(10 * np.log10((np.sum(ref**2) + EPS) / (np.sum(err**2) + EPS)))
+    signal = error = 0.0
+    for ref, est in _flat_chunks(reference, estimate):
+        signal += float(np.dot(ref, ref))
+        err = ref - est
+        error += float(np.dot(err, err))
+    return float(10 * np.log10((signal + EPS) / (error + EPS)))
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -54,14 +73,24 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     >>> si_sdr(s, 3 * s) > 100  # scaling does not matter: a perfect estimate
     True
     """
-    ref = np.asarray(reference, np.float64).ravel()
-    est = np.asarray(estimate, np.float64).ravel()
-    ref = ref - ref.mean()
-    est = est - est.mean()
-    alpha = np.dot(est, ref) / (np.dot(ref, ref) + EPS)
-    target = alpha * ref
-    noise = est - target
-    return float(10 * np.log10((np.sum(target**2) + EPS) / (np.sum(noise**2) + EPS)))
+    n = np.asarray(reference).size
+    sums = np.zeros(2)
+    for ref, est in _flat_chunks(reference, estimate):
+        sums += ref.sum(), est.sum()
+    mean_ref, mean_est = sums / max(n, 1)
+    cross = power = 0.0
+    for ref, est in _flat_chunks(reference, estimate):
+        ref -= mean_ref
+        cross += float(np.dot(est - mean_est, ref))
+        power += float(np.dot(ref, ref))
+    alpha = cross / (power + EPS)
+    target = noise = 0.0
+    for ref, est in _flat_chunks(reference, estimate):
+        scaled = alpha * (ref - mean_ref)
+        target += float(np.dot(scaled, scaled))
+        residual = est - mean_est - scaled
+        noise += float(np.dot(residual, residual))
+    return float(10 * np.log10((target + EPS) / (noise + EPS)))
 
 
 def reconstruction_db(mixture: np.ndarray, stems: list[np.ndarray]) -> float:
@@ -74,11 +103,18 @@ def reconstruction_db(mixture: np.ndarray, stems: list[np.ndarray]) -> float:
     >>> reconstruction_db(x, [0.5 * x, 0.5 * x]) < -90
     True
     """
-    mix = np.asarray(mixture, np.float64)
+    mix = np.asarray(mixture)
     n = min([mix.shape[-1], *(s.shape[-1] for s in stems)])
-    total = sum(np.asarray(s, np.float64)[..., :n] for s in stems)
-    err = mix[..., :n] - total
-    return float(10 * np.log10((np.sum(err**2) + EPS) / (np.sum(mix[..., :n] ** 2) + EPS)))
+    error = power = 0.0
+    for i in range(0, n, _CHUNK):
+        j = min(n, i + _CHUNK)
+        part = np.asarray(mix[..., i:j], np.float64)
+        err = part.copy()
+        for stem in stems:
+            err -= stem[..., i:j]
+        error += float(np.sum(err * err))
+        power += float(np.sum(part * part))
+    return float(10 * np.log10((error + EPS) / (power + EPS)))
 
 
 def _match_channels(est: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -91,13 +127,139 @@ def _match_channels(est: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.asarray(est, np.float32)
 
 
+def global_metrics(references: Signals, *estimates: Signals) -> list[dict[str, np.ndarray]]:
+    """nSDR and SI-SDR of every source of each estimate set, read in blocks (bounded memory).
+
+    The numbers of :func:`sdr` and :func:`si_sdr` on whole arrays (each source's channels
+    joined), in two passes over the signals (sums and means, then the centred products), the
+    references read once per pass for all sets. One ``{"nsdr": ..., "si_sdr": ...}`` per set,
+    arrays of one value per source.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stemkit.bsseval import ArraySignals
+    >>> r = np.random.default_rng(0).standard_normal((2, 1000, 2))
+    >>> [g["nsdr"].round(2).tolist() for g in global_metrics(ArraySignals(r), ArraySignals(0.9 * r))]
+    [[20.0, 20.0]]
+    """  # noqa: E501
+    n_src, n_samples, n_chan = references.shape
+    if not estimates:
+        return []
+
+    def rows(signals: Signals, i: int, j: int) -> np.ndarray:  # (n_src, samples x channels)
+        return signals.read(i, j).reshape(n_src, -1).astype(np.float64)
+
+    def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", a, b)
+
+    def blocks():
+        for i in range(0, n_samples, _CHUNK):
+            j = min(n_samples, i + _CHUNK)
+            yield rows(references, i, j), [rows(e, i, j) for e in estimates]
+
+    sums = np.zeros((len(estimates), 4, n_src))  # Σ r, Σ e, Σ r², Σ (r − e)²
+    for ref, ests in blocks():
+        ref_sum, ref_power = ref.sum(axis=1), dot(ref, ref)
+        for k, est in enumerate(ests):
+            err = ref - est
+            sums[k] += [ref_sum, est.sum(axis=1), ref_power, dot(err, err)]
+    count = max(n_samples * n_chan, 1)
+    means = sums[:, :2] / count  # (sets, 2, n_src)
+    centred = np.zeros((len(estimates), 3, n_src))  # Σ rc·ec, Σ rc², Σ ec²
+    for ref, ests in blocks():
+        ref -= means[0, 0][:, None]
+        ref_power = dot(ref, ref)
+        for k, est in enumerate(ests):
+            est -= means[k, 1][:, None]
+            centred[k] += [dot(ref, est), ref_power, dot(est, est)]
+    out = []
+    for k in range(len(estimates)):
+        cross, power, est_power = centred[k]
+        alpha = cross / (power + EPS)
+        target = alpha**2 * power
+        noise = np.maximum(est_power - 2 * alpha * cross + target, 0.0)
+        out.append(
+            {
+                "nsdr": 10 * np.log10((sums[k, 2] + EPS) / (sums[k, 3] + EPS)),
+                "si_sdr": 10 * np.log10((target + EPS) / (noise + EPS)),
+            }
+        )
+    return out
+
+
+def score(
+    references: Signals, estimate_sets: Mapping[str, Signals], stems: Sequence[str], sr: int
+) -> dict[str, dict[str, dict[tuple[str, str], float]]]:
+    """Every reference metric of every stem of every estimate set:
+    ``{set: {stem: {(metric, variant): value}}}``.
+
+    ``references`` and each set hold the same ``stems`` in order, as
+    ``(n_stems, n_samples, n_channels)`` :class:`~stemkit.bsseval.Signals` (arrays wrapped in
+    :class:`~stemkit.bsseval.ArraySignals`, or :class:`stemkit.audio.StemFiles`). BSS Eval v4
+    is computed jointly over the stems of a set (each estimate against all references, as
+    museval does), with the references' share of the work done once for all sets
+    (:class:`~stemkit.bsseval.BSSEval`), and nSDR and SI-SDR come from the same pass. A silent
+    reference leaves the BSS Eval numbers out (museval refuses it), as does a silent stem for
+    its own set; nSDR and SI-SDR are then computed on their own (:func:`global_metrics`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stemkit.bsseval import ArraySignals
+    >>> rng = np.random.default_rng(0)
+    >>> refs = rng.standard_normal((2, 8000, 2))
+    >>> sets = {"good": ArraySignals(refs + 0.1 * rng.standard_normal(refs.shape)),
+    ...         "bad": ArraySignals(refs + rng.standard_normal(refs.shape))}
+    >>> m = score(ArraySignals(refs), sets, ["a", "b"], 4000)
+    >>> m["good"]["a"][("sdr", "bsseval_v4")] > m["bad"]["a"][("sdr", "bsseval_v4")] + 15
+    True
+    """
+    from stemkit.bsseval import BSSEval, BSSResult
+
+    results: dict[str, BSSResult] = {}
+    try:
+        scorer = BSSEval(references, window=sr, hop=sr)
+    except ValueError:  # a silent reference: museval refuses it
+        scorer = None
+    if scorer is not None and estimate_sets:
+        names = list(estimate_sets)
+        try:
+            results = dict(zip(names, scorer.evaluate(*estimate_sets.values()), strict=True))
+        except ValueError:  # a set with a silent stem: score the others one by one
+            for name in names:
+                try:
+                    results[name] = scorer.evaluate(estimate_sets[name])[0]
+                except ValueError:
+                    continue
+    rest = [name for name in estimate_sets if name not in results]
+    alone = global_metrics(references, *(estimate_sets[n] for n in rest))
+    singles = dict(zip(rest, alone, strict=True))
+    out: dict[str, dict[str, dict[tuple[str, str], float]]] = {}
+    for name in estimate_sets:
+        result = results.get(name)
+        one = (
+            {"nsdr": result.nsdr, "si_sdr": result.si_sdr} if result is not None else singles[name]
+        )
+        medians = result.medians() if result is not None else {}
+        out[name] = {}
+        for i, stem in enumerate(stems):
+            values = {
+                ("nsdr", "global"): float(one["nsdr"][i]),
+                ("si_sdr", "scale-invariant"): float(one["si_sdr"][i]),
+            }
+            for metric, per_source in medians.items():
+                values[(metric, "bsseval_v4")] = float(per_source[i])
+            out[name][stem] = values
+    return out
+
+
 def separation_metrics(
     references: dict[str, np.ndarray], estimates: dict[str, np.ndarray], sr: int
 ) -> dict[str, dict[tuple[str, str], float]]:
     """Every reference metric of every estimated stem that has a reference:
-    ``{stem: {(metric, variant): value}}``. BSS Eval v4 is computed jointly over the stems
-    (each estimate against all references, as museval does); a silent reference leaves the
-    BSS Eval numbers out (museval refuses it) but keeps SI-SDR and nSDR.
+    ``{stem: {(metric, variant): value}}``; :func:`score` of one set of arrays. Estimates are
+    conformed to their reference (length, and channels averaged where they differ).
 
     Examples
     --------
@@ -109,38 +271,11 @@ def separation_metrics(
     >>> round(m["a"][("sdr", "bsseval_v4")]) >= 19, sorted(k for k, _ in m["a"])
     (True, ['isr', 'nsdr', 'sar', 'sdr', 'si_sdr', 'sir'])
     """
-    from stemkit.bsseval import bss_eval_v4
+    from stemkit.bsseval import ArraySignals
 
     stems = [s for s in estimates if s in references]
-    out: dict[str, dict[tuple[str, str], float]] = {}
-    for s in stems:
-        est = _match_channels(estimates[s], references[s])
-        out[s] = {
-            ("nsdr", "global"): sdr(references[s], est),
-            ("si_sdr", "scale-invariant"): si_sdr(references[s], est),
-        }
     if not stems:
-        return out
-    # Known defect (see the issue notes): with a reference whose channels are identical
-    # (a centre-panned mono source) stemkit.bsseval's SIR/SAR depend on the source order and
-    # are wrong unless such sources come first; SDR/ISR are right either way. Until that is
-    # fixed, identical-channel references go first and impossible values are dropped.
-    stems.sort(key=lambda s: not _identical_channels(references[s]))
+        return {}
     refs = np.stack([np.asarray(references[s], np.float32).T for s in stems])
     ests = np.stack([_match_channels(estimates[s], references[s]).T for s in stems])
-    try:
-        medians = bss_eval_v4(refs, ests, window=sr, hop=sr).medians()
-    except ValueError:
-        return out
-    for i, s in enumerate(stems):
-        values = {m: float(medians[m][i]) for m in ("sdr", "isr", "sir", "sar")}
-        if values["sir"] < -100 or values["sar"] == 0.0:  # numerically broken decomposition
-            values["sir"] = values["sar"] = float("nan")
-        for metric, value in values.items():
-            out[s][(metric, "bsseval_v4")] = value
-    return out
-
-
-def _identical_channels(y: np.ndarray) -> bool:
-    y = np.asarray(y)
-    return y.ndim == 2 and y.shape[0] > 1 and bool(np.all(y == y[:1]))
+    return score(ArraySignals(refs), {"estimates": ArraySignals(ests)}, stems, sr)["estimates"]

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -79,6 +80,34 @@ def mel_db(y: np.ndarray, sr: int, *, columns: int = 600, n_mels: int = 96) -> n
     return librosa.power_to_db(mel, ref=1.0, top_db=None)
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One spectrogram as drawn: the mel dB image (:func:`mel_db`) and the seconds it spans.
+
+    Computing panels as soon as the audio is loaded lets the audio go before the figure is
+    drawn (a panel of a 3-min stereo stem is 0.2 MB; the stem is 64 MB).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Panel.of(np.zeros((2, 44100), np.float32), 44100)
+    >>> p.image.shape[0], p.seconds
+    (96, 1.0)
+    """
+
+    image: np.ndarray
+    seconds: float
+
+    @classmethod
+    def of(cls, y: np.ndarray, sr: int) -> Panel:
+        """The panel of audio ``y`` at ``sr``."""
+        return cls(mel_db(y, sr), y.shape[-1] / sr)
+
+
+def _panel(y: np.ndarray | Panel, sr: int) -> Panel:
+    return y if isinstance(y, Panel) else Panel.of(y, sr)
+
+
 def _mel_ticks(ax, sr: int, n_mels: int) -> None:
     import librosa
 
@@ -89,17 +118,18 @@ def _mel_ticks(ax, sr: int, n_mels: int) -> None:
 
 
 def spectrogram_grid(
-    rows: Mapping[str, Mapping[str, np.ndarray]],
+    rows: Mapping[str, Mapping[str, np.ndarray | Panel]],
     sr: int,
     *,
-    mixture: np.ndarray | None = None,
+    mixture: np.ndarray | Panel | None = None,
     title: str | None = None,
     dynamic_range: float = 80.0,
     width: float = 3.2,
     height: float = 1.9,
 ) -> Figure:
     """A grid of mel spectrograms: one row per source (reference, each provider), one column
-    per stem; an optional mixture row on top. One colour scale for the whole grid.
+    per stem; an optional mixture row on top. One colour scale for the whole grid. Each
+    signal is audio ``(channels, samples)`` at ``sr`` or a :class:`Panel` computed before.
 
     Examples
     --------
@@ -117,15 +147,16 @@ def spectrogram_grid(
         sharey=True,
         layout="constrained",
     )
-    images = {}
+    panels = {}
     if mixture is not None:
-        images[("mixture", stems[0] if stems else "mixture")] = mel_db(mixture, sr)
+        panels[("mixture", stems[0] if stems else "mixture")] = _panel(mixture, sr)
     for label, by_stem in rows.items():
         for stem, y in by_stem.items():
-            images[(label, stem)] = mel_db(y, sr)
+            panels[(label, stem)] = _panel(y, sr)
+    images = {k: p.image for k, p in panels.items()}
     vmax = max((float(im.max()) for im in images.values()), default=0.0)
     vmin = vmax - dynamic_range
-    duration = max((y.shape[-1] for r in rows.values() for y in r.values()), default=sr) / sr
+    duration = max((p.seconds for p in panels.values()), default=1.0)
     last = None
     for i, label in enumerate(labels):
         for j, stem in enumerate(stems or ["mixture"]):

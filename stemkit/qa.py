@@ -923,25 +923,81 @@ def oracle_irm(
     >>> sdr(refs["low"], est["low"]) > 40 and float(np.abs(sum(est.values()) - mix).max()) < 1e-4
     True
     """  # noqa: E501
-    import librosa
+    from stemkit.metrics import reconstruction_db
 
     x = _as_audio(mixture)
     refs = {k: _conform(_as_audio(r), x.shape[0], x.shape[-1]) for k, r in references.items()}
-    recon = _db(float(np.sum((x - sum(refs.values())) ** 2)) / max(float(np.sum(x**2)), 1e-30))
+    recon = reconstruction_db(x, list(refs.values())) if refs else 0.0
     if refs and recon > -30:
         warnings.warn(
             f"oracle_irm: references miss the mixture by {recon:.1f} dB; "
             "they should partition it (add the residual as a reference)",
             stacklevel=2,
         )
-    stft = {
-        k: _magnitude(librosa.stft(r, n_fft=n_fft, hop_length=hop), power) for k, r in refs.items()
-    }
-    total = sum(stft.values())
-    mix_spec = librosa.stft(x, n_fft=n_fft, hop_length=hop)
-    equal = np.float32(1.0 / max(len(refs), 1))
-    out = {}
-    for name, mag in stft.items():
-        mask = np.divide(mag, total, out=np.full_like(mag, equal), where=total > 0)
-        out[name] = librosa.istft(mask * mix_spec, hop_length=hop, n_fft=n_fft, length=x.shape[-1])
-    return {k: v.astype(np.float32) for k, v in out.items()}
+    out = {k: np.zeros_like(x) for k in refs}
+    if not refs:
+        return out
+    stft = _SegmentSTFT(x.shape[-1], n_fft, hop)
+    equal = np.float32(1.0 / len(refs))
+    for channel in range(x.shape[0]):
+        for segment in stft.segments():
+            mix_spec = stft.forward(x[channel], segment)
+            mags = [_magnitude(stft.forward(r[channel], segment), power) for r in refs.values()]
+            total = sum(mags)
+            for name, mag in zip(refs, mags, strict=True):
+                mask = np.divide(mag, total, out=np.full_like(mag, equal), where=total > 0)
+                out[name][channel, segment.start : segment.stop] = stft.inverse(
+                    mask * mix_spec, segment
+                )
+    return out
+
+
+class _SegmentSTFT:
+    """STFT and inverse of a long signal, a segment of output samples at a time (bounded
+    memory), equal to one whole-signal transform: Hann windows, centred frames, zero padding
+    (librosa's ``stft(center=True, pad_mode="constant")`` framing), inverse by weighted
+    overlap-add with the window's squared sum over the frames that exist.
+    """
+
+    def __init__(self, n_samples: int, n_fft: int, hop: int, frames_per_segment: int = 256):
+        self.n, self.n_fft, self.hop = n_samples, n_fft, hop
+        self.last = n_samples // hop  # frames 0..last, frame k centred on sample k·hop
+        self.window = signal.get_window("hann", n_fft).astype(np.float32)
+        self.step = frames_per_segment * hop
+
+    def segments(self):
+        for start in range(0, self.n, self.step):
+            yield slice(start, min(start + self.step, self.n))
+
+    def _frames(self, segment: slice) -> tuple[int, int]:
+        """First and last frame that touch the segment's samples."""
+        half = self.n_fft // 2
+        first = max(0, -(-(segment.start - half + 1) // self.hop))
+        return first, min(self.last, (segment.stop - 1 + half) // self.hop)
+
+    def forward(self, y: np.ndarray, segment: slice) -> np.ndarray:
+        """Spectra ``(frames, bins)`` of the frames touching ``segment`` of 1-D ``y``."""
+        first, last = self._frames(segment)
+        begin = first * self.hop - self.n_fft // 2
+        end = last * self.hop + self.n_fft // 2
+        region = np.zeros(end - begin, np.float32)
+        lo, hi = max(begin, 0), min(end, self.n)
+        region[lo - begin : hi - begin] = y[lo:hi]
+        frames = np.lib.stride_tricks.sliding_window_view(region, self.n_fft)[:: self.hop]
+        return sfft.rfft(frames * self.window, axis=-1, workers=-1)
+
+    def inverse(self, spec: np.ndarray, segment: slice) -> np.ndarray:
+        """The samples of ``segment`` from the spectra :meth:`forward` gave for it."""
+        first, _ = self._frames(segment)
+        frames = sfft.irfft(spec, n=self.n_fft, axis=-1, workers=-1).astype(np.float32)
+        frames *= self.window
+        begin = first * self.hop - self.n_fft // 2
+        total = np.zeros((len(frames) - 1) * self.hop + self.n_fft, np.float32)
+        weight = np.zeros_like(total)
+        square = self.window**2
+        for i in range(len(frames)):  # a few hundred slices: cheaper than a scatter-add
+            total[i * self.hop : i * self.hop + self.n_fft] += frames[i]
+            weight[i * self.hop : i * self.hop + self.n_fft] += square
+        part = slice(segment.start - begin, segment.stop - begin)
+        w = weight[part]
+        return np.divide(total[part], w, out=np.zeros_like(w), where=w > 1e-8)
