@@ -217,3 +217,43 @@ def test_dask_executor_gives_the_same_tables(batch, tmp_path):
         stable = a["metric"].isin(["sdr", "nsdr", "si_sdr"]) & (a["value"].abs() < 100)
         np.testing.assert_allclose(a.loc[stable, "value"], b.loc[stable, "value"], atol=1e-6)
         assert (copy / "analysis" / name / "spectrograms.png").stat().st_size > 10_000
+
+
+def test_bracket_is_computed_once_per_track_and_again_when_a_reference_changes(
+    batch, tmp_path, monkeypatch
+):
+    """The oracle and baseline depend only on the mixture and references: a rerun reuses their
+    scores (bracket.json), a changed reference file recomputes them, and the float32 work files
+    they were scored from are gone afterwards."""
+    import pandas as pd
+
+    from stemkit import analysis
+
+    _, out, names = batch
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    track = names[0]
+    (copy / "analysis" / track / "bracket.json").unlink()
+    computed = []
+    real = analysis._bracket
+    monkeypatch.setattr(analysis, "_bracket", lambda *a: computed.append(1) or real(*a))
+
+    first = analysis.analyze_track(copy, track, figures=False)
+    again = analysis.analyze_track(copy, track, figures=False)
+    assert len(computed) == 1
+    assert set(first.metrics["provider"]) >= {"oracle", "baseline", "mixture", "sourceress"}
+    pd.testing.assert_frame_equal(first.metrics, again.metrics)
+    assert not (copy / "analysis" / track / ".work").exists()
+
+    info = json.loads((copy / "batch.json").read_text())
+    entry = next(t for t in info["tracks"] if t["name"] == track)
+    moved = tmp_path / "vocals.wav"
+    shutil.copy(entry["references"]["vocals"], moved)
+    entry["references"]["vocals"] = str(moved)
+    (copy / "batch.json").write_text(json.dumps(info))
+    analysis.analyze_track(copy, track, figures=False)
+    assert len(computed) == 2
+
+    core = analysis.analyze_track(copy, track, figures=False, bracket=False)
+    assert set(core.metrics["provider"]) == {"sourceress", "audioshake"}
+    assert len(computed) == 2
