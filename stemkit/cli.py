@@ -102,6 +102,9 @@ def batch(
         help="Start an in-process sandbox (default: when the "
         "sandbox profile is used and none is running).",
     ),
+    publish: str = typer.Option(
+        None, help="Then copy the report, tables and analyses to this fsspec URL (s3://...)."
+    ),
 ) -> None:
     """Separate, analyse and compare every track; write OUT/report.html."""
     from stemkit.batch import run_batch
@@ -138,8 +141,29 @@ def batch(
     for msg in result.notebook_errors:
         typer.secho(f"  {msg}", fg=typer.colors.YELLOW)
     typer.secho(f"report: {result.report}", fg=typer.colors.GREEN, bold=True)
+    if publish:
+        _publish(out, publish)
     if result.all_failed:
         _fail("every track failed", code=2)
+
+
+def _publish(out: Path, url: str) -> None:
+    from stemkit.publish import publish as copy_out
+
+    try:
+        written = copy_out(out, url)
+    except StemkitError as exc:
+        _fail(f"error: {exc}")
+    typer.echo(f"published {len(written)} files to {url}")
+
+
+@app.command("publish")
+def publish_command(
+    batch_dir: Path = typer.Argument(..., help="A batch folder with a report."),
+    url: str = typer.Argument(..., help="Where to: an fsspec URL (s3://..., a share path)."),
+) -> None:
+    """Copy a batch's report, tables, analyses and notebooks to a shared store."""
+    _publish(batch_dir, url)
 
 
 @app.command("demo-data")
@@ -175,6 +199,7 @@ def demo(
         executor="local",
         scheduler=None,
         sandbox=True,
+        publish=None,
     )
 
 

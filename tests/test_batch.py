@@ -257,3 +257,35 @@ def test_bracket_is_computed_once_per_track_and_again_when_a_reference_changes(
     core = analysis.analyze_track(copy, track, figures=False, bracket=False)
     assert set(core.metrics["provider"]) == {"sourceress", "audioshake"}
     assert len(computed) == 2
+
+
+def test_publish_copies_what_people_read_to_an_fsspec_url(batch, tmp_path):
+    """To a shared folder through the CLI, and to fsspec's in-memory store: the report, tables,
+    analyses and notebooks arrive; stems, the ledger and scratch files do not."""
+    import fsspec
+    from typer.testing import CliRunner
+
+    from stemkit.cli import app
+    from stemkit.errors import StemkitError
+    from stemkit.publish import publish
+
+    _, out, names = batch
+    share = tmp_path / "share" / "run-1"
+    result = CliRunner().invoke(app, ["publish", str(out), str(share)])
+    assert result.exit_code == 0, result.output
+    assert (share / "report.html").read_bytes() == (out / "report.html").read_bytes()
+    assert (share / "analysis" / names[0] / "metrics.csv").is_file()
+    assert (share / "analysis" / names[0] / "spectrograms.png").is_file()
+    assert (share / "notebooks" / "compare.ipynb").is_file()
+    assert not (share / "stems").exists() and not (share / "ledger.sqlite").exists()
+    assert not list(share.rglob("*.part")) and not list(share.rglob("*.wav"))
+
+    urls = publish(out, "memory://qa/run-1")
+    memory = fsspec.filesystem("memory")
+    assert any(u.startswith("memory://") and u.endswith("/qa/run-1/report.html") for u in urls)
+    assert memory.cat_file("/qa/run-1/report.html") == (out / "report.html").read_bytes()
+    assert memory.exists("/qa/run-1/tables/metrics.csv")
+    with pytest.raises(StemkitError, match="no report"):
+        publish(tmp_path, "memory://qa/none")
+    with pytest.raises(StemkitError, match="cannot publish"):
+        publish(out, "nosuchprotocol://x/y")
