@@ -2,7 +2,13 @@
 
 :func:`analyze_track` is what ``notebooks/analyze.ipynb`` runs for one track of a batch. It
 writes, in ``<batch>/analysis/<track>/``: ``metrics.csv`` (tidy: track, provider, stem, metric,
-variant, value), ``timeline.csv``, ``spectrograms.png``, ``timeline.png`` and ``status.json``.
+variant, value), ``verdicts.csv``, ``timeline.csv``, ``intelligibility.csv``,
+``spectrograms.png``, ``timeline.png``, ``status.json`` and ``bracket.json`` (the SiSEC
+bracket's scores, reused while the mixture and references are unchanged).
+
+Memory: the mixture and one provider's stems at a time; the reference metrics of all
+providers and the bracket are computed from the files in blocks (:class:`stemkit.bsseval.BSSEval`
+over :class:`stemkit.audio.StemFiles`).
 
 Examples
 --------
@@ -254,8 +260,9 @@ def analyze_track(
     figures : bool
         Draw and save the spectrogram grid and the timeline chart.
     bracket : bool
-        Score the SiSEC bracket (oracle, DSP baseline, mixture) next to the providers; the
-        oracle and baseline estimates are cached in ``bracket/`` of the track's folder.
+        Score the SiSEC bracket (oracle, DSP baseline, mixture) next to the providers. Its
+        scores depend only on the mixture and the references, so they are kept in the track's
+        ``bracket.json`` with a stamp of those files and reused while it matches.
     """
     from stemkit.pipeline import read_record
     from stemkit.plots import Panel
