@@ -234,12 +234,13 @@ def bss_eval_v4(
 class BSSEval:
     """BSS Eval v4 against one set of references, for as many estimate sets as wanted.
 
-    What depends only on the references is done once, here: their lag correlations and the
-    LU factorisation of their Gram matrix ``G`` (4096 x 4096 at 4 stereo sources and 512 taps,
-    the largest single cost of museval's method). :meth:`evaluate` then scores any number of
-    estimate sets in one pass over time, transforming each block of the references once for
-    all of them. Signals are read in blocks (:class:`Signals`: arrays, or files through
-    :class:`stemkit.audio.StemFiles`), so memory does not grow with the track's length.
+    What depends only on the references is done once: their lag correlations and the LU
+    factorisation of their Gram matrix ``G`` (4096 x 4096 at 4 stereo sources and 512 taps,
+    the largest single cost of museval's method), in the first :meth:`evaluate`'s pass.
+    :meth:`evaluate` scores any number of estimate sets in one pass over time, transforming
+    each block of the references once for all of them. Signals are read in blocks
+    (:class:`Signals`: arrays, or files through :class:`stemkit.audio.StemFiles`), so memory
+    does not grow with the track's length.
 
     Parameters are those of :func:`bss_eval_v4`; ``references`` may also be :class:`Signals`.
 
@@ -271,17 +272,26 @@ class BSSEval:
         if n_src * n_samples * n_chan == 0:
             raise ValueError("empty references")
         self.starts, self.frame_len = _frames(n_samples, self.window, self.hop)
-        activity = [_BlockStats(n_src, self.starts, self.frame_len)]
-        corr = _lag_correlations(self.references, [self.references], self.filters_len, activity)
-        self.silent = activity[0].silent("reference")
-        self._sums = activity[0].sums()
-        centred = activity[0].identical_channels()
+        self._all: _Solver | None = None  # set by the first pass (:meth:`_prepare`)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the references' part is done (by the first :meth:`evaluate`)."""
+        return self._all is not None
+
+    def _prepare(self, corr: np.ndarray, stats: _BlockStats) -> None:
+        """The references' part, from their own lag correlations and block statistics:
+        silent frames, sums, and the factorisations of ``G`` and of its diagonal blocks."""
+        n_src, _, n_chan = self.references.shape
+        self.silent = stats.silent("reference")
+        self._sums = stats.sums()
+        centred = stats.identical_channels()
         n_ref, taps = n_src * n_chan, self.filters_len
         size = n_chan * taps
 
         def regularised(rows: slice = slice(None)) -> np.ndarray:
             """``G + eps·I`` of the references (or its block of rows and columns ``rows``)."""
-            gram = _gram(corr[0], n_ref, taps)[rows, rows]
+            gram = _gram(corr, n_ref, taps)[rows, rows]
             gram = np.array(gram) if rows != slice(None) else gram
             gram[np.diag_indices_from(gram)] += _EPS
             return gram
@@ -297,7 +307,8 @@ class BSSEval:
 
         Each set is shaped like the references (``(n_sources, n_samples, n_channels)``;
         longer ones are truncated, shorter ones zero-padded). Raises ``ValueError`` on a shape
-        mismatch or an estimate that is all zeros.
+        mismatch, a reference that is all zeros (then :attr:`ready` stays false) or an
+        estimate that is all zeros.
         """
         n_src, n_samples, n_chan = self.references.shape
         sets = []
@@ -311,8 +322,14 @@ class BSSEval:
             sets.append(s)
         if not sets:
             return []
-        activity = [_BlockStats(n_src, self.starts, self.frame_len) for _ in sets]
-        corr = _lag_correlations(self.references, sets, self.filters_len, activity)
+        # the first pass also correlates the references with themselves (their blocks are
+        # read and transformed for the estimates anyway), then factorises their G
+        targets = sets if self.ready else [self.references, *sets]
+        activity = [_BlockStats(n_src, self.starts, self.frame_len) for _ in targets]
+        corr = _lag_correlations(self.references, targets, self.filters_len, activity)
+        if not self.ready:
+            self._prepare(corr[0], activity[0])
+            corr, activity = corr[1:], activity[1:]
         silent = [self.silent | a.silent("estimate") for a in activity]
         filters = [self._projection_filters(c) for c in corr]
         energies = _frame_energies(self.references, sets, filters, self.starts, self.frame_len)

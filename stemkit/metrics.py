@@ -218,20 +218,16 @@ def score(
     from stemkit.bsseval import BSSEval, BSSResult
 
     results: dict[str, BSSResult] = {}
+    scorer = BSSEval(references, window=sr, hop=sr)
+    names = list(estimate_sets)
     try:
-        scorer = BSSEval(references, window=sr, hop=sr)
-    except ValueError:  # a silent reference: museval refuses it
-        scorer = None
-    if scorer is not None and estimate_sets:
-        names = list(estimate_sets)
-        try:
-            results = dict(zip(names, scorer.evaluate(*estimate_sets.values()), strict=True))
-        except ValueError:  # a set with a silent stem: score the others one by one
-            for name in names:
-                try:
-                    results[name] = scorer.evaluate(estimate_sets[name])[0]
-                except ValueError:
-                    continue
+        results = dict(zip(names, scorer.evaluate(*estimate_sets.values()), strict=True))
+    except ValueError:  # a silent reference (museval refuses it), or a set with a silent stem
+        for name in names if scorer.ready else []:  # score the other sets one by one
+            try:
+                results[name] = scorer.evaluate(estimate_sets[name])[0]
+            except ValueError:
+                continue
     rest = [name for name in estimate_sets if name not in results]
     alone = global_metrics(references, *(estimate_sets[n] for n in rest))
     singles = dict(zip(rest, alone, strict=True))
