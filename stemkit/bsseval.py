@@ -286,18 +286,20 @@ class BSSEval:
         self.silent = stats.silent("reference")
         self._sums = stats.sums()
         centred = stats.identical_channels()
-        n_ref, taps = n_src * n_chan, self.filters_len
-        size = n_chan * taps
+        taps = self.filters_len
 
-        def regularised(rows: slice = slice(None)) -> np.ndarray:
-            """``G + eps·I`` of the references (or its block of rows and columns ``rows``)."""
-            gram = _gram(corr, n_ref, taps)[rows, rows]
-            gram = np.array(gram) if rows != slice(None) else gram
+        def regularised(channels: slice = slice(None)) -> np.ndarray:
+            """``G + eps·I`` of the references' channels ``channels`` (all: ``G`` itself; one
+            source's: its diagonal block)."""
+            own = corr[:, channels, channels]
+            gram = _gram(own, own.shape[1], taps)
             gram[np.diag_indices_from(gram)] += _EPS
             return gram
 
         self._own = [
-            _Solver(lambda j=j: regularised(slice(j * size, (j + 1) * size)), singular=centred[j])
+            _Solver(
+                lambda j=j: regularised(slice(j * n_chan, (j + 1) * n_chan)), singular=centred[j]
+            )
             for j in range(n_src if n_src > 1 else 0)
         ]
         self._all = _Solver(regularised, singular=bool(centred.any()))
