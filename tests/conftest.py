@@ -12,7 +12,15 @@ import soundfile as sf
 from stemkit.sandbox import SandboxConfig, SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
-API_DOCS = ROOT.parent / "shared" / "api"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def vendor_fixture(name: str) -> dict:
+    """A vendor doc's example bodies, kept as data in ``tests/fixtures/<name>.json`` (each file
+    says which vendor page it comes from), so no test reads anything outside the repository."""
+    import json
+
+    return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
 #: Distinctive credentials for the session's sandbox, so that a scan of every output can

@@ -3,7 +3,6 @@ sent) and by the sandbox (4xx); jobs run for real over HTTP."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -16,7 +15,7 @@ from stemkit.providers import connect
 from stemkit.providers.audioshake import AudioShakeProvider, JobInfo
 from stemkit.providers.base import Job
 
-from .conftest import API_DOCS, CREDS
+from .conftest import CREDS, vendor_fixture
 
 
 @pytest.fixture()
@@ -25,8 +24,7 @@ def client(sandbox, fast_profile) -> AudioShakeProvider:
 
 
 def doc_job() -> dict:
-    text = (API_DOCS / "audioshake-get-job.txt").read_text()
-    return json.loads(text[text.index('{\n"job"') :])
+    return vendor_fixture("audioshake_get_job")["body"]
 
 
 def test_doc_example_parses():

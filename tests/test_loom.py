@@ -4,7 +4,6 @@ secret travel only in bodies, real transcription over HTTP, WER normalisation.""
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -16,26 +15,14 @@ from stemkit.intelligibility import normalize, wer
 from stemkit.providers import connect
 from stemkit.providers.loom import Details, LoomProvider, job_state
 
-from .conftest import API_DOCS, CREDS, ROOT
+from .conftest import CREDS, ROOT, vendor_fixture
 
 SPEECH = ROOT / "data" / "speech"
 
 
 def doc_examples() -> list[dict]:
     """The five example bodies of the doc, placeholders filled (``file size in bytes``)."""
-    text = (API_DOCS / "loom-get-job-details.txt").read_text()
-    text = re.sub(r'"file_size": file size in bytes', '"file_size": 1024', text)
-    bodies, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "{":
-            depth, start = depth + 1, i if depth == 0 else start
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                block = text[start : i + 1]
-                if '"success"' in block:
-                    bodies.append(json.loads(block))
-    return bodies
+    return vendor_fixture("loom_job_details")["bodies"]
 
 
 def test_doc_examples_parse_and_completion_ignores_the_status_field():

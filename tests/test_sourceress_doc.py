@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
-
 import pytest
 
 from stemkit.errors import RequestError
@@ -21,29 +18,12 @@ from stemkit.providers.sourceress import (
     algorithm_for,
 )
 
-from .conftest import API_DOCS
+from .conftest import vendor_fixture
 
 
 def doc_bodies() -> list[dict]:
     """Every JSON object printed in the doc, with its prose annotations removed."""
-    text = (API_DOCS / "sourceress-separation-api.txt").read_text()
-    text = text.replace("\u201c", '"').replace("\u201d", '"')
-    bodies, depth, start = [], 0, None
-    for i, ch in enumerate(text):
-        if ch == "{":
-            depth, start = depth + 1, i if depth == 0 else start
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                raw = text[start : i + 1]
-                raw = re.sub(r"\([^()\"]*\)", "", raw)  # "(in seconds)", "(value between …)"
-                raw = re.sub(r",(\s*[}\]])", r"\1", raw)
-                raw = re.sub(r'("separationId": "[0-9a-f]+")\s*\n"', r'\1,\n"', raw)
-                try:
-                    bodies.append(json.loads(raw))
-                except json.JSONDecodeError:
-                    continue
-    return bodies
+    return vendor_fixture("sourceress_doc_bodies")["bodies"]
 
 
 def find(keys: set[str]) -> dict:

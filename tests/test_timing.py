@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
 from stemkit.timing import stages_from_events, stages_from_stamps, summarize, timeline
 
-from .conftest import API_DOCS
+from .conftest import vendor_fixture
 
 
 def doc_progress_bodies() -> list[dict]:
     """The 'during' and 'finished' progress bodies printed in the Sourceress doc."""
-    text = (API_DOCS / "sourceress-separation-api.txt").read_text()
-    lines = text.splitlines()
-    at = next(i for i, ln in enumerate(lines) if ln.startswith("During separation:"))
-    bodies = [b.strip() for b in lines[at + 1].split("|") if b.strip()]
-    return [json.loads(b) for b in bodies]
+    return vendor_fixture("sourceress_progress")["bodies"]
 
 
 def test_doc_example_gives_documented_stage_durations():
