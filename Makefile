@@ -4,35 +4,36 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format env clean data serve
+.PHONY: demo test lint format env clean data serve lab wheel
 
 # The environment: a virtualenv with the exact pins of pyproject.toml; numba warmed once here,
 # so no notebook pays the first-compile cost.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lab]'
 	$(PY) -m stemkit.warmup
 	touch $(STAMP)
 
 env: $(STAMP)
 
-data/demo/.complete: $(STAMP) stemkit/synth.py stemkit/speechdata.py data/speech/*.flac
-	$(PY) -m stemkit.synth data/demo
-	$(PY) -m stemkit.speechdata data/demo
+data/demo/.complete: $(STAMP) $(wildcard stemkit/demo/*.py) $(wildcard data/speech/*.flac)
+	$(VENV)/bin/stemkit demo-data data/demo
 	touch $@
 
 data: data/demo/.complete
 
 demo: data/demo/.complete
-	$(VENV)/bin/stemkit demo --out reports/demo
+	$(VENV)/bin/stemkit demo --out reports/demo --data data/demo
 
 test: data/demo/.complete
 	$(PY) -m pytest -q -p no:cacheprovider --nbmake --doctest-modules stemkit tests notebooks
 
+# ruff, and the layer contract of pyproject.toml ([tool.importlinter])
 lint: $(STAMP)
 	$(VENV)/bin/ruff check stemkit tests bench scripts notebooks/conftest.py
 	$(VENV)/bin/ruff format --check stemkit tests bench scripts notebooks/conftest.py
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format stemkit tests bench scripts
@@ -41,5 +42,13 @@ format: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/stemkit serve
 
+# JupyterLab on notebooks/ (the demo batch: `make demo` first)
+lab: $(STAMP)
+	$(VENV)/bin/stemkit lab notebooks
+
+# the wheel a QA team installs into its own Jupyter environment
+wheel: $(STAMP)
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) data/demo/*/ reports/*/ .pytest_cache
+	rm -rf $(VENV) dist data/demo/*/ data/demo/.complete reports/*/ .pytest_cache

@@ -1,4 +1,4 @@
-"""Per-track analysis: stemkit.analysis.analyze_track against the naive spectrogram figure path.
+"""Per-track analysis: stemkit.analyze.track.analyze_track against the naive figure path.
 
 Usage::
 
@@ -6,10 +6,10 @@ Usage::
 
 Builds a throw-away batch folder in a temporary directory, the way a user gets one:
 
-1. a seeded synthetic song (``stemkit.synth.write_track``: the ``01-sunday-drive`` arrangement
+1. a seeded synthetic song (``stemkit.demo.synth.write_track``: the ``01-sunday-drive`` arrangement
    stretched to ``--seconds``; stereo 44.1 kHz 16-bit, with its four reference stems) in the
    MUSDB18 layout;
-2. ``stemkit.pipeline.separate_batch(data, ["local"], out, stems=4 stems)``: the real pipeline,
+2. ``stemkit.separate.run.separate_batch(data, ["local"], out, stems=4 stems)``: the real pipeline,
    provider ``local`` (the sandbox's DSP engine, in-process), which writes the stems,
    ``record.json`` and the ledger;
 3. a second provider, ``perturbed``: each of ``local``'s stems with a gain error, leakage of the
@@ -19,7 +19,7 @@ Builds a throw-away batch folder in a temporary directory, the way a user gets o
 Then each contender runs in its own fresh child process (``python bench/analysis.py --child``),
 so neither inherits the other's memory and imports are visible:
 
-- **ours**: ``import stemkit.analysis``; then the modules ``analyze_track`` imports lazily
+- **ours**: ``import stemkit.analyze.track``; then the modules ``analyze_track`` imports lazily
   (``stemkit.plots`` with matplotlib, ``librosa.feature``, the sandbox engine); then three
   calls of ``analyze_track`` (load, QA, metrics, spectrogram grid of 13 panels, timeline,
   CSV/PNG files), see :data:`CALLS`: ``bracket=False`` first, in the cold process (what the
@@ -89,9 +89,9 @@ def _perturb(stem: np.ndarray, mixture: np.ndarray, rng: np.random.Generator) ->
 def build_batch(root: Path, seconds: float, seed: int | None) -> tuple[Path, str, dict]:
     """A batch folder with one track, references and two providers; returns its timings."""
     from stemkit.audio import load_audio, write_audio
-    from stemkit.manifest import load_manifest
-    from stemkit.pipeline import read_record, separate_batch, stems_dir, write_batch_info
-    from stemkit.synth import DEMO_TRACKS, write_track
+    from stemkit.demo.synth import DEMO_TRACKS, write_track
+    from stemkit.separate.manifest import load_manifest
+    from stemkit.separate.run import read_record, separate_batch, stems_dir, write_batch_info
 
     base = DEMO_TRACKS[0]
     spec = replace(
@@ -190,29 +190,29 @@ class _Timers:
 
 #: (module, attribute, label): what the child times inside analyze_track. Indentation in the
 #: label shows nesting; a nested row's time is part of its parent's. Names the installed
-#: stemkit does not have are skipped (stemkit.analysis is being worked on).
+#: stemkit does not have are skipped (stemkit.analyze.track is being worked on).
 _WRAPPED = (
-    ("stemkit.analysis", "analyze_track", "analyze_track"),
-    ("stemkit.analysis", "load_audio", "  load_audio (mixture, panels of references)"),
-    ("stemkit.analysis", "_load_native", "  _load_native (providers)"),
-    ("stemkit.analysis", "_resample", "  _resample"),
-    ("stemkit.qa", "stem_checks", "  qa.stem_checks"),
-    ("stemkit.qa", "job_checks", "  qa.job_checks"),
-    ("stemkit.qa", "verdicts", "  qa.verdicts"),
-    ("stemkit.metrics", "reconstruction_db", "  metrics.reconstruction_db"),
+    ("stemkit.analyze.track", "analyze_track", "analyze_track"),
+    ("stemkit.analyze.track", "load_audio", "  load_audio (mixture, panels of references)"),
+    ("stemkit.analyze.track", "_load_native", "  _load_native (providers)"),
+    ("stemkit.analyze.track", "_resample", "  _resample"),
+    ("stemkit.analyze.qa", "stem_checks", "  qa.stem_checks"),
+    ("stemkit.analyze.qa", "job_checks", "  qa.job_checks"),
+    ("stemkit.analyze.qa", "verdicts", "  qa.verdicts"),
+    ("stemkit.analyze.metrics", "reconstruction_db", "  metrics.reconstruction_db"),
     ("stemkit.plots:Panel", "of", "  plots.Panel.of (one per spectrogram panel)"),
-    ("stemkit.analysis", "_bracket", "  _bracket (oracle, baseline to float WAV)"),
-    ("stemkit.qa", "oracle_irm", "    qa.oracle_irm"),
-    ("stemkit.sandbox.engine", "separate", "    engine.separate"),
-    ("stemkit.analysis", "_write_float", "    _write_float"),
-    ("stemkit.analysis", "_score", "  _score (every set, from the files)"),
-    ("stemkit.metrics", "global_metrics", "    metrics.global_metrics (nSDR, SI-SDR)"),
-    ("stemkit.bsseval:BSSEval", "evaluate", "    BSSEval.evaluate (references + all sets)"),
-    ("stemkit.bsseval", "_lag_correlations", "      bsseval._lag_correlations"),
-    ("stemkit.bsseval:BSSEval", "_prepare", "      BSSEval._prepare (LU of G)"),
-    ("stemkit.bsseval", "_frame_energies", "      bsseval._frame_energies"),
-    ("stemkit.analysis", "intelligibility_table", "  intelligibility_table"),
-    ("stemkit.analysis", "_draw", "  _draw"),
+    ("stemkit.analyze.track", "_bracket", "  _bracket (oracle, baseline to float WAV)"),
+    ("stemkit.analyze.qa", "oracle_irm", "    qa.oracle_irm"),
+    ("stemkit.dsp.engine", "separate", "    engine.separate"),
+    ("stemkit.analyze.track", "_write_float", "    _write_float"),
+    ("stemkit.analyze.track", "_score", "  _score (every set, from the files)"),
+    ("stemkit.analyze.metrics", "global_metrics", "    metrics.global_metrics (nSDR, SI-SDR)"),
+    ("stemkit.analyze.bsseval:BSSEval", "evaluate", "    BSSEval.evaluate (references + all sets)"),
+    ("stemkit.analyze.bsseval", "_lag_correlations", "      bsseval._lag_correlations"),
+    ("stemkit.analyze.bsseval:BSSEval", "_prepare", "      BSSEval._prepare (LU of G)"),
+    ("stemkit.analyze.bsseval", "_frame_energies", "      bsseval._frame_energies"),
+    ("stemkit.analyze.track", "intelligibility_table", "  intelligibility_table"),
+    ("stemkit.analyze.track", "_draw", "  _draw"),
     ("stemkit.plots", "spectrogram_grid", "    plots.spectrogram_grid"),
     ("stemkit.plots", "timeline_chart", "    plots.timeline_chart"),
     ("matplotlib.figure:Figure", "savefig", "    Figure.savefig"),
@@ -237,7 +237,7 @@ def child_ours(batch: Path, track: str, calls: int, budget: float) -> dict[str, 
 
     report: dict[str, Any] = {"start_mb": _peak_mb()}
     t = time.perf_counter()
-    import stemkit.analysis
+    import stemkit.analyze.track
 
     report["import_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -248,8 +248,8 @@ def child_ours(batch: Path, track: str, calls: int, budget: float) -> dict[str, 
     # loading for what plots.mel_db uses, paid once per process, counted here, not in a call
     _ = librosa.filters.mel, librosa.power_to_db, librosa.feature.melspectrogram
 
+    import stemkit.dsp.engine  # noqa: F401  (the bracket's baseline)
     import stemkit.plots  # noqa: F401
-    import stemkit.sandbox.engine  # noqa: F401  (the bracket's baseline)
 
     report["lazy_import_s"] = time.perf_counter() - t
     report["imported_mb"] = _peak_mb()
@@ -268,7 +268,7 @@ def child_ours(batch: Path, track: str, calls: int, budget: float) -> dict[str, 
     report["calls"] = []
     for name, kwargs in CALLS[:calls]:
         wall, cpu = time.perf_counter(), _cpu()
-        result = stemkit.analysis.analyze_track(batch, track, **kwargs)
+        result = stemkit.analyze.track.analyze_track(batch, track, **kwargs)
         report["calls"].append(
             {
                 "name": name,
@@ -396,10 +396,10 @@ def _killed(r: dict[str, Any], what: str) -> bool:
 
 
 def _print_ours(seconds: float, r: dict[str, Any]) -> None:
-    if _killed(r, f"stemkit.analysis.analyze_track, {seconds:g} s track"):
+    if _killed(r, f"stemkit.analyze.track.analyze_track, {seconds:g} s track"):
         return
-    print(f"\nstemkit.analysis.analyze_track, {seconds:g} s track, fresh process:")
-    print(f"  import stemkit.analysis              {r['import_s']:7.2f} s")
+    print(f"\nstemkit.analyze.track.analyze_track, {seconds:g} s track, fresh process:")
+    print(f"  import stemkit.analyze.track              {r['import_s']:7.2f} s")
     print(f"  lazy imports (plots, mpl, librosa)   {r['lazy_import_s']:7.2f} s")
     print("  (a papermill kernel pays both once per track)")
     print(f"  RSS after the imports                {r['imported_mb']:7.0f} MB")

@@ -77,7 +77,7 @@ def start_sandbox(port: int, latency: float, workers: int, data: Path) -> subpro
 
 
 def run(manifest: Path, out: Path, cap: int) -> tuple[float, float, dict]:
-    from stemkit.pipeline import separate_batch
+    from stemkit.separate.run import separate_batch
 
     for p in PROVIDERS:
         os.environ[f"STEMKIT_{p.upper()}_MAX_IN_FLIGHT"] = str(cap)

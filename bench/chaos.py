@@ -18,10 +18,10 @@ from pathlib import Path
 
 import requests
 
-from stemkit.chaos import run_until_done, scan_for_secrets
-from stemkit.pipeline import separate_batch
 from stemkit.sandbox import SandboxConfig, SandboxServer
 from stemkit.sandbox.faults import Faults
+from stemkit.separate.run import separate_batch
+from tests.support.chaos import run_until_done, scan_for_secrets
 
 SECRETS = {
     "password": "bench-pass-71d0",
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kills", type=int, default=6)
     args = ap.parse_args()
-    from stemkit.synth import DEMO_TRACKS, write_track
+    from stemkit.demo.synth import DEMO_TRACKS, write_track
 
     work = Path(tempfile.mkdtemp(prefix="stemkit-chaos-"))
     manifest = work / "tracks"

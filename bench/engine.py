@@ -1,13 +1,13 @@
-"""DSP separation: stemkit.sandbox.engine against the naive full-resolution librosa path.
+"""DSP separation: stemkit.dsp.engine against the naive full-resolution librosa path.
 
 Usage::
 
     .venv/bin/python bench/engine.py [--seconds 180] [--quick] [--seed N]
 
-Renders a seeded synthetic song (``stemkit.synth``: the ``01-sunday-drive`` arrangement
+Renders a seeded synthetic song (``stemkit.demo.synth``: the ``01-sunday-drive`` arrangement
 stretched to ``--seconds``; stereo 44.1 kHz, exact reference stems), then, in this one process:
 
-- **ours**: ``stemkit.sandbox.engine.separate(audio, sr, ["vocals", "drums", "bass", "other"])``,
+- **ours**: ``stemkit.dsp.engine.separate(audio, sr, ["vocals", "drums", "bass", "other"])``,
   timed twice (the first call pays for page faults of fresh memory; the second is the steady
   state);
 - **baseline**: what the issue measured ("HPSS 14.6 s and REPET-SIM 64.5 s for 180 s of audio
@@ -24,7 +24,7 @@ stretched to ``--seconds``; stereo 44.1 kHz, exact reference stems), then, in th
 Both are warmed up on 5 s of audio first, so numba compilation and imports are not timed.
 Prints wall and CPU seconds, the real-time factor (seconds per audio second), "x real time"
 and the speed ratio, the baseline's stage times next to the issue's figures, and the global SDR
-(``10·log10(Σs²/Σ(s−ŝ)²)``, ``stemkit.metrics.sdr``) of every stem against the reference,
+(``10·log10(Σs²/Σ(s−ŝ)²)``, ``stemkit.analyze.metrics.sdr``) of every stem against the reference,
 so a speed-up bought with quality would show. An extra, untimed, baseline row uses margin 1
 for the vocal mask (the engine's own margin) so the quality comparison does not hinge on the
 example's conservative margin. The machine's load average is printed: on a shared machine all
@@ -56,7 +56,7 @@ ISSUE_SECONDS = 180.0
 
 def song(seconds: float, seed: int | None) -> dict[str, np.ndarray]:
     """The stems and mixture of a synthetic song, float32 ``(2, n)`` each."""
-    from stemkit.synth import DEMO_TRACKS, render_track
+    from stemkit.demo.synth import DEMO_TRACKS, render_track
 
     spec = DEMO_TRACKS[0]
     spec = replace(
@@ -84,7 +84,7 @@ def timed(fn: Callable[[], object]) -> tuple[object, float, float]:
 
 
 def ours(audio: np.ndarray) -> dict[str, np.ndarray]:
-    from stemkit.sandbox.engine import separate
+    from stemkit.dsp.engine import separate
 
     return separate(audio, SR, STEMS)
 
@@ -170,7 +170,7 @@ def _row(label: str, seconds: float, cpu: float, audio_s: float) -> str:
 
 
 def _sdr_row(label: str, refs: dict[str, np.ndarray], est: dict[str, np.ndarray]) -> str:
-    from stemkit.metrics import sdr
+    from stemkit.analyze.metrics import sdr
 
     return f"{label:34}" + "".join(f"{sdr(refs[s], est[s]):9.2f}" for s in STEMS)
 
@@ -203,7 +203,7 @@ def main() -> None:
     base_m1 = baseline_stems(audio, *masks, 1.0)
 
     print(
-        f"audio: {seconds:g} s synthetic song (stemkit.synth, 01-sunday-drive arrangement), "
+        f"audio: {seconds:g} s synthetic song (stemkit.demo.synth, 01-sunday-drive arrangement), "
         f"stereo, {SR} Hz, float32; rendered in {render_s:.1f} s"
     )
     print(

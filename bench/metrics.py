@@ -1,4 +1,4 @@
-"""BSS Eval v4: museval against stemkit.bsseval on one synthetic track, side by side.
+"""BSS Eval v4: museval against stemkit.analyze.bsseval on one synthetic track, side by side.
 
 Usage::
 
@@ -9,7 +9,7 @@ sources, panned and decorrelated between channels, a quiet noise floor, two seco
 silence in the voice), makes imperfect estimates (leakage, a low-passed copy, noise), then runs
 ``museval.metrics.bss_eval`` with the settings of ``museval.evaluate(mode="v4")`` (window = hop
 = 1 s, 512-tap time-invariant filters, images variant, no permutation) and
-``stemkit.bsseval.bss_eval_v4``, each in its own fresh process (spawned, so neither inherits
+``stemkit.analyze.bsseval.bss_eval_v4``, each in its own fresh process (spawned, so neither inherits
 the other's memory). Prints for each: wall seconds, CPU seconds (user + system, all threads),
 peak RSS (the ``VmHWM`` of that process, inputs included) and the same high-water mark once
 the inputs were loaded, before the evaluation; then the speed ratio and the largest |Δ dB| per
@@ -140,7 +140,7 @@ def _run(which: str, folder: str, queue: mp.Queue) -> None:
     loaded = _peak_rss_mb()
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     if which == "museval":
-        from stemkit.bsseval import museval_metrics
+        from stemkit.analyze.bsseval import museval_metrics
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -155,7 +155,7 @@ def _run(which: str, folder: str, queue: mp.Queue) -> None:
                 bsseval_sources_version=False,
             )[:4]
     else:
-        from stemkit.bsseval import bss_eval_v4
+        from stemkit.analyze.bsseval import bss_eval_v4
 
         res = bss_eval_v4(refs, ests, window=SR, hop=SR, filters_len=512)
         out = [getattr(res, m) for m in METRICS]

@@ -18,8 +18,8 @@ _started: list = []
 def pytest_runtest_setup(item) -> None:
     if _started or not str(item.fspath).endswith(".ipynb"):
         return
-    from stemkit.pipeline import separate_batch
     from stemkit.sandbox import SandboxServer
+    from stemkit.separate.run import separate_batch
 
     os.environ.setdefault("STEMKIT_SOURCERESS_POLL_INTERVAL", "0.1")
     # credentials as the environment names them (the test session may export its own)

@@ -63,7 +63,7 @@ SEPARATE = [
         "parameters",
     ),
     code("""
-        from stemkit.pipeline import separate_batch
+        from stemkit.separate.run import separate_batch
 
         jobs = separate_batch(manifest, providers, out_dir, profile=profile, stems=stems,
                               fmt=fmt, force=force)
@@ -73,7 +73,7 @@ SEPARATE = [
         jobs[jobs["state"] != "done"][["track", "provider", "error"]]
     """),
     code("""
-        from stemkit.intelligibility import transcribe_batch
+        from stemkit.separate.transcribe import transcribe_batch
 
         if transcribe:
             transcripts = transcribe_batch(out_dir, profile=profile)
@@ -92,8 +92,8 @@ ANALYZE = [
     code("""
         from IPython.display import Image, Markdown, display
 
-        from stemkit.analysis import analyze_track
-        from stemkit.report import notebook_setup, track_table
+        from stemkit.analyze.track import analyze_track
+        from stemkit.compare.report import notebook_setup, track_table
 
         notebook_setup()
         a = analyze_track(batch_dir, track)
@@ -103,7 +103,7 @@ ANALYZE = [
         track_table(a.metrics)
     """),
     code("""
-        from stemkit.qa import summary_verdicts
+        from stemkit.analyze.qa import summary_verdicts
 
         if a.verdicts is not None and not a.verdicts.empty:
             display(summary_verdicts(a.verdicts))
@@ -130,7 +130,7 @@ COMPARE = [
             timeline_chart,
             timing_chart,
         )
-        from stemkit.report import load_batch, notebook_setup, track_table
+        from stemkit.compare.report import load_batch, notebook_setup, track_table
 
         notebook_setup()
         b = load_batch(batch_dir)

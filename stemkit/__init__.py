@@ -3,7 +3,7 @@
 The small public surface (imports are lazy, so ``import stemkit`` is instant in a kernel):
 
 >>> import stemkit
->>> with stemkit.sandbox():                                           # doctest: +SKIP
+>>> with stemkit.local_sandbox():                                     # doctest: +SKIP
 ...     r = stemkit.separate("data/demo/01-sunday-drive/mixture.wav", "out/sunday")
 ...     stems = stemkit.load_stems("out/sunday")
 """
@@ -19,13 +19,17 @@ _LAZY = {
     "connect": "stemkit.providers:connect",
     "load_stems": "stemkit.audio:load_stems",
     "load_audio": "stemkit.audio:load_audio",
-    "load_manifest": "stemkit.manifest:load_manifest",
+    "load_manifest": "stemkit.separate.manifest:load_manifest",
     "load_profile": "stemkit.config:load_profile",
-    "analyze_track": "stemkit.analysis:analyze_track",
+    "analyze_track": "stemkit.analyze.track:analyze_track",
+    "open_track": "stemkit.analyze.track:open_track",
     "run_batch": "stemkit.batch:run_batch",
-    "separate_batch": "stemkit.pipeline:separate_batch",
-    "load_batch": "stemkit.report:load_batch",
-    "sandbox": "stemkit.sandbox.server:SandboxServer",
+    "separate_batch": "stemkit.separate.run:separate_batch",
+    "load_batch": "stemkit.compare.report:load_batch",
+    "BatchFolder": "stemkit.batchdir:BatchFolder",
+    "explore": "stemkit.compare.explore:explore",
+    # the embedded sandbox (a separate application: only this name and the CLI reach it)
+    "local_sandbox": "stemkit.sandbox.server:SandboxServer",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

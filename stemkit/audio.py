@@ -36,6 +36,107 @@ FORMATS = {
     "mp3": {"format": "MP3", "subtype": "MPEG_LAYER_III"},
     "m4a": None,  # ffmpeg
 }
+#: File suffixes read as audio (stems, mixtures, references).
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aiff", ".aif"}
+
+
+def as_audio(y: np.ndarray) -> np.ndarray:
+    """float32 ``(channels, samples)``; a 1-D array becomes one channel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_audio(np.zeros(5)).shape
+    (1, 5)
+    """
+    return np.atleast_2d(np.asarray(y, dtype=np.float32))
+
+
+def conform(y: np.ndarray, channels: int, length: int) -> np.ndarray:
+    """``y`` as ``(channels, length)``: mono copied to every channel, other counts downmixed;
+    the tail cut or zero-padded.
+
+    Parameters
+    ----------
+    y : ndarray, shape (channels, samples)
+    channels, length : int
+        The shape wanted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conform(np.ones((1, 3), np.float32), 2, 5).tolist()
+    [[1.0, 1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0]]
+    """
+    if y.shape[0] != channels:
+        y = np.repeat(y, channels, axis=0) if y.shape[0] == 1 else y.mean(axis=0, keepdims=True)
+        y = np.broadcast_to(y, (channels, y.shape[-1]))
+    if y.shape[-1] == length:
+        return y
+    out = np.zeros((channels, length), np.float32)
+    n = min(length, y.shape[-1])
+    out[:, :n] = y[:, :n]
+    return out
+
+
+def resample(y: np.ndarray, from_sr: int, to_sr: int, *, quality: str = "HQ") -> np.ndarray:
+    """Resample audio with soxr, stemkit's one resampler.
+
+    Parameters
+    ----------
+    y : ndarray, shape (channels, samples) or (samples,)
+        Audio at ``from_sr``.
+    from_sr, to_sr : int
+        Rates in Hz.
+    quality : str
+        soxr's quality recipe (``"HQ"``: what librosa's default ``soxr_hq`` uses).
+
+    Returns
+    -------
+    ndarray, float32, same layout as ``y``
+        ``y`` itself when the rates are equal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resample(np.zeros((2, 44100), np.float32), 44100, 22050).shape
+    (2, 22050)
+    """
+    if int(from_sr) == int(to_sr):
+        return y
+    import soxr
+
+    x = np.asarray(y, dtype=np.float32)
+    if x.ndim == 1:
+        return soxr.resample(x, from_sr, to_sr, quality=quality).astype(np.float32, copy=False)
+    out = soxr.resample(np.ascontiguousarray(x.T), from_sr, to_sr, quality=quality)
+    return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+def write_float(path: str | os.PathLike, y: np.ndarray, sr: int) -> Path:
+    """Write a float32 WAV (lossless for audio computed here), atomically.
+
+    Parameters
+    ----------
+    path : path
+        Destination; its folder is created.
+    y : ndarray, shape (channels, samples)
+        Audio, not clipped.
+    sr : int
+        Rate in Hz.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> write_float(os.path.join(tempfile.mkdtemp(), "x.wav"), np.ones((1, 8)), 8000).suffix
+    '.wav'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    sf.write(tmp, np.atleast_2d(np.asarray(y, np.float32)).T, sr, subtype="FLOAT", format="WAV")
+    tmp.replace(path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -220,7 +321,7 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sr: int, fmt: str | None
 def load_stems(folder: str | os.PathLike, *, sr: int | None = None) -> dict[str, np.ndarray]:
     """Load every audio file in ``folder`` as ``{canonical stem name: array}``.
 
-    With ``sr``, stems are resampled to it (librosa); all are returned at one length.
+    With ``sr``, stems are resampled to it (:func:`resample`); all are returned at one length.
 
     Examples
     --------
@@ -233,13 +334,11 @@ def load_stems(folder: str | os.PathLike, *, sr: int | None = None) -> dict[str,
     folder = Path(folder)
     out: dict[str, np.ndarray] = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aiff"}:
+        if path.suffix.lower() not in AUDIO_SUFFIXES or path.name.startswith("."):
             continue
         y, file_sr = load_audio(path)
-        if sr and file_sr != sr:
-            import librosa
-
-            y = librosa.resample(y, orig_sr=file_sr, target_sr=sr)
+        if sr:
+            y = resample(y, file_sr, sr)
         out[canonical(path.name)] = y
     if not out:
         raise AudioError(f"no audio files in {folder}")
@@ -275,8 +374,8 @@ class StemFiles:
 
     The shape is museval's ``(n_sources, n_samples, n_channels)`` and :meth:`read` returns
     float32 samples of every source, so a :class:`StemFiles` can be scored directly by
-    :class:`stemkit.bsseval.BSSEval` in bounded memory. Each source is one file, several files
-    summed (an ``accompaniment`` reference made of ``drums + bass + other``) or an array
+    :class:`stemkit.analyze.bsseval.BSSEval` in bounded memory. Each source is one file, several
+    files summed (an ``accompaniment`` reference made of ``drums + bass + other``) or an array
     ``(channels, samples)``. Every source is conformed to ``n_samples`` (zeros past its end,
     cut beyond) and to ``n_channels``: a mono file is copied to every channel, any other
     channel count is averaged to mono first. Files must be at one sample rate and seekable

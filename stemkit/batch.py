@@ -28,11 +28,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stemkit.batchdir import BatchFolder
 from stemkit.errors import StemkitError
-from stemkit.manifest import load_manifest
+from stemkit.resources import bundled
+from stemkit.separate.manifest import load_manifest
 
 log = logging.getLogger("stemkit.batch")
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 @dataclass
@@ -78,10 +79,11 @@ def _watch_records(out: Path, total: int, stop: threading.Event) -> None:
 
     since = time.time() - 1
     bar = tqdm(total=total, desc="separate", unit="job")
+    batch = BatchFolder(out)
 
     def finished() -> tuple[int, int]:
         n = failed = 0
-        for path in (out / "stems").glob("*/*/record.json"):
+        for path in batch.record_paths():
             try:
                 if path.stat().st_mtime >= since:
                     n += 1
@@ -102,29 +104,31 @@ def _watch_records(out: Path, total: int, stop: threading.Event) -> None:
 
 def _analyze_one(notebook: str, output: str, batch_dir: str, track: str) -> str:
     execute(Path(notebook), Path(output), {"batch_dir": batch_dir, "track": track})
-    (Path(batch_dir) / "analysis" / track / "inputs.sha256").write_text(
-        inputs_fingerprint(Path(batch_dir), track)
-    )
+    BatchFolder(batch_dir).fingerprint_path(track).write_text(inputs_fingerprint(batch_dir, track))
     return track
 
 
-def inputs_fingerprint(out: Path, track: str) -> str:
+def inputs_fingerprint(out: str | Path | BatchFolder, track: str) -> str:
     """A digest of everything a track's analysis reads: batch settings, job records (they
-    carry stem names and timings), transcription records, and the stem files' checksums."""
+    carry stem names and timings), transcription records, and the stem files' checksums.
+
+    Examples
+    --------
+    >>> len(inputs_fingerprint("reports/demo", "01-sunday-drive"))   # doctest: +SKIP
+    64
+    """
+    from stemkit.separate.ledger import Ledger
+
+    batch = BatchFolder(out)
     digest = hashlib.sha256()
-    info = json.loads((out / "batch.json").read_text())
+    info = batch.info()
     entry = next((t for t in info["tracks"] if t["name"] == track), {})
     digest.update(json.dumps([entry, info["providers"]], sort_keys=True).encode())
-    for path in sorted(
-        [
-            *(out / "stems" / track).glob("*/record.json"),
-            *(out / "transcripts" / track).glob("*/record.json"),
-        ]
-    ):
-        digest.update(path.read_bytes())
-    from stemkit.ledger import Ledger
-
-    ledger = Ledger(out)
+    for provider in info["providers"]:
+        digest.update(json.dumps(batch.read_record(track, provider), sort_keys=True).encode())
+    for record in batch.transcript_records(track):
+        digest.update(json.dumps(record, sort_keys=True).encode())
+    ledger = Ledger(batch.root)
     for provider in info["providers"]:
         for f in ledger.files(track, provider):
             digest.update(f"{f['stem']}:{f['sha256']}".encode())
@@ -133,7 +137,7 @@ def inputs_fingerprint(out: Path, track: str) -> str:
 
 
 def _up_to_date(out: Path, track: str, notebook: Path) -> bool:
-    stamp = out / "analysis" / track / "inputs.sha256"
+    stamp = BatchFolder(out).fingerprint_path(track)
     return (
         notebook.is_file()
         and stamp.is_file()
@@ -145,7 +149,7 @@ def analyze_batch(
     out: str | Path,
     tracks: Sequence[str],
     *,
-    nb_dir: Path = NOTEBOOKS,
+    nb_dir: Path | None = None,
     workers: int | None = None,
     executor: str = "local",
     scheduler: str | None = None,
@@ -162,12 +166,10 @@ def analyze_batch(
     """
     from tqdm import tqdm
 
-    out = Path(out).resolve()
-    todo = [
-        t
-        for t in tracks
-        if force or not _up_to_date(out, t, out / "notebooks" / "analyze" / f"{t}.ipynb")
-    ]
+    batch = BatchFolder(out)
+    out = batch.root
+    nb_dir = Path(nb_dir) if nb_dir else bundled("notebooks")
+    todo = [t for t in tracks if force or not _up_to_date(out, t, batch.notebook("analyze", t))]
     if len(todo) < len(tracks):
         log.info(
             "analysis: %d of %d tracks unchanged, skipped", len(tracks) - len(todo), len(tracks)
@@ -175,7 +177,7 @@ def analyze_batch(
     args = {
         t: (
             str(nb_dir / "analyze.ipynb"),
-            str(out / "notebooks" / "analyze" / f"{t}.ipynb"),
+            str(batch.notebook("analyze", t)),
             str(out),
             t,
         )
@@ -247,11 +249,11 @@ def run_batch(
     Parameters
     ----------
     manifest : path
-        MUSDB18-layout folder or CSV (see :func:`stemkit.manifest.load_manifest`).
+        MUSDB18-layout folder or CSV (see :func:`stemkit.separate.manifest.load_manifest`).
     providers : list of str
         Provider keys, e.g. ``["sourceress"]``.
     out : path
-        Batch folder; rerunning into the same folder resumes (see :mod:`stemkit.ledger`).
+        Batch folder; rerunning into the same folder resumes (see :mod:`stemkit.separate.ledger`).
     profile : str, optional
         Profile name for every provider (default: ``$STEMKIT_PROFILE`` or ``sandbox``).
     workers : int, optional
@@ -263,13 +265,13 @@ def run_batch(
         the cluster at ``scheduler`` (an address; None starts a LocalCluster).
     """
 
-    from stemkit.pipeline import read_record
-    from stemkit.report import render_html
+    from stemkit.compare.report import render_html
 
-    out = Path(out).resolve()
-    nb_dir = Path(notebooks) if notebooks else NOTEBOOKS
+    batch = BatchFolder(out)
+    out = batch.root
+    nb_dir = Path(notebooks) if notebooks else bundled("notebooks")
     tracks = load_manifest(manifest)
-    (out / "notebooks" / "analyze").mkdir(parents=True, exist_ok=True)
+    (batch.notebooks_dir / "analyze").mkdir(parents=True, exist_ok=True)
     result = BatchResult(out, None, tracks=len(tracks))
 
     stop = threading.Event()
@@ -280,7 +282,7 @@ def run_batch(
     try:
         execute(
             nb_dir / "separate.ipynb",
-            out / "notebooks" / "separate.ipynb",
+            batch.notebook("separate"),
             {
                 "manifest": str(Path(manifest).resolve()),
                 "providers": list(providers),
@@ -298,7 +300,7 @@ def run_batch(
 
     failed_tracks = []
     for t in tracks:
-        states = [(read_record(out, t.name, p) or {}).get("state") for p in providers]
+        states = [(batch.read_record(t.name, p) or {}).get("state") for p in providers]
         result.jobs_done += states.count("done")
         result.jobs_failed += len(states) - states.count("done")
         if "done" not in states:
@@ -316,7 +318,7 @@ def run_batch(
     )
 
     t0 = time.monotonic()
-    compare_nb = out / "notebooks" / "compare.ipynb"
+    compare_nb = batch.notebook("compare")
     try:
         execute(nb_dir / "compare.ipynb", compare_nb, {"batch_dir": str(out)})
     except Exception as exc:  # noqa: BLE001
@@ -325,6 +327,6 @@ def run_batch(
             step="compare",
             hint=f"open {compare_nb} to see the failing cell",
         ) from None
-    result.report = render_html(compare_nb, out / "report.html")
+    result.report = render_html(compare_nb, batch.report_path)
     log.info("report written in %.1f s", time.monotonic() - t0)
     return result

@@ -1,4 +1,7 @@
-"""Command line: ``stemkit serve | batch | demo | report | jobs | demo-data``.
+"""Command line: ``stemkit serve | batch | demo | demo-data | report | jobs | publish | lab``.
+
+The CLI is the composition root: the one product module that starts the embedded sandbox
+(:mod:`stemkit.sandbox`, a separate application) for a batch or the demo.
 
 Examples
 --------
@@ -7,6 +10,7 @@ Examples
     stemkit serve --port 8765                       # the sandbox, in the foreground
     stemkit batch data/demo --provider sourceress --out reports/mine
     stemkit demo                                    # demo data + sandbox + batch + report
+    stemkit lab                                     # JupyterLab on the notebooks
 """
 
 from __future__ import annotations
@@ -169,25 +173,41 @@ def publish_command(
 @app.command("demo-data")
 def demo_data(
     out: Path = typer.Argument(DEMO_DATA, help="Where to write the demo tracks."),
+    sr: int = typer.Option(44100, help="Sample rate of the tracks (Hz)."),
+    music: bool = typer.Option(True, help="Write the music multitracks."),
+    speech: bool = typer.Option(True, help="Write the speech-over-music tracks (with scripts)."),
 ) -> None:
     """Write the demo tracks: music multitracks and speech-over-music tracks with scripts."""
-    from stemkit.speechdata import write_speech_tracks
-    from stemkit.synth import write_demo_set
+    import soundfile as sf
 
-    for path in [*write_demo_set(out), *write_speech_tracks(out)]:
-        typer.echo(f"wrote {path}")
+    from stemkit.demo.speech import write_speech_tracks
+    from stemkit.demo.synth import write_demo_set
+
+    began = time.monotonic()
+    folders = [
+        *(write_demo_set(out, sr=sr) if music else []),
+        *(write_speech_tracks(out, sr=sr) if speech else []),
+    ]
+    total = 0
+    for folder in folders:
+        size = sum(p.stat().st_size for p in folder.glob("*.wav"))
+        total += size
+        seconds = sf.info(folder / "mixture.wav").duration
+        typer.echo(f"wrote {folder}  {seconds:.1f} s  {size / 1e6:.1f} MB")
+    typer.echo(f"{len(folders)} tracks, {total / 1e6:.1f} MB, in {time.monotonic() - began:.1f} s")
 
 
 @app.command()
 def demo(
     out: Path = typer.Option(Path("reports/demo"), "--out", "-o", help="Batch folder."),
+    data: Path = typer.Option(DEMO_DATA, help="Where the demo tracks are (written if missing)."),
     provider: list[str] = typer.Option(["sourceress", "audioshake"], "--provider", "-p"),
 ) -> None:
     """The whole job on the embedded sandbox: demo data, separate, analyse, report."""
-    if not any(DEMO_DATA.glob("*/mixture.wav")):
-        demo_data(DEMO_DATA)
+    if not any(data.glob("*/mixture.wav")):
+        demo_data(data, sr=44100, music=True, speech=True)
     batch(
-        DEMO_DATA,
+        data,
         provider=provider,
         out=out,
         profile=None,
@@ -206,24 +226,26 @@ def demo(
 @app.command()
 def report(batch_dir: Path = typer.Argument(..., help="A batch folder.")) -> None:
     """Render the report of a batch again (after new analyses or a notebook change)."""
-    from stemkit.batch import NOTEBOOKS, execute
-    from stemkit.report import render_html
+    from stemkit.batch import execute
+    from stemkit.batchdir import BatchFolder
+    from stemkit.compare.report import render_html
+    from stemkit.resources import notebook
 
-    nb = execute(
-        NOTEBOOKS / "compare.ipynb",
-        batch_dir / "notebooks" / "compare.ipynb",
-        {"batch_dir": str(batch_dir.resolve())},
-    )
-    typer.echo(f"report: {render_html(nb, batch_dir / 'report.html')}")
+    folder = BatchFolder(batch_dir)
+    if not folder.exists():
+        _fail(f"{batch_dir} is not a batch folder (no batch.json); run `stemkit batch` first")
+    nb = execute(notebook("compare"), folder.notebook("compare"), {"batch_dir": str(folder.root)})
+    typer.echo(f"report: {render_html(nb, folder.report_path)}")
 
 
 @app.command()
 def jobs(batch_dir: Path = typer.Argument(..., help="A batch folder.")) -> None:
     """List the jobs of a batch from its ledger: state, job id, attempts, error."""
-    from stemkit.ledger import Ledger
+    from stemkit.batchdir import BatchFolder
+    from stemkit.separate.ledger import Ledger
 
-    if not (batch_dir / "ledger.sqlite").is_file():
-        _fail(f"{batch_dir} has no ledger.sqlite")
+    if not BatchFolder(batch_dir).ledger_path.is_file():
+        _fail(f"{batch_dir} has no ledger.sqlite (no batch has run there)")
     rows = Ledger(batch_dir).jobs()
     for r in rows:
         err = f"  {r['error']}" if r["error"] else ""
@@ -232,6 +254,44 @@ def jobs(batch_dir: Path = typer.Argument(..., help="A batch folder.")) -> None:
             f"{r['job_id'] or '-':<26} x{r['attempts']}{err}"
         )
     typer.echo(f"{len(rows)} jobs")
+
+
+@app.command()
+def lab(
+    folder: Path = typer.Argument(
+        Path("notebooks"), help="Notebook folder; the packaged notebooks are copied in if missing."
+    ),
+    port: int = typer.Option(8888, help="TCP port (loopback)."),
+    open_browser: bool = typer.Option(False, "--browser/--no-browser", help="Open a browser."),
+) -> None:
+    """Start JupyterLab on the notebooks (separate, analyze, compare, explore).
+
+    A notebook already in FOLDER is never overwritten: edits made in Jupyter stay.
+    """
+    import shutil
+    import subprocess
+
+    from stemkit.resources import NOTEBOOKS, notebook
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in NOTEBOOKS:
+        target = folder / f"{name}.ipynb"
+        if not target.exists():
+            shutil.copyfile(notebook(name), target)
+            typer.echo(f"copied {target}")
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.root_dir={folder.resolve()}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        f"--ServerApp.open_browser={open_browser}",
+    ]
+    try:
+        raise typer.Exit(subprocess.call(cmd))
+    except FileNotFoundError:  # pragma: no cover
+        _fail("JupyterLab is not installed: pip install 'jupyterlab' (see pyproject.toml)")
 
 
 def main() -> None:  # pragma: no cover - console entry point

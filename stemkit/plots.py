@@ -17,8 +17,11 @@ True
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -376,3 +379,185 @@ def intelligibility_chart(intel: pd.DataFrame, *, title: str | None = None) -> F
     if title:
         ax.set_title(title)
     return fig
+
+
+# ----------------------------------------------------------------------------- spectrograms
+#: Frequency scales of :func:`spectrogram`.
+SCALES = ("mel", "log", "linear")
+
+
+@dataclass
+class Spectrogram:
+    """A display spectrogram: ``db`` is ``(rows, columns)`` power in dB (ref 1.0), row ``i``
+    centred on ``freqs[i]`` Hz; columns span ``start``–``end`` seconds."""
+
+    db: np.ndarray
+    freqs: np.ndarray
+    start: float
+    end: float
+    scale: str
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """For ``imshow(origin="lower")``: time in seconds, rows by index."""
+        return (self.start, self.end, -0.5, self.db.shape[0] - 0.5)
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=float) / 700.0)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=float) / 2595.0) - 1.0)
+
+
+def band_edges(scale: str, sr: int, rows: int, fmin: float = 30.0) -> np.ndarray:
+    """``rows + 1`` band edges (Hz) from low to ``sr / 2`` on a ``linear``, ``log`` or
+    ``mel`` axis.
+
+    Examples
+    --------
+    >>> band_edges("linear", 8000, 4).tolist()
+    [0.0, 1000.0, 2000.0, 3000.0, 4000.0]
+    >>> band_edges("log", 8000, 2, fmin=40).round().tolist()
+    [40.0, 400.0, 4000.0]
+    """
+    nyquist = sr / 2
+    if scale == "linear":
+        return np.linspace(0.0, nyquist, rows + 1)
+    if scale == "log":
+        return np.geomspace(fmin, nyquist, rows + 1)
+    if scale == "mel":
+        return _mel_to_hz(np.linspace(0.0, _hz_to_mel(nyquist), rows + 1))
+    raise ValueError(f"unknown frequency scale {scale!r}; one of {', '.join(SCALES)}")
+
+
+def _stft_power(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """``(n_fft // 2 + 1, frames)`` power of Hann-windowed, centred frames (librosa's STFT)."""
+    import librosa
+
+    x = np.pad(x, (0, max(0, n_fft - len(x))))
+    spec = librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
+def _pool(power: np.ndarray, bin_hz: float, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean power of the FFT bins in each band; bands narrower than a bin are interpolated."""
+    n_bins = power.shape[0]
+    lo = np.clip(np.ceil(edges[:-1] / bin_hz).astype(int), 0, n_bins)
+    hi = np.clip(np.ceil(edges[1:] / bin_hz).astype(int), 0, n_bins)
+    hi[-1] = n_bins  # the top band includes Nyquist
+    cum = np.vstack([np.zeros((1, power.shape[1]), power.dtype), np.cumsum(power, axis=0)])
+    counts = hi - lo
+    out = (cum[hi] - cum[lo]) / np.maximum(counts, 1)[:, None]
+    centres = np.sqrt(edges[:-1] * edges[1:]) if edges[0] > 0 else (edges[:-1] + edges[1:]) / 2
+    empty = counts <= 0
+    if empty.any():
+        pos = np.clip(centres[empty] / bin_hz, 0, n_bins - 1)
+        i = np.minimum(np.floor(pos).astype(int), n_bins - 2)
+        w = (pos - i)[:, None]
+        out[empty] = power[i] * (1 - w) + power[i + 1] * w
+    return out, centres
+
+
+def spectrogram(
+    y: np.ndarray,
+    sr: int,
+    *,
+    scale: str = "mel",
+    start: float = 0.0,
+    end: float | None = None,
+    columns: int = 600,
+    rows: int = 160,
+    fmin: float = 30.0,
+) -> Spectrogram:
+    """Spectrogram of the mono downmix of ``y`` between ``start`` and ``end`` seconds, on a
+    ``linear``, ``log`` or ``mel`` frequency axis, sized for display: about ``columns`` frames
+    (the hop grows with the range) and ``rows`` frequency bands (FFT bins averaged per band).
+
+    Examples
+    --------
+    >>> sr = 22050
+    >>> tone = np.sin(2 * np.pi * 1000 * np.arange(2 * sr) / sr).astype(np.float32)
+    >>> s = spectrogram(tone, sr, scale="log", start=0.5, end=1.5, rows=100)
+    >>> s.db.shape[0], s.db.shape[1] <= 610, round(float(s.freqs[s.db.mean(axis=1).argmax()]), -2)
+    (100, True, 1000.0)
+    """
+    x = np.asarray(y, dtype=np.float32)
+    x = x.mean(axis=0) if x.ndim == 2 else x
+    duration = len(x) / sr
+    end = duration if end is None else min(float(end), duration)
+    start = min(max(0.0, float(start)), end)
+    seg = x[int(round(start * sr)) : int(round(end * sr))]
+    n_fft = 2048 if sr <= 24000 else 4096
+    hop = max(n_fft // 8, math.ceil(max(len(seg), 1) / columns))
+    power = _stft_power(seg if len(seg) else np.zeros(1, np.float32), n_fft, hop)
+    pooled, centres = _pool(power, sr / n_fft, band_edges(scale, sr, rows, fmin))
+    db = 10.0 * np.log10(np.maximum(pooled, 1e-10))
+    return Spectrogram(db.astype(np.float32), centres, start, end, scale)
+
+
+def _freq_ticks(ax: Any, spec: Spectrogram) -> None:
+    top = spec.freqs[-1]
+    if spec.scale == "linear":
+        step = 1000 if top <= 6000 else 2000 if top <= 12000 else 4000
+        ticks = np.arange(0, top, step)
+    else:
+        ticks = [f for f in (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000) if f < top]
+    ticks = [t for t in ticks if spec.freqs[0] <= t <= top]
+    ax.set_yticks(np.interp(ticks, spec.freqs, np.arange(len(spec.freqs))))
+    ax.set_yticklabels([f"{t / 1000:g}k" if t >= 1000 else f"{t:g}" for t in ticks])
+
+
+def spectrogram_png(
+    panels: dict[str, Spectrogram],
+    *,
+    dynamic_range: float = 80.0,
+    title: str | None = None,
+    width: float = 9.0,
+    panel_height: float = 1.55,
+    dpi: int = 100,
+) -> bytes:
+    """PNG of spectrograms stacked one per row (label on the left, in the provider's colour),
+    on one colour scale: the loudest cell of all panels down to ``dynamic_range`` dB below.
+    ``width`` inches × ``dpi`` is the image width in pixels (900 by default).
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).standard_normal(22050).astype(np.float32)
+    >>> png = spectrogram_png({"mixture": spectrogram(x, 22050, scale="linear")})
+    >>> png[:4]
+    b'\\x89PNG'
+    """
+    from matplotlib.figure import Figure
+
+    n = max(1, len(panels))
+    fig = Figure(figsize=(width, 0.7 + panel_height * n), dpi=dpi, layout="constrained")
+    axes = fig.subplots(n, 1, squeeze=False, sharex=True)[:, 0]
+    vmax = max((float(s.db.max()) for s in panels.values()), default=0.0)
+    image = None
+    for ax, (label, spec) in zip(axes, panels.items(), strict=False):
+        image = ax.imshow(
+            spec.db,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=vmax - dynamic_range,
+            vmax=vmax,
+            extent=spec.extent,
+            interpolation="nearest",
+        )
+        _freq_ticks(ax, spec)
+        ax.set_ylabel(label, color=provider_color(label.split()[0]), fontweight="bold")
+    if not panels:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "nothing to draw", ha="center", va="center")
+    else:
+        axes[-1].set_xlabel("time (s)")
+        scale = next(iter(panels.values())).scale
+        fig.colorbar(image, ax=list(axes), shrink=0.8, pad=0.01, label=f"dB · {scale} frequency")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stemkit.batchdir import PUBLISHED, BatchFolder
 from stemkit.errors import StemkitError
 
-#: what :func:`publish` copies, relative to the batch folder (folders are copied whole,
-#: except files named in :data:`SKIPPED_SUFFIXES`)
-PUBLISHED = ("report.html", "batch.json", "tables", "analysis", "notebooks")
+# what :func:`publish` copies is :data:`stemkit.batchdir.PUBLISHED`, relative to the batch
+# folder (folders are copied whole, except files named in :data:`SKIPPED_SUFFIXES`)
 #: never published: partial downloads, audio written as scratch
 SKIPPED_SUFFIXES = (".part", ".wav", ".flac")
 
@@ -64,8 +64,8 @@ def publish(out: str | Path, url: str) -> list[str]:
     """
     import fsspec
 
-    out = Path(out)
-    if not (out / "report.html").is_file():
+    out = BatchFolder(out).root
+    if not BatchFolder(out).report_path.is_file():
         raise StemkitError(f"{out} has no report.html to publish", hint="run the batch first")
     try:
         fs, root = fsspec.core.url_to_fs(url)

@@ -29,6 +29,8 @@ _BY_ALIAS = {alias: name for name, aliases in ALIASES.items() for alias in alias
 #: Stem sets that partition a mixture (they sum back to it).
 TWO_STEMS = ("vocals", "accompaniment")
 FOUR_STEMS = ("vocals", "drums", "bass", "other")
+#: stems that carry the speech of a dialogue track, in order of preference
+SPEECH_STEMS = ("dialogue", "vocals")
 
 #: canonical stem -> reference stems whose sum is its reference, in order of preference
 #: (MUSDB18 music tracks first, dialogue/music_fx tracks next)

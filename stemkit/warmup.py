@@ -15,7 +15,7 @@ def warm() -> float:
     """Run the librosa paths stemkit uses on a second of noise; return the seconds it took."""
     import librosa
 
-    from stemkit.sandbox import engine
+    from stemkit.dsp import engine
 
     t0 = time.perf_counter()
     y = np.random.default_rng(0).standard_normal((2, 22050)).astype(np.float32) * 0.1

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soxr
 
+from stemkit.demo.speech import load_clip
 from stemkit.sandbox import asr
 from stemkit.sandbox.asr import ENGINE, Transcript, Word, is_blank, transcribe
-from stemkit.speechdata import load_clip
 
 CLIPS = ("kitchen", "station", "office")
 MAX_WER = 0.25

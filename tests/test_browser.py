@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from stemkit.batch import run_batch
-from stemkit.browser import check_page, find_chromium
+from tests.support.browser import check_page, find_chromium
 
 from .conftest import ROOT
 

@@ -1,8 +1,8 @@
-"""BSS Eval v4 (stemkit.bsseval) against museval's own implementation, on small fixtures.
+"""BSS Eval v4 (stemkit.analyze.bsseval) against museval's own implementation, on small fixtures.
 
 The fixtures are well-posed on purpose: every reference has a noise floor and stereo channels
 that are not scaled copies of each other. Where a reference's channels are proportional up to
-rounding, museval's ISR/SIR/SAR are rounding noise themselves (see ``stemkit.bsseval``).
+rounding, museval's ISR/SIR/SAR are rounding noise themselves (see ``stemkit.analyze.bsseval``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from stemkit import metrics
-from stemkit.bsseval import VARIANTS, BSSResult, bss_eval_v4, museval_metrics, nsdr, si_sdr
+from stemkit.analyze import metrics
+from stemkit.analyze.bsseval import VARIANTS, BSSResult, bss_eval_v4, museval_metrics, nsdr, si_sdr
 
 SR = 8000  # low rate keeps museval quick; window = hop = 1 s as museval.evaluate
 TOL_DB = 0.01
@@ -228,7 +228,7 @@ def test_importable_and_usable_without_museval():
     code = (
         "import sys; sys.modules['museval'] = None\n"
         "import numpy as np\n"
-        "from stemkit.bsseval import bss_eval_v4, museval_metrics\n"
+        "from stemkit.analyze.bsseval import bss_eval_v4, museval_metrics\n"
         "x = np.random.default_rng(0).standard_normal((2, 4000, 1))\n"
         "r = bss_eval_v4(x, x + 0.1, window=2000, hop=2000, filters_len=16)\n"
         "assert r.sdr.shape == (2, 2)\n"

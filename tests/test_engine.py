@@ -1,4 +1,4 @@
-"""Tests for :mod:`stemkit.sandbox.engine`, the sandbox's DSP separation engine.
+"""Tests for :mod:`stemkit.dsp.engine`, the sandbox's DSP separation engine.
 
 The quality tests build a small synthetic song whose sources are known exactly: a sung-like
 melody (glottal sawtooth with vibrato through formant filters, never repeating), a repeating
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from stemkit.sandbox.engine import ATOMS, STEM_RECIPES, separate
+from stemkit.dsp.engine import ATOMS, STEM_RECIPES, separate
 
 SR = 44_100
 SONG_SECONDS = 10.0

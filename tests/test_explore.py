@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from stemkit import explore as X
+from stemkit.compare import explore as X
 
 from .conftest import ROOT
 

@@ -10,13 +10,14 @@ import pytest
 import requests
 
 from stemkit.audio import load_audio
-from stemkit.chaos import run_until_done, scan_for_secrets
+from stemkit.batchdir import BatchFolder
 from stemkit.errors import AmbiguousSubmission, JobFailed, JobTimeout
-from stemkit.ledger import Ledger
-from stemkit.pipeline import read_record, separate_batch
 from stemkit.providers import connect
 from stemkit.sandbox import SandboxConfig, SandboxServer
 from stemkit.sandbox.faults import Faults
+from stemkit.separate.ledger import Ledger
+from stemkit.separate.run import separate_batch
+from tests.support.chaos import run_until_done, scan_for_secrets
 
 SECRETS = {
     "password": "chaos-pass-7f3k2q",
@@ -120,7 +121,7 @@ def test_ambiguous_submission_is_never_resubmitted_by_itself(tmp_path, track_dir
             connect("sourceress").submit(track_dir / "alpha" / "mixture.wav", track="alpha")
         out = tmp_path / "batch"
         separate_batch(track_dir, ["sourceress"], out, progress=False)
-        rec = read_record(out, "alpha", "sourceress")
+        rec = BatchFolder(out).read_record("alpha", "sourceress")
         assert rec["error_kind"] == "ambiguous" and "--force" in rec["error"]
         before = stats(server)["sourceress"]["separations"]
         server.config.faults.ambiguous = 0.0
@@ -160,7 +161,7 @@ def test_failed_jobs_say_why_and_are_submitted_again_on_rerun(tmp_path, track_di
             )
         out = tmp_path / "batch"
         separate_batch(track_dir, ["sourceress"], out, progress=False)
-        assert "injected failure" in read_record(out, "alpha", "sourceress")["error"]
+        assert "injected failure" in BatchFolder(out).read_record("alpha", "sourceress")["error"]
         server.config.faults.job_failure = 0.0
         table = separate_batch(track_dir, ["sourceress"], out, progress=False)
         assert set(table["state"]) == {"done"}

@@ -12,11 +12,12 @@ import pytest
 import soundfile as sf
 
 from stemkit.audio import check_audio
+from stemkit.batchdir import BatchFolder
 from stemkit.errors import AudioError, IntegrityError, RequestError
-from stemkit.pipeline import read_record, separate_batch
 from stemkit.providers import connect
 from stemkit.providers.base import safe_extract
 from stemkit.sandbox import SandboxConfig, SandboxServer
+from stemkit.separate.run import separate_batch
 
 
 def _wav(path, y, sr, subtype="PCM_16"):
@@ -85,7 +86,7 @@ def test_bad_audio_corpus_gives_clear_errors_or_works(tmp_path, fast_profile):
     states = table.set_index("track")["state"].to_dict()
     for name, (expect, _) in cases.items():
         assert states[name] == ("done" if expect == "ok" else "failed"), (name, states[name])
-        rec = read_record(out, name, "local")
+        rec = BatchFolder(out).read_record(name, "local")
         if expect == "fail":
             assert rec["error_kind"] == "audio" and name in rec["error"]
         else:
@@ -155,7 +156,7 @@ def test_non_audio_download_is_detected_and_retried_next_run(
     monkeypatch.setattr(SourceressProvider, "fetch", hostile)
     out = tmp_path / "b"
     separate_batch(track_dir, ["sourceress"], out, progress=False)
-    rec = read_record(out, "alpha", "sourceress")
+    rec = BatchFolder(out).read_record("alpha", "sourceress")
     assert rec["error_kind"] == "integrity" and "is not audio" in rec["error"]
     monkeypatch.setattr(SourceressProvider, "fetch", real)
     table = separate_batch(track_dir, ["sourceress"], out, progress=False)

@@ -10,8 +10,8 @@ import pytest
 import requests
 import soundfile as sf
 
+from stemkit.analyze.intelligibility import normalize, wer
 from stemkit.errors import AuthError, JobFailed, RequestError
-from stemkit.intelligibility import normalize, wer
 from stemkit.providers import connect
 from stemkit.providers.loom import Details, LoomProvider, job_state
 

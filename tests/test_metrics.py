@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stemkit.bsseval import museval_metrics
-from stemkit.metrics import separation_metrics
+from stemkit.analyze.bsseval import museval_metrics
+from stemkit.analyze.metrics import separation_metrics
 
 
 def test_centre_panned_reference_in_any_position_matches_museval():
@@ -55,7 +55,7 @@ def _fixture(seconds: float = 4.0, sr: int = 8000, seed: int = 7):
 
 
 def test_many_sets_in_one_pass_equal_each_set_alone():
-    from stemkit.bsseval import BSSEval, bss_eval_v4
+    from stemkit.analyze.bsseval import BSSEval, bss_eval_v4
 
     refs, sets, sr = _fixture()
     together = BSSEval(refs, window=sr, hop=sr, filters_len=64).evaluate(*sets.values())
@@ -69,8 +69,8 @@ def test_many_sets_in_one_pass_equal_each_set_alone():
 
 
 def test_global_metrics_from_the_pass_equal_the_array_functions():
-    from stemkit.bsseval import ArraySignals, BSSEval
-    from stemkit.metrics import global_metrics, sdr, si_sdr
+    from stemkit.analyze.bsseval import ArraySignals, BSSEval
+    from stemkit.analyze.metrics import global_metrics, sdr, si_sdr
 
     refs, sets, sr = _fixture()
     results = BSSEval(refs, window=sr, hop=sr, filters_len=64).evaluate(*sets.values())
@@ -88,9 +88,9 @@ def test_scores_from_files_in_blocks_equal_scores_from_arrays(tmp_path):
     including a mono file copied to both channels and an accompaniment summed from parts."""
     import soundfile as sf
 
+    from stemkit.analyze.bsseval import ArraySignals
+    from stemkit.analyze.metrics import score
     from stemkit.audio import StemFiles
-    from stemkit.bsseval import ArraySignals
-    from stemkit.metrics import score
 
     refs, sets, sr = _fixture()
     paths = {}

@@ -7,8 +7,9 @@ import shutil
 
 import requests
 
-from stemkit.ledger import Ledger
-from stemkit.pipeline import read_record, separate_batch
+from stemkit.batchdir import BatchFolder
+from stemkit.separate.ledger import Ledger
+from stemkit.separate.run import separate_batch
 
 
 def stats(sandbox) -> dict:
@@ -35,12 +36,12 @@ def test_bad_tracks_fail_cleanly_and_the_rest_completes(sandbox, fast_profile, t
     for track in ("notaudio", "empty"):
         for provider in ("sourceress", "local"):
             assert states[(track, provider)] == "failed"
-            rec = read_record(out, track, provider)
+            rec = BatchFolder(out).read_record(track, provider)
             assert rec["error_kind"] == "audio"
             assert track in rec["error"] and provider in rec["error"]
-    assert "empty (0 bytes)" in read_record(out, "empty", "sourceress")["error"]
-    assert "not readable audio" in read_record(out, "notaudio", "local")["error"]
-    rec = read_record(out, "alpha", "sourceress")
+    assert "empty (0 bytes)" in BatchFolder(out).read_record("empty", "sourceress")["error"]
+    assert "not readable audio" in BatchFolder(out).read_record("notaudio", "local")["error"]
+    rec = BatchFolder(out).read_record("alpha", "sourceress")
     assert sorted(rec["stems"]) == ["accompaniment", "vocals"]
     assert [e["event"] for e in rec["events"]][-1] == "Finalising"
     assert json.loads((out / "batch.json").read_text())["providers"] == ["sourceress", "local"]
@@ -92,14 +93,14 @@ def test_unreachable_service_is_a_failed_row(track_dir, tmp_path, monkeypatch):
 def test_failed_audioshake_job_message_reaches_the_record(
     sandbox, fast_profile, track_dir, tmp_path
 ):
-    from stemkit.report import load_batch
+    from stemkit.compare.report import load_batch
 
     out = tmp_path / "b"
     table = separate_batch(
         track_dir, ["audioshake"], out, stems=["vocals", "guitar"], progress=False
     )
     assert set(table["state"]) == {"failed"}
-    rec = read_record(out, "alpha", "audioshake")
+    rec = BatchFolder(out).read_record("alpha", "audioshake")
     assert rec["error_kind"] == "job_failed"
     assert "guitar job" in rec["error"] and "not available in the sandbox engine" in rec["error"]
     failures = load_batch(out).failures

@@ -8,18 +8,18 @@ import pyloudnorm
 import pytest
 from scipy import signal
 
-from stemkit.metrics import sdr
-from stemkit.qa import (
-    ITU_TRUE_PEAK_PHASES,
+from stemkit.analyze.bracket import oracle_irm
+from stemkit.analyze.metrics import sdr
+from stemkit.analyze.qa import (
     integrated_loudness,
     job_checks,
     load_profile,
-    oracle_irm,
     stem_checks,
     summary_verdicts,
     true_peak,
     verdicts,
 )
+from stemkit.analyze.qa.meters import ITU_TRUE_PEAK_PHASES
 
 from .conftest import music
 

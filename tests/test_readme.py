@@ -15,7 +15,7 @@ def test_readme_notebook_example_runs(tmp_path):
     code = re.search(r"## In a notebook\s+```python\n(.*?)```", readme, re.S).group(1)
     demo = ROOT / "data" / "demo"
     if not (demo / "01-sunday-drive" / "mixture.wav").exists():  # the Makefile writes it
-        from stemkit.synth import DEMO_TRACKS, write_track
+        from stemkit.demo.synth import DEMO_TRACKS, write_track
 
         demo = tmp_path / "data" / "demo"
         write_track(DEMO_TRACKS[0], demo)

@@ -1,4 +1,4 @@
-"""Tests of the speech-over-music demo tracks (:mod:`stemkit.speechdata`) and their clips."""
+"""Tests of the speech-over-music demo tracks (:mod:`stemkit.demo.speech`) and their clips."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemkit import speechdata
-from stemkit.speechdata import (
-    SPEECH_DIR,
+from stemkit.demo import speech as speechdata
+from stemkit.demo.speech import (
     SPEECH_TRACKS,
     SpeechTrack,
     load_clip,
     render_speech_track,
     write_speech_tracks,
 )
-from stemkit.synth import DEMO_TRACKS
+from stemkit.demo.synth import DEMO_TRACKS
+from stemkit.resources import bundled
 
 SR = 44100
 FILES = ("mixture", "dialogue", "music_fx")
@@ -53,7 +53,7 @@ def tracks(out_dir: Path) -> dict[str, dict[str, np.ndarray]]:
 def test_committed_clips_are_small_16k_mono_flac_with_scripts():
     total = 0
     for track in SPEECH_TRACKS:
-        path = SPEECH_DIR / f"{track.clip}.flac"
+        path = bundled("speech") / f"{track.clip}.flac"
         info = sf.info(path)
         assert (info.format, info.subtype, info.samplerate, info.channels) == (
             "FLAC",
@@ -62,7 +62,7 @@ def test_committed_clips_are_small_16k_mono_flac_with_scripts():
             1,
         )
         assert 8.0 <= info.duration <= 14.0
-        script = (SPEECH_DIR / f"{track.clip}.txt").read_text(encoding="utf-8")
+        script = (bundled("speech") / f"{track.clip}.txt").read_text(encoding="utf-8")
         assert len(script.split()) >= 20
         total += path.stat().st_size
     assert total < 1_000_000
@@ -167,8 +167,12 @@ def test_bad_specs_are_rejected():
         SpeechTrack("x", "kitchen", DEMO_TRACKS[0], music_db=-8.0, lead_in=-1.0)
 
 
-def test_cli(tmp_path, capsys):
-    assert speechdata.main([str(tmp_path), "--sr", "8000"]) == 0
-    out = capsys.readouterr().out
-    assert "wrote 3 tracks" in out
+def test_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from stemkit.cli import app
+
+    result = CliRunner().invoke(app, ["demo-data", str(tmp_path), "--sr", "8000", "--no-music"])
+    assert result.exit_code == 0, result.output
+    assert "3 tracks" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [t.name for t in SPEECH_TRACKS]

@@ -1,4 +1,4 @@
-"""Tests of the synthetic demo set (:mod:`stemkit.synth`)."""
+"""Tests of the synthetic demo set (:mod:`stemkit.demo.synth`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemkit import synth
-from stemkit.synth import DEMO_TRACKS, STEMS, TrackSpec, render_track, write_demo_set, write_track
+from stemkit.demo import synth
+from stemkit.demo.synth import (
+    DEMO_TRACKS,
+    STEMS,
+    TrackSpec,
+    render_track,
+    write_demo_set,
+    write_track,
+)
 
 SR = 22050
 FILES = ("mixture", *STEMS)
@@ -217,17 +224,17 @@ def test_sections_without_drums_or_vocals() -> None:
     assert stems["vocals"][:, int(2 * bar * SR) :].any()
 
 
-def test_cli_writes_the_set(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    short = tuple(replace(t, duration=2.0) for t in DEMO_TRACKS[:2])
-    monkeypatch.setattr(synth, "DEMO_TRACKS", short)
-    assert synth.main([str(tmp_path), "--sr", "8000"]) == 0
-    out = capsys.readouterr().out
-    for spec in short:
-        assert spec.name in out
+def test_cli_writes_the_set(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stemkit.cli import app
+
+    result = CliRunner().invoke(app, ["demo-data", str(tmp_path), "--sr", "8000", "--no-speech"])
+    assert result.exit_code == 0, result.output
+    for spec in DEMO_TRACKS:
+        assert spec.name in result.output
         assert sf.info(tmp_path / spec.name / "mixture.wav").samplerate == 8000
-    assert "wrote 2 tracks" in out
+    assert f"{len(DEMO_TRACKS)} tracks" in result.output
 
 
 def test_track_spec_is_hashable_and_frozen() -> None:

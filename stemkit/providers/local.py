@@ -26,7 +26,7 @@ from stemkit.stems import FOUR_STEMS, TWO_STEMS, canonical
 
 
 class LocalProvider(Provider):
-    """Separate with :func:`stemkit.sandbox.engine.separate` in this process."""
+    """Separate with :func:`stemkit.dsp.engine.separate` in this process."""
 
     name = "local"
     stem_sets = (TWO_STEMS, FOUR_STEMS)
@@ -45,7 +45,7 @@ class LocalProvider(Provider):
         fmt: str = "wav",
         **options,
     ) -> Job:
-        from stemkit.sandbox import engine
+        from stemkit.dsp import engine
 
         if options:
             raise RequestError(

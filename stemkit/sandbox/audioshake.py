@@ -3,7 +3,7 @@
 Bearer-token auth (``demo-token`` by default); assets uploaded by multipart or by a link to one
 of the sandbox's own signed files; one job per stem, ``created → processing → completed`` (or
 ``failed`` with ``statusInfo``), real ``createdAt``/``startedAt``/``updatedAt``; real separation
-by :mod:`stemkit.sandbox.engine`; ``residual`` = mixture − stem; ``preview`` = the first 30 s
+by :mod:`stemkit.dsp.engine`; ``residual`` = mixture − stem; ``preview`` = the first 30 s
 as MP3; ``watermarkInterval`` puts a short quiet beep every N seconds; ``maxTrackLength``
 truncates the input; a POST to ``callbackUrl`` on completion when it is a loopback URL.
 
@@ -30,16 +30,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import soundfile as sf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stemkit.audio import load_audio, write_audio
+from stemkit.dsp import engine
 from stemkit.errors import AudioError
-from stemkit.providers.audioshake import JobRequest
-from stemkit.sandbox import engine
+from stemkit.sandbox.audioshake_rules import JobRequest, parse_job_request
 from stemkit.sandbox.common import (
     Callbacks,
     SandboxConfig,
@@ -217,11 +217,9 @@ class AudioShakeAPI:
         except ValueError:
             return error(400, "request body is not valid JSON")
         try:
-            req = JobRequest.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            return error(400, f"{where}: {first['msg'].removeprefix('Value error, ')}")
+            req = parse_job_request(data)
+        except ValueError as exc:
+            return error(400, str(exc))
         asset = self.assets.get(req.assetId)
         if asset is None or asset.owner != owner:
             return error(404, f"no asset {req.assetId!r}")
@@ -253,7 +251,7 @@ class AudioShakeAPI:
         return file_response(path)
 
     def _job_json(self, request: Request, job: JobRecord) -> dict[str, Any]:
-        meta = job.request.metadata.model_dump(exclude_none=True)
+        meta = job.request.metadata.as_dict()
         stem_meta = {("stemName" if k == "name" else k): v for k, v in meta.items()}
         outputs = [
             {
@@ -289,7 +287,7 @@ class AudioShakeAPI:
         for job in list(self.jobs.values()):
             if job.status == "failed":
                 continue
-            key = (job.owner, job.asset.sha256, job.request.metadata.model_dump_json())
+            key = (job.owner, job.asset.sha256, job.request.metadata.key())
             live[key] = live.get(key, 0) + 1
         return sum(n - 1 for n in live.values())
 

@@ -1,7 +1,7 @@
 """The Sourceress Separation API, served by the sandbox under ``/sourceress``.
 
 Paths, bodies and status codes follow ``shared/api/NOTES.md``. The work is real: uploads are
-decoded, separated by :mod:`stemkit.sandbox.engine`, converted to the requested format; progress
+decoded, separated by :mod:`stemkit.dsp.engine`, converted to the requested format; progress
 events are appended by the processing stages as they happen, with their real UTC timestamps.
 
 Sandbox choices where the vendor doc is silent:
@@ -43,8 +43,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stemkit.audio import load_audio, write_audio
+from stemkit.dsp import engine
 from stemkit.errors import AudioError
-from stemkit.sandbox import engine
 from stemkit.sandbox.common import (
     Callbacks,
     SandboxConfig,

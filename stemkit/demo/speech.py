@@ -3,20 +3,20 @@
 The dialogue is synthetic speech made offline with Debian's ``flite`` (voices ``slt`` and ``rms``,
 see ``scripts/make_speech.sh``) and committed as small 16 kHz FLAC files in ``data/speech/``,
 each beside a ``.txt`` file holding its exact script, so building the tracks needs no tool beyond
-the project's Python packages. The bed is the backing band of a :mod:`stemkit.synth` demo song
+the project's Python packages. The bed is the backing band of a :mod:`stemkit.demo.synth` demo song
 (drums, bass and chords, rendered without the sung lead) at a level 6-10 dB below the speech,
 plus a few sound effects (door knocks, noise swells).
 
 The files follow the MUSDB18 layout with two stems: ``out_dir/<name>/mixture.wav``,
 ``dialogue.wav`` and ``music_fx.wav`` (stereo 16-bit PCM), and ``transcript.txt``. As in
-:mod:`stemkit.synth`, both stems are quantised to int16 first and the mixture is written from
+:mod:`stemkit.demo.synth`, both stems are quantised to int16 first and the mixture is written from
 their integer sum, so ``mixture == dialogue + music_fx`` holds exactly once read back.
 
-Run ``python -m stemkit.speechdata OUT_DIR [--sr 44100]`` to write the set.
+Run ``stemkit demo-data OUT_DIR [--sr 44100]`` to write the set (with the music tracks).
 
 Examples
 --------
->>> from stemkit.speechdata import SPEECH_TRACKS, render_speech_track
+>>> from stemkit.demo.speech import SPEECH_TRACKS, render_speech_track
 >>> [t.name for t in SPEECH_TRACKS]
 ['06-speech-kitchen', '07-speech-station', '08-speech-office']
 >>> stems = render_speech_track(SPEECH_TRACKS[0], sr=8000)
@@ -26,33 +26,28 @@ Examples
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 from scipy import signal
 
-from stemkit.synth import DEMO_TRACKS, TrackSpec, quantise_exact_sum, render_track
+from stemkit.audio import resample
+from stemkit.demo.synth import DEMO_TRACKS, TrackSpec, quantise_exact_sum, render_track
+from stemkit.resources import bundled
 
 __all__ = [
-    "SPEECH_DIR",
     "SPEECH_TRACKS",
     "STEMS",
     "SpeechTrack",
     "load_clip",
-    "main",
     "render_speech_track",
     "write_speech_track",
     "write_speech_tracks",
 ]
 
-#: Where the committed speech clips (``<clip>.flac`` + ``<clip>.txt``) live.
-SPEECH_DIR = Path(__file__).resolve().parent.parent / "data" / "speech"
 
 #: Stem names; ``mixture`` is their sum.
 STEMS: tuple[str, ...] = ("dialogue", "music_fx")
@@ -71,7 +66,7 @@ class SpeechTrack:
     clip : str
         Name of the speech clip in the speech folder (``<clip>.flac``, ``<clip>.txt``).
     music : TrackSpec
-        The :mod:`stemkit.synth` song whose drums, bass and chords make the bed (its duration
+        The :mod:`stemkit.demo.synth` song whose drums, bass and chords make the bed (its duration
         and vocals are ignored).
     music_db : float
         RMS of the music bed relative to the active-speech RMS, in dB (negative: below).
@@ -131,7 +126,7 @@ def load_clip(clip: str, speech_dir: str | Path | None = None) -> tuple[np.ndarr
     clip : str
         Clip name, e.g. ``"kitchen"``.
     speech_dir : str or Path, optional
-        Folder of the clips; default :data:`SPEECH_DIR`.
+        Folder of the clips; default the packaged ones (:func:`stemkit.resources.bundled`).
 
     Returns
     -------
@@ -148,7 +143,7 @@ def load_clip(clip: str, speech_dir: str | Path | None = None) -> tuple[np.ndarr
     >>> sr, audio.ndim, script.split()[:2]
     (16000, 1, ['Good', 'morning,'])
     """
-    folder = Path(speech_dir) if speech_dir is not None else SPEECH_DIR
+    folder = Path(speech_dir) if speech_dir is not None else bundled("speech")
     audio, sr = sf.read(folder / f"{clip}.flac", dtype="float64")
     if audio.ndim != 1:
         audio = audio.mean(axis=1)
@@ -240,7 +235,7 @@ def _render_float(
 ) -> tuple[dict[str, np.ndarray], str]:
     """The two stems as float64 ``(2, n)`` at their relative levels, and the script."""
     clip, clip_sr, script = load_clip(track.clip, speech_dir)
-    speech = soxr.resample(clip, clip_sr, sr, quality="HQ") if clip_sr != sr else clip
+    speech = resample(clip, clip_sr, sr)
     lead = round(track.lead_in * sr)
     n = lead + speech.size + round(track.tail * sr)
     dialogue = np.zeros(n)
@@ -363,43 +358,3 @@ def write_speech_tracks(
     ['06-speech-kitchen', '07-speech-station', '08-speech-office']
     """
     return [write_speech_track(t, out_dir, sr, speech_dir) for t in tracks]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m stemkit.speechdata OUT_DIR [--sr 44100]``.
-
-    Prints one line per track folder written and a total; returns the exit status.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> main([tempfile.mkdtemp(), "--sr", "8000"])  # doctest: +ELLIPSIS
-    /.../06-speech-kitchen  14.4 s  music -8 dB  knocks  1.4 MB
-    ...
-    wrote 3 tracks, ... MB, in ... s
-    0
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m stemkit.speechdata", description="Write the speech-over-music tracks."
-    )
-    parser.add_argument("out_dir", type=Path, help="folder to write the track folders into")
-    parser.add_argument("--sr", type=int, default=44100, help="sample rate (default 44100)")
-    args = parser.parse_args(argv)
-    began = time.perf_counter()
-    total = 0
-    for track in SPEECH_TRACKS:
-        folder = write_speech_track(track, args.out_dir, args.sr)
-        size = sum(p.stat().st_size for p in folder.glob("*.wav"))
-        total += size
-        seconds = sf.info(folder / "mixture.wav").duration
-        print(
-            f"{folder}  {seconds:.1f} s  music {track.music_db:.0f} dB  "
-            f"{'+'.join(track.effects) or 'no effects'}  {size / 1e6:.1f} MB"
-        )
-    elapsed = time.perf_counter() - began
-    print(f"wrote {len(SPEECH_TRACKS)} tracks, {total / 1e6:.1f} MB, in {elapsed:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

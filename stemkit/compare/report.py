@@ -12,14 +12,14 @@ Examples
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from stemkit.analysis import METRIC_COLUMNS
-from stemkit.intelligibility import COLUMNS as INTEL_COLUMNS
+from stemkit.analyze.intelligibility import COLUMNS as INTEL_COLUMNS
+from stemkit.analyze.track import METRIC_COLUMNS, VERDICT_COLUMNS
+from stemkit.batchdir import BatchFolder
 from stemkit.timing import COLUMNS as TIMELINE_COLUMNS
 from stemkit.timing import summarize
 
@@ -64,8 +64,8 @@ class BatchTables:
     @property
     def verdict_summary(self) -> pd.DataFrame:
         """Worst QA verdict per provider × track × stem, failures first, with what failed and
-        by how much (see :mod:`stemkit.qa`)."""
-        from stemkit.qa import summary_verdicts
+        by how much (see :mod:`stemkit.analyze.qa`)."""
+        from stemkit.analyze.qa import summary_verdicts
 
         if self.verdicts.empty:
             return pd.DataFrame()
@@ -115,30 +115,29 @@ class BatchTables:
         return [t["name"] for t in self.info.get("tracks", [])]
 
 
-def _read_many(paths: list[Path], columns: list[str], **read_csv) -> pd.DataFrame:
-    frames = [pd.read_csv(p, **read_csv) for p in paths if p.is_file() and p.stat().st_size > 0]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)
-
-
-def load_batch(folder: str | Path) -> BatchTables:
+def load_batch(folder: str | Path | BatchFolder) -> BatchTables:
     """Collect the tables of a batch folder and write the batch-wide ones to ``tables/``.
+
+    Parameters
+    ----------
+    folder : path or BatchFolder
+        A batch folder after the separate (and analyze) phases.
+
+    Returns
+    -------
+    BatchTables
+        Jobs, metrics, timeline, timing, intelligibility and verdicts of every track.
 
     Examples
     --------
     >>> load_batch("reports/demo").failures   # doctest: +SKIP
     """
-    from stemkit.pipeline import read_record
-
-    folder = Path(folder)
-    info = json.loads((folder / "batch.json").read_text())
-    names = [t["name"] for t in info["tracks"]]
+    batch = BatchFolder(folder)
+    info = batch.info()
     jobs = []
-    for track in names:
+    for track in batch.tracks:
         for provider in info["providers"]:
-            rec = read_record(folder, track, provider) or {
+            rec = batch.read_record(track, provider) or {
                 "state": "failed",
                 "error": "the separate step never ran for this job",
                 "error_kind": "missing",
@@ -156,26 +155,15 @@ def load_batch(folder: str | Path) -> BatchTables:
                 }
             )
     jobs_df = pd.DataFrame(jobs)
-    metrics = _read_many([folder / "analysis" / t / "metrics.csv" for t in names], METRIC_COLUMNS)
-    timeline = _read_many(
-        [folder / "analysis" / t / "timeline.csv" for t in names], TIMELINE_COLUMNS
-    )
-    intel = _read_many(
-        [folder / "analysis" / t / "intelligibility.csv" for t in names], INTEL_COLUMNS
-    )
-    verdicts = _read_many(
-        [folder / "analysis" / t / "verdicts.csv" for t in names],
-        ["track", "provider", "stem", "check", "value", "verdict"],
-        keep_default_na=False,
-        na_values=[""],  # the verdict "n/a" is a value, not a NaN
-    )
+    metrics = batch.read_all("metrics", METRIC_COLUMNS)
+    timeline = batch.read_all("timeline", TIMELINE_COLUMNS)
+    intel = batch.read_all("intelligibility", INTEL_COLUMNS)
+    verdicts = batch.read_all("verdicts", VERDICT_COLUMNS)
     if not timeline.empty:
         for col in ("start", "end"):
             timeline[col] = pd.to_datetime(timeline[col], utc=True, format="ISO8601")
     audio = {r["track"]: r["audio_seconds"] for r in jobs if r.get("audio_seconds")}
     timing = summarize(timeline, audio)
-    tables = folder / "tables"
-    tables.mkdir(exist_ok=True)
     for name, df in (
         ("metrics", metrics),
         ("timeline", timeline),
@@ -184,9 +172,8 @@ def load_batch(folder: str | Path) -> BatchTables:
         ("intelligibility", intel),
         ("verdicts", verdicts),
     ):
-        df.to_csv(tables / f"{name}.csv", index=False)
-        df.to_parquet(tables / f"{name}.parquet", index=False)
-    return BatchTables(folder, info, jobs_df, metrics, timeline, timing, intel, verdicts)
+        batch.write_table(name, df)
+    return BatchTables(batch.root, info, jobs_df, metrics, timeline, timing, intel, verdicts)
 
 
 def notebook_setup() -> None:

@@ -33,7 +33,7 @@ perfect estimate) are rounding noise in both implementations.
 Variants, so that columns never mix definitions (see :data:`VARIANTS`): ``bsseval_v4`` is this
 module (images variant, time-invariant filters); BSS Eval v3 (``bss_eval_sources`` or
 framewise filters) is a different metric and is not computed here. :func:`nsdr` (MDX "global
-SDR") and :func:`si_sdr` are the one-number metrics of :mod:`stemkit.metrics`, re-exported.
+SDR") and :func:`si_sdr` are the one-number metrics of :mod:`stemkit.analyze.metrics`, re-exported.
 
 Examples
 --------
@@ -66,7 +66,7 @@ import scipy.fft
 import scipy.linalg
 from numpy.lib.stride_tricks import sliding_window_view
 
-from stemkit import metrics as _metrics
+from stemkit.analyze import sdr as _sdr
 
 __all__ = [
     "VARIANTS",
@@ -143,7 +143,7 @@ class BSSResult:
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """SI-SDR in dB of one stem, channels concatenated (:func:`stemkit.metrics.si_sdr`).
+    """SI-SDR in dB of one stem, channels concatenated (:func:`stemkit.analyze.sdr.si_sdr`).
 
     Any layout works (``(n_samples, n_channels)`` as here, or channels first) as long as both
     arrays share it.
@@ -156,11 +156,11 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     >>> round(si_sdr(s, 0.5 * (s + 0.1 * noise)), 1)  # the scale does not matter
     20.0
     """
-    return _metrics.si_sdr(reference, estimate)
+    return _sdr.si_sdr(reference, estimate)
 
 
 def nsdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """MDX-style global SDR ("nSDR") in dB of one stem (:func:`stemkit.metrics.sdr`).
+    """MDX-style global SDR ("nSDR") in dB of one stem (:func:`stemkit.analyze.sdr.sdr`).
 
     Examples
     --------
@@ -169,7 +169,7 @@ def nsdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     >>> round(nsdr(s, 0.9 * s), 2)
     20.0
     """
-    return _metrics.sdr(reference, estimate)
+    return _sdr.sdr(reference, estimate)
 
 
 def bss_eval_v4(
@@ -795,7 +795,7 @@ def _global(
     From sums, without a pass of its own: the error energies are differences of sums, so a
     value above ~100 dB (an estimate equal to its reference) is only rounding noise.
     """
-    eps = _metrics.EPS
+    eps = _sdr.EPS
     ref_sum, ref_power = ref_sums.sum(axis=2)
     est_sum, est_power = est_sums.sum(axis=2)
     error = np.maximum(ref_power - 2 * cross + est_power, 0.0)

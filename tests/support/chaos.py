@@ -1,12 +1,12 @@
 """Chaos runs: a batch against a faulty sandbox, killed at random points, rerun until done.
 
 Used by the reliability test (small) and ``bench/chaos.py`` (large). The batch runs in a child
-process (``python -m stemkit.chaos child ...``) so it can be killed for real with SIGKILL at any
-point: mid-upload, mid-submit, mid-download. Each round resumes from the ledger.
+process (``python -m tests.support.chaos child ...``) so it can be killed for real with SIGKILL
+at any point: mid-upload, mid-submit, mid-download. Each round resumes from the ledger.
 
 Examples
 --------
->>> from stemkit.chaos import run_until_done
+>>> from tests.support.chaos import run_until_done
 >>> rounds = run_until_done("data/demo", ["sourceress"], "out/", env={...})  # doctest: +SKIP
 """
 
@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stemkit.ledger import Ledger
 from stemkit.providers.base import sha256_file
+from stemkit.separate.ledger import Ledger
 
 
 @dataclass
@@ -57,7 +57,15 @@ def run_until_done(
     rng = random.Random(seed)
     report = ChaosReport()
     t0 = time.monotonic()
-    cmd = [sys.executable, "-m", "stemkit.chaos", "child", str(manifest), str(out), *providers]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.support.chaos",
+        "child",
+        str(manifest),
+        str(out),
+        *providers,
+    ]
     child_env = {**os.environ, **env}
     for round_no in range(max_rounds):
         report.rounds += 1
@@ -109,12 +117,12 @@ def _wait_for_work(out: Path, proc: subprocess.Popen, timeout: float) -> None:
 
 
 def _all_done(out: Path, manifest, providers) -> bool:
-    from stemkit.manifest import load_manifest
-    from stemkit.pipeline import read_record
+    from stemkit.batchdir import BatchFolder
+    from stemkit.separate.manifest import load_manifest
 
     tracks = load_manifest(manifest)
     return all(
-        (read_record(out, t.name, p) or {}).get("state") == "done"
+        (BatchFolder(out).read_record(t.name, p) or {}).get("state") == "done"
         for t in tracks
         for p in providers
     )
@@ -122,12 +130,12 @@ def _all_done(out: Path, manifest, providers) -> bool:
 
 def _verify(out: Path, report: ChaosReport) -> None:
     """Count jobs, done jobs, and stems whose file matches the ledger's checksum."""
-    from stemkit.pipeline import read_record
+    from stemkit.batchdir import BatchFolder
 
     ledger = Ledger(out)
     for row in ledger.jobs():
         report.jobs += 1
-        rec = read_record(out, row["track"], row["provider"]) or {}
+        rec = BatchFolder(out).read_record(row["track"], row["provider"]) or {}
         if rec.get("state") != "done":
             continue
         report.jobs_done += 1
@@ -164,7 +172,7 @@ def scan_for_secrets(root: str | Path, secrets: list[str]) -> list[str]:
 
 
 def _child(argv: list[str]) -> int:
-    from stemkit.pipeline import separate_batch
+    from stemkit.separate.run import separate_batch
 
     manifest, out, *providers = argv
     table = separate_batch(manifest, providers, out, progress=False)
@@ -175,4 +183,4 @@ def _child(argv: list[str]) -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         sys.exit(_child(sys.argv[2:]))
-    sys.exit("usage: python -m stemkit.chaos child MANIFEST OUT PROVIDER...")
+    sys.exit("usage: python -m tests.support.chaos child MANIFEST OUT PROVIDER...")

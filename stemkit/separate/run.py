@@ -11,14 +11,13 @@ observations). ``<out>/tables/separate.csv`` has one row per job.
 
 Examples
 --------
->>> from stemkit.pipeline import separate_batch
+>>> from stemkit.separate.run import separate_batch
 >>> table = separate_batch("data/demo", ["sourceress"], "reports/demo")   # doctest: +SKIP
 >>> table[["track", "provider", "state"]].head(2)                         # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from stemkit.batchdir import BatchFolder
 from stemkit.errors import (
     AmbiguousSubmission,
     AudioError,
@@ -35,31 +35,13 @@ from stemkit.errors import (
     JobFailed,
     StemkitError,
 )
-from stemkit.ledger import Ledger
-from stemkit.manifest import Track, load_manifest
 from stemkit.providers import Provider, connect
 from stemkit.providers.base import Job, Observation, SeparationResult, sha256_file, utcnow
+from stemkit.separate.ledger import Ledger
+from stemkit.separate.manifest import Track, load_manifest
 from stemkit.timing import parse_time
 
-log = logging.getLogger("stemkit.pipeline")
-
-
-def stems_dir(out: Path, track: str, provider: str) -> Path:
-    """Folder of one job's stems and ``record.json``."""
-    return Path(out) / "stems" / track / provider
-
-
-def read_record(out: Path, track: str, provider: str) -> dict[str, Any] | None:
-    """The ``record.json`` of a job, or None if the job never ran."""
-    path = stems_dir(out, track, provider) / "record.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _write_record(folder: Path, record: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".record.json.partial"
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    tmp.replace(folder / "record.json")
+log = logging.getLogger("stemkit.separate.run")
 
 
 def _verified(ledger: Ledger, track: str, provider: str, stems: Sequence[str]) -> dict | None:
@@ -79,7 +61,7 @@ def _verified(ledger: Ledger, track: str, provider: str, stems: Sequence[str]) -
 def run_job(
     provider: Provider,
     track: Track,
-    out: Path,
+    out: str | Path | BatchFolder,
     ledger: Ledger,
     *,
     stems: Sequence[str] | None = None,
@@ -109,7 +91,8 @@ def run_job(
 
     options = dict(options or {})
     stems = tuple(stems or provider.stem_sets[0])
-    folder = stems_dir(out, track.name, provider.name)
+    batch = BatchFolder(out)
+    folder = batch.job_dir(track.name, provider.name)
     record: dict[str, Any] = {
         "provider": provider.name,
         "track": track.name,
@@ -124,7 +107,7 @@ def run_job(
             record["audio_seconds"] = info.duration
             key = ledger.request_key(sha256_file(track.mixture), stems, {**options, "fmt": fmt})
         row = None if force else ledger.get(track.name, provider.name, key)
-        previous = read_record(out, track.name, provider.name)
+        previous = batch.read_record(track.name, provider.name)
         if row and row["state"] == "done" and previous and previous.get("state") == "done":
             files = _verified(ledger, track.name, provider.name, list(previous["stems"]))
             if files is not None:
@@ -203,7 +186,7 @@ def run_job(
                 track.name, provider.name, key, _state_after(exc, submitted), error=exc.message
             )
         log.warning("%s", exc.message)
-    _write_record(folder, record)
+    batch.write_record(track.name, provider.name, record)
     return record
 
 
@@ -239,7 +222,7 @@ def _observation(o: Any) -> Observation:
 
 
 def write_batch_info(
-    out: Path,
+    out: str | Path | BatchFolder,
     tracks: Sequence[Track],
     providers: Sequence[str],
     *,
@@ -248,7 +231,7 @@ def write_batch_info(
     fmt: str,
 ) -> Path:
     """Write ``batch.json``: what this batch is (tracks, providers, settings; no secrets)."""
-    out.mkdir(parents=True, exist_ok=True)
+    batch = BatchFolder(out)
     info = {
         "created_at": utcnow().isoformat(),
         "providers": list(providers),
@@ -265,9 +248,8 @@ def write_batch_info(
             for t in tracks
         ],
     }
-    path = out / "batch.json"
-    path.write_text(json.dumps(info, indent=2))
-    return path
+    batch.write_info(info)
+    return batch.info_path
 
 
 def separate_batch(
@@ -346,6 +328,5 @@ def separate_batch(
             for r in records
         ]
     ).sort_values(["track", "provider"], ignore_index=True)
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "tables" / "separate.csv", index=False)
+    BatchFolder(out).write_table("separate", table, parquet=False)
     return table

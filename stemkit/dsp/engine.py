@@ -29,7 +29,7 @@ On the 2-core development machine this runs at roughly 35-55x real time for 44.1
 Examples
 --------
 >>> import numpy as np
->>> from stemkit.sandbox.engine import separate
+>>> from stemkit.dsp.engine import separate
 >>> sr = 22050
 >>> t = np.arange(2 * sr) / sr
 >>> audio = np.stack([np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
@@ -207,8 +207,8 @@ def separate(
 def benchmark(seconds: float = 180.0, sr: int = 44_100, channels: int = 2) -> float:
     """Time :func:`separate` on synthetic audio and print the real-time factor.
 
-    Run it with ``python -c "from stemkit.sandbox.engine import benchmark; benchmark()"``
-    (``python -m stemkit.sandbox.engine`` works too, with a harmless runpy warning because the
+    Run it with ``python -c "from stemkit.dsp.engine import benchmark; benchmark()"``
+    (``python -m stemkit.dsp.engine`` works too, with a harmless runpy warning because the
     package imports this module). The first call in a process includes one-off costs (page
     faults of fresh memory), so it is the pessimistic figure.
 

@@ -5,11 +5,11 @@ Debian's ``chromium`` is driven over the Chrome DevTools Protocol (one websocket
 background networking, and every host name resolves to nothing, so a page that reaches for the
 network shows up as a failed request instead of a silent download.
 
-    .venv/bin/python -m stemkit.browser reports/demo/report.html --screenshot report.png
+    .venv/bin/python -m tests.support.browser reports/demo/report.html --screenshot report.png
 
 Examples
 --------
->>> from stemkit.browser import check_page
+>>> from tests.support.browser import check_page
 >>> page = check_page("reports/demo/report.html", screenshot="report.png")  # doctest: +SKIP
 >>> page.problems                                                          # doctest: +SKIP
 []
@@ -497,7 +497,7 @@ def check_page(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stemkit.browser PAGE [--screenshot PNG] [--width PX]``: print what is wrong
+    """``python -m tests.support.browser PAGE [--screenshot PNG] [--width PX]``: print what is wrong
     with a page; exit 1 if anything is.
 
     Examples
@@ -506,7 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     report.html: 20 images, 0 problems
     0
     """
-    parser = argparse.ArgumentParser(prog="python -m stemkit.browser", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.browser", description=main.__doc__
+    )
     parser.add_argument("page", help="an HTML file or a URL")
     parser.add_argument("--screenshot", help="write a full-page PNG here")
     parser.add_argument("--width", type=int, default=1280, help="window width in CSS px")

@@ -9,7 +9,7 @@ metric              variant             definition
 ==================  ==================  ===============================================
 ``sdr`` ``isr``     ``bsseval_v4``      BSS Eval v4 as museval computes it (images,
 ``sir`` ``sar``                         512-tap time-invariant filters, 1 s frames,
-                                        median over frames; :mod:`stemkit.bsseval`)
+                                        median over frames; :mod:`stemkit.analyze.bsseval`)
 ``nsdr``            ``global``          MDX "nSDR": 10·log10(Σ s² / Σ (s − ŝ)²)
 ``si_sdr``          ``scale-invariant`` SI-SDR (Le Roux et al. 2019), channels joined
 ``recon_db``        ``mixture``         10·log10(Σ (x − Σ ŝ)² / Σ x²)
@@ -30,67 +30,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stemkit.analyze.sdr import _CHUNK, EPS, sdr, si_sdr
+
 if TYPE_CHECKING:
-    from stemkit.bsseval import Signals
+    from stemkit.analyze.bsseval import Signals
 
-EPS = 1e-10
-
-
-_CHUNK = 1 << 18  # samples per chunk: float64 work stays a few MB whatever the track length
-
-
-def _flat_chunks(*arrays: np.ndarray):
-    """Matching float64 chunks (copies, free to change) of equally long flattened arrays."""
-    flat = [np.asarray(a).reshape(-1) for a in arrays]
-    for i in range(0, flat[0].size, _CHUNK):
-        yield [f[i : i + _CHUNK].astype(np.float64) for f in flat]
-
-
-def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """Global SDR in dB (the MDX challenge's nSDR), over all channels and samples.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> round(sdr(np.ones((1, 10)), 0.5 * np.ones((1, 10))), 2)  # error energy is 1/4
-    6.02
-    """
-    signal = error = 0.0
-    for ref, est in _flat_chunks(reference, estimate):
-        signal += float(np.dot(ref, ref))
-        err = ref - est
-        error += float(np.dot(err, err))
-    return float(10 * np.log10((signal + EPS) / (error + EPS)))
-
-
-def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """Scale-invariant SDR in dB (channels concatenated; means removed).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> s = np.sin(np.linspace(0, 100, 4000))[None]
-    >>> si_sdr(s, 3 * s) > 100  # scaling does not matter: a perfect estimate
-    True
-    """
-    n = np.asarray(reference).size
-    sums = np.zeros(2)
-    for ref, est in _flat_chunks(reference, estimate):
-        sums += ref.sum(), est.sum()
-    mean_ref, mean_est = sums / max(n, 1)
-    cross = power = 0.0
-    for ref, est in _flat_chunks(reference, estimate):
-        ref -= mean_ref
-        cross += float(np.dot(est - mean_est, ref))
-        power += float(np.dot(ref, ref))
-    alpha = cross / (power + EPS)
-    target = noise = 0.0
-    for ref, est in _flat_chunks(reference, estimate):
-        scaled = alpha * (ref - mean_ref)
-        target += float(np.dot(scaled, scaled))
-        residual = est - mean_est - scaled
-        noise += float(np.dot(residual, residual))
-    return float(10 * np.log10((target + EPS) / (noise + EPS)))
+__all__ = ["EPS", "global_metrics", "reconstruction_db", "score", "sdr", "si_sdr"]
 
 
 def reconstruction_db(mixture: np.ndarray, stems: list[np.ndarray]) -> float:
@@ -138,7 +83,7 @@ def global_metrics(references: Signals, *estimates: Signals) -> list[dict[str, n
     Examples
     --------
     >>> import numpy as np
-    >>> from stemkit.bsseval import ArraySignals
+    >>> from stemkit.analyze.bsseval import ArraySignals
     >>> r = np.random.default_rng(0).standard_normal((2, 1000, 2))
     >>> [g["nsdr"].round(2).tolist() for g in global_metrics(ArraySignals(r), ArraySignals(0.9 * r))]
     [[20.0, 20.0]]
@@ -194,19 +139,19 @@ def score(
     """Every reference metric of every stem of every estimate set:
     ``{set: {stem: {(metric, variant): value}}}``.
 
-    ``references`` and each set hold the same ``stems`` in order, as
-    ``(n_stems, n_samples, n_channels)`` :class:`~stemkit.bsseval.Signals` (arrays wrapped in
-    :class:`~stemkit.bsseval.ArraySignals`, or :class:`stemkit.audio.StemFiles`). BSS Eval v4
-    is computed jointly over the stems of a set (each estimate against all references, as
-    museval does), with the references' share of the work done once for all sets
-    (:class:`~stemkit.bsseval.BSSEval`), and nSDR and SI-SDR come from the same pass. A silent
-    reference leaves the BSS Eval numbers out (museval refuses it), as does a silent stem for
-    its own set; nSDR and SI-SDR are then computed on their own (:func:`global_metrics`).
+    ``references`` and each set hold the same ``stems`` in order, as ``(n_stems, n_samples,
+    n_channels)`` :class:`~stemkit.analyze.bsseval.Signals` (arrays wrapped in
+    :class:`~stemkit.analyze.bsseval.ArraySignals`, or :class:`stemkit.audio.StemFiles`). BSS
+    Eval v4 is computed jointly over the stems of a set (each estimate against all references,
+    as museval does), with the references' share of the work done once for all sets
+    (:class:`~stemkit.analyze.bsseval.BSSEval`), and nSDR and SI-SDR come from the same pass. A
+    silent reference leaves the BSS Eval numbers out (museval refuses it), as does a silent stem
+    for its own set; nSDR and SI-SDR are then computed on their own (:func:`global_metrics`).
 
     Examples
     --------
     >>> import numpy as np
-    >>> from stemkit.bsseval import ArraySignals
+    >>> from stemkit.analyze.bsseval import ArraySignals
     >>> rng = np.random.default_rng(0)
     >>> refs = rng.standard_normal((2, 8000, 2))
     >>> sets = {"good": ArraySignals(refs + 0.1 * rng.standard_normal(refs.shape)),
@@ -215,7 +160,7 @@ def score(
     >>> m["good"]["a"][("sdr", "bsseval_v4")] > m["bad"]["a"][("sdr", "bsseval_v4")] + 15
     True
     """
-    from stemkit.bsseval import BSSEval, BSSResult
+    from stemkit.analyze.bsseval import BSSEval, BSSResult
 
     results: dict[str, BSSResult] = {}
     scorer = BSSEval(references, window=sr, hop=sr)
@@ -267,7 +212,7 @@ def separation_metrics(
     >>> round(m["a"][("sdr", "bsseval_v4")]) >= 19, sorted(k for k, _ in m["a"])
     (True, ['isr', 'nsdr', 'sar', 'sdr', 'si_sdr', 'sir'])
     """
-    from stemkit.bsseval import ArraySignals
+    from stemkit.analyze.bsseval import ArraySignals
 
     stems = [s for s in estimates if s in references]
     if not stems:

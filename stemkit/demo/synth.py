@@ -13,12 +13,12 @@ read back, ``mixture == vocals + drums + bass + other`` holds exactly (in int16 
 Drums, bass and chords repeat in one- or two-bar loops; the melody is drawn afresh for each
 phrase from a seeded generator, so, as in real songs, the vocal is the part that does not repeat.
 
-Run ``python -m stemkit.synth OUT_DIR [--sr 44100]`` to write the whole set.
+Run ``stemkit demo-data OUT_DIR [--sr 44100]`` to write the whole set.
 
 Examples
 --------
 >>> from dataclasses import replace
->>> from stemkit.synth import DEMO_TRACKS, render_track
+>>> from stemkit.demo.synth import DEMO_TRACKS, render_track
 >>> spec = replace(DEMO_TRACKS[0], duration=4.0)
 >>> stems = render_track(spec, sr=8000)
 >>> list(stems)
@@ -29,9 +29,7 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,7 +45,6 @@ __all__ = [
     "SCALES",
     "STEMS",
     "TrackSpec",
-    "main",
     "render_track",
     "write_demo_set",
     "write_track",
@@ -1084,46 +1081,3 @@ def write_demo_set(
     ['01-sunday-drive', '02-night-bus']
     """
     return [write_track(spec, out_dir, sr) for spec in tracks]
-
-
-def _folder_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.glob("*.wav"))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m stemkit.synth OUT_DIR [--sr 44100]``; writes the demo set.
-
-    Prints one line per track folder written and a total; returns the exit status.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> main([tempfile.mkdtemp(), "--sr", "8000"])  # doctest: +ELLIPSIS
-    /.../01-sunday-drive  20 s  100 bpm  G major  3.2 MB
-    ...
-    wrote 5 tracks, ... MB, in ... s
-    0
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m stemkit.synth", description="Write the stemkit demo multitracks."
-    )
-    parser.add_argument("out_dir", type=Path, help="folder to write the track folders into")
-    parser.add_argument("--sr", type=int, default=44100, help="sample rate (default 44100)")
-    args = parser.parse_args(argv)
-    began = time.perf_counter()
-    total = 0
-    for spec in DEMO_TRACKS:
-        folder = write_track(spec, args.out_dir, args.sr)
-        size = _folder_size(folder)
-        total += size
-        print(
-            f"{folder}  {spec.duration:.0f} s  {spec.tempo:.0f} bpm  {spec.key} {spec.scale}  "
-            f"{size / 1e6:.1f} MB"
-        )
-    elapsed = time.perf_counter() - began
-    print(f"wrote {len(DEMO_TRACKS)} tracks, {total / 1e6:.1f} MB, in {elapsed:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,533 @@
+"""The analysis of one track of a batch, in named steps.
+
+``notebooks/analyze.ipynb`` runs these steps one cell at a time; :func:`analyze_track` runs them
+all (what the batch does for every track):
+
+1. :func:`open_track`: the mixture, and what each provider's job delivered;
+2. :func:`load_providers`: each provider's stems, checked (reference-free QA) and let go;
+3. :func:`score_track`: BSS Eval v4, MDX nSDR and SI-SDR of every provider and the SiSEC
+   bracket against the references, streamed from the files;
+4. :func:`time_jobs`: the vendors' stages and our own steps as one timeline, plus job checks;
+5. :func:`judge_track`: every QA row judged by the QA profile;
+6. :func:`draw_figures`: the spectrogram grid and the timeline chart;
+7. :func:`save_track`: ``metrics.csv``, ``verdicts.csv``, ``timeline.csv``,
+   ``intelligibility.csv``, the figures and ``status.json`` in ``<batch>/analysis/<track>/``.
+
+Memory: the mixture and one provider's stems at a time; the reference metrics of all
+providers and the bracket are computed from the files in blocks
+(:class:`stemkit.analyze.bsseval.BSSEval` over :class:`stemkit.audio.StemFiles`).
+
+Examples
+--------
+>>> a = analyze_track("reports/demo", "01-sunday-drive")   # doctest: +SKIP
+>>> a.metrics.pivot_table(index="stem", columns="provider", values="value")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stemkit.analyze import bracket as B
+from stemkit.analyze import metrics as M
+from stemkit.analyze import qa
+from stemkit.analyze.intelligibility import intelligibility_table
+from stemkit.audio import SEEKABLE, align, load_audio, resample, write_float
+from stemkit.batchdir import BatchFolder
+from stemkit.errors import StemkitError
+from stemkit.stems import canonical, reference_recipe
+from stemkit.timing import summarize, timeline_from_record
+
+#: columns of ``analysis/<track>/metrics.csv`` (tidy: one value a row)
+METRIC_COLUMNS = ["track", "provider", "stem", "metric", "variant", "value"]
+#: columns of ``analysis/<track>/verdicts.csv``
+VERDICT_COLUMNS = ["track", "provider", "stem", "check", "value", "unit", "verdict"]
+#: pseudo-providers of the score bracket (see :mod:`stemkit.analyze.bracket`)
+BRACKET = B.BRACKET
+
+
+@dataclass
+class TrackAnalysis:
+    """One track's analysis as it goes: each step fills in its part.
+
+    Attributes
+    ----------
+    batch : BatchFolder
+        The batch folder.
+    track : str
+        Track name.
+    info : dict
+        The track's ``batch.json`` entry (mixture, references, transcript).
+    providers : list of str
+        The batch's providers.
+    mixture : ndarray, shape (channels, samples), or None
+        The mixture (None when it could not be read: see ``failures``).
+    sr : int
+        The mixture's rate (Hz); every stem is scored at it.
+    stems : list of str or None
+        Only these canonical stems are analysed (None: all).
+    """
+
+    batch: BatchFolder
+    track: str
+    info: dict[str, Any]
+    providers: list[str]
+    mixture: np.ndarray | None = None
+    sr: int = 0
+    stems: list[str] | None = None
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    #: per provider that delivered: ``{stem: file scored}`` (the stem file, or a float copy)
+    files: dict[str, dict[str, Path]] = field(default_factory=dict)
+    #: spectrogram panels: ``{"reference" | provider: {stem: Panel}}``
+    panels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metric_rows: list[dict[str, Any]] = field(default_factory=list)
+    qa_rows: list[dict[str, Any]] = field(default_factory=list)
+    metrics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=METRIC_COLUMNS))
+    timeline: pd.DataFrame = field(default_factory=lambda: timeline_from_record({}))
+    timing: pd.DataFrame | None = None
+    #: WER per transcribed source (mixture, reference, each provider) when there is a script
+    intelligibility: pd.DataFrame | None = None
+    #: reference-free QA checks of every stem and job, judged by the QA profile
+    verdicts: pd.DataFrame | None = None
+    #: the SiSEC bracket's scores: ``"computed"``, ``"cached"`` (from ``bracket.json``) or
+    #: ``"off"``
+    bracket: str = "off"
+    figures: dict[str, Path] = field(default_factory=dict)
+    spectrogram_figure: Any = None
+    timeline_figure: Any = None
+
+    @property
+    def work(self) -> Path:
+        """Scratch folder of this analysis (float copies to score in blocks)."""
+        return self.batch.work_dir(self.track)
+
+    @property
+    def seconds(self) -> float:
+        """Duration of the mixture in seconds (0 when it could not be read)."""
+        return 0.0 if self.mixture is None else self.mixture.shape[1] / self.sr
+
+    @property
+    def sources(self) -> pd.DataFrame:
+        """What this track has: the mixture, each reference, each provider's job and stems."""
+        rows = [{"source": "mixture", "state": "ok", "files": Path(self.info["mixture"]).name}]
+        rows += [
+            {"source": f"reference {k}", "state": "ok", "files": Path(v).name}
+            for k, v in self.info.get("references", {}).items()
+        ]
+        for p in self.providers:
+            rec = self.records.get(p) or {}
+            rows.append(
+                {
+                    "source": p,
+                    "state": rec.get("state", "never ran"),
+                    "files": ", ".join(sorted(rec.get("stems") or {})) or rec.get("error", ""),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def _wanted(self, stem: str) -> bool:
+        return self.stems is None or stem in self.stems
+
+
+def _failure(track: str, provider: str | None, error: Any, step: str | None) -> dict[str, Any]:
+    return {"track": track, "provider": provider, "error": error, "step": step}
+
+
+def open_track(
+    batch_dir: str | Path | BatchFolder, track: str, *, stems: list[str] | None = None
+) -> TrackAnalysis:
+    """Step 1: read the track's mixture and every provider's job record.
+
+    Parameters
+    ----------
+    batch_dir : path or BatchFolder
+        The batch folder written by the separate phase (holds ``batch.json``).
+    track : str
+        Track name, as in the manifest.
+    stems : list of str, optional
+        Analyse only these canonical stems (e.g. ``["vocals"]``); default all.
+
+    Returns
+    -------
+    TrackAnalysis
+        With ``mixture`` and ``sr``; a mixture that cannot be read becomes a failure (the
+        analysis still saves a status), never an exception.
+
+    Examples
+    --------
+    >>> a = open_track("reports/demo", "01-sunday-drive")   # doctest: +SKIP
+    >>> a.sources                                           # doctest: +SKIP
+    """
+    batch = BatchFolder(batch_dir)
+    info = batch.track(track)
+    a = TrackAnalysis(batch, track, info, batch.providers, stems=stems)
+    a.batch.analysis_dir(track).mkdir(parents=True, exist_ok=True)
+    if a.work.exists():
+        shutil.rmtree(a.work, ignore_errors=True)
+    a.records = {p: r for p in a.providers if (r := batch.read_record(track, p)) is not None}
+    try:
+        a.mixture, a.sr = load_audio(info["mixture"])
+    except StemkitError as exc:  # a bad input is a failed row, not a failed notebook
+        a.failures.append(_failure(track, None, str(exc.at(track=track)), "load mixture"))
+    return a
+
+
+def _load_native(batch: BatchFolder, track: str, provider: str) -> dict[str, tuple]:
+    """Every stem file of one job at its own rate: ``{stem: (audio, sr, path)}``."""
+    out = {}
+    for path in batch.stem_files(track, provider).values():
+        y, sr = load_audio(path)
+        out[canonical(path.name)] = (y, sr, path)
+    if not out:
+        raise StemkitError(f"no audio files in {batch.job_dir(track, provider)}")
+    return out
+
+
+def load_providers(a: TrackAnalysis, *, figures: bool = True) -> TrackAnalysis:
+    """Step 2: load each provider's stems, run the reference-free checks, keep what scoring
+    and drawing need, and let the audio go before the next provider.
+
+    Parameters
+    ----------
+    a : TrackAnalysis
+        From :func:`open_track`.
+    figures : bool
+        Keep spectrogram panels of every stem for :func:`draw_figures`.
+
+    Returns
+    -------
+    TrackAnalysis
+        ``a``, with ``files``, ``qa_rows``, ``panels`` and the reconstruction rows; a provider
+        that failed or whose stems cannot be read becomes a failure.
+    """
+    from stemkit.plots import Panel
+
+    if a.mixture is None:
+        return a
+    mixture, sr = a.mixture, a.sr
+    for provider in a.providers:
+        record = a.records.get(provider) or {
+            "state": "failed",
+            "error": f"{provider} / {a.track}: never ran",
+        }
+        if record.get("state") != "done":
+            a.failures.append(_failure(a.track, provider, record.get("error"), record.get("step")))
+            continue
+        try:
+            native = _load_native(a.batch, a.track, provider)
+        except StemkitError as exc:
+            a.failures.append(_failure(a.track, provider, str(exc), "load stems"))
+            continue
+        native = {k: v for k, v in native.items() if a._wanted(k)}
+        if not native:
+            continue
+        a.qa_rows += [
+            {"track": a.track, "provider": provider, **r}
+            for r in qa.stem_checks(
+                mixture,
+                {k: y for k, (y, _, _) in native.items()},
+                sr,
+                stem_sr={k: r for k, (_, r, _) in native.items()},
+                input_info={
+                    "duration": mixture.shape[1] / sr,
+                    "sample_rate": sr,
+                    "channels": mixture.shape[0],
+                },
+            )
+        ]
+        stems = align({k: resample(y, r, sr) for k, (y, r, _) in native.items()}, mixture.shape[1])
+        if a.stems is None:  # the reconstruction needs the whole stem set
+            recon = M.reconstruction_db(mixture, list(stems.values()))
+            a.metric_rows.append(
+                _metric_row(a.track, provider, "(all)", ("recon_db", "mixture"), recon)
+            )
+        if figures:
+            a.panels[provider] = {k: Panel.of(y, sr) for k, y in stems.items()}
+        a.files[provider] = {
+            k: path
+            if rate == sr and path.suffix.lower() in SEEKABLE
+            else write_float(a.work / provider / f"{k}.wav", stems[k], sr)
+            for k, (_, rate, path) in native.items()
+        }
+        del native, stems
+    return a
+
+
+def _metric_row(
+    track: str, provider: str, stem: str, metric_variant: tuple[str, str], value: float
+) -> dict[str, Any]:
+    metric, variant = metric_variant
+    return {
+        "track": track,
+        "provider": provider,
+        "stem": stem,
+        "metric": metric,
+        "variant": variant,
+        "value": value,
+    }
+
+
+def _reference_parts(info: dict[str, Any], stems: list[str]) -> dict[str, list[Path]]:
+    """Files whose sum is the reference of each stem (several for e.g. accompaniment)."""
+    files = {k: Path(v) for k, v in info.get("references", {}).items()}
+    out = {}
+    for stem in stems:
+        parts = reference_recipe(stem, set(files))
+        if parts is not None:
+            out[stem] = [files[p] for p in parts]
+    return out
+
+
+def _readable(path: Path, sr: int, work: Path, name: str, length: int) -> Path:
+    """``path`` if it can be read in blocks at ``sr``, else a float32 copy in ``work``."""
+    import soundfile as sf
+
+    if path.suffix.lower() in SEEKABLE and sf.info(path).samplerate == sr:
+        return path
+    y, rate = load_audio(path)
+    return write_float(work / name, align({"y": resample(y, rate, sr)}, length)["y"], sr)
+
+
+def _score_sets(
+    track: str,
+    ref_parts: dict[str, list[Path]],
+    sets: dict[str, dict[str, Path]],
+    sr: int,
+    shape: tuple[int, int],
+) -> list[dict[str, Any]]:
+    """Metric rows of every estimate set against the references, streamed from the files.
+
+    Sets with the same stems share one :class:`~stemkit.analyze.bsseval.BSSEval` (one
+    factorisation of the references' Gram matrix, one read of the references for all).
+    """
+    from stemkit.audio import StemFiles
+
+    n_chan, n_samples = shape
+    groups: dict[tuple[str, ...], dict[str, StemFiles]] = {}
+    for name, files in sets.items():
+        stems = tuple(s for s in ref_parts if s in files)
+        if stems:
+            groups.setdefault(stems, {})[name] = StemFiles(
+                [[files[s]] for s in stems], n_samples=n_samples, n_channels=n_chan
+            )
+    rows = []
+    for stems, estimates in groups.items():
+        with StemFiles(
+            [ref_parts[s] for s in stems], n_samples=n_samples, n_channels=n_chan
+        ) as references:
+            scores = M.score(references, estimates, list(stems), sr)
+        for name, by_stem in scores.items():
+            estimates[name].close()
+            for stem, values in by_stem.items():
+                rows += [_metric_row(track, name, stem, mv, v) for mv, v in values.items()]
+    return rows
+
+
+def score_track(a: TrackAnalysis, *, bracket: bool = True) -> pd.DataFrame:
+    """Step 3: score every provider's stems (and the SiSEC bracket) against the references.
+
+    Parameters
+    ----------
+    a : TrackAnalysis
+        After :func:`load_providers`.
+    bracket : bool
+        Score the bracket (oracle, DSP baseline, mixture) too. Its scores depend only on the
+        mixture and the references, so they are kept in the track's ``bracket.json`` with a
+        stamp of those files and reused while it matches.
+
+    Returns
+    -------
+    DataFrame
+        Tidy rows (:data:`METRIC_COLUMNS`), also set as ``a.metrics``; empty without
+        references.
+    """
+    rows = list(a.metric_rows)
+    all_stems = list(dict.fromkeys(s for st in a.files.values() for s in st))
+    ref_parts = _reference_parts(a.info, all_stems)
+    if a.mixture is not None and ref_parts:
+        mixture, sr, work = a.mixture, a.sr, a.work
+        length = mixture.shape[1]
+        readable = {
+            s: [_readable(p, sr, work, f"reference/{s}-{i}.wav", length) for i, p in enumerate(ps)]
+            for s, ps in ref_parts.items()
+        }
+        mixture_path = _readable(Path(a.info["mixture"]), sr, work, "mixture.wav", length)
+        stem_sets = [list(files) for files in a.files.values()]
+        stamp = B.stamp(Path(a.info["mixture"]), ref_parts, stem_sets)
+        cache = a.batch.bracket_path(a.track)
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+        sets = dict(a.files)
+        fresh = bracket and cached.get("stamp") != stamp
+        if fresh:  # the SiSEC bracket: mixture (floor), DSP baseline, oracle (ceiling)
+            sets |= B.estimates(work, mixture, sr, mixture_path, readable, stem_sets)
+        scored = _score_sets(a.track, readable, sets, sr, mixture.shape)
+        rows += [r for r in scored if r["provider"] not in BRACKET]
+        if fresh:
+            bracket_rows = [r for r in scored if r["provider"] in BRACKET]
+            cache.write_text(json.dumps({"stamp": stamp, "rows": bracket_rows}))
+        # the bracket depends on none of the providers' stems: a rerun reuses its scores
+        rows += bracket_rows if fresh else cached["rows"] if bracket else []
+        a.bracket = "computed" if fresh else "cached" if bracket else "off"
+        if a.panels:  # figures wanted: the references' panels go first in the grid
+            from stemkit.plots import Panel
+
+            refs = {s: Panel.of(B.load_sum(p, length), sr) for s, p in readable.items()}
+            a.panels = {"reference": refs} | a.panels
+    a.metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    return a.metrics
+
+
+def time_jobs(a: TrackAnalysis) -> pd.DataFrame:
+    """Step 4: every job's timeline (vendor stages and our own steps) and the job checks
+    (processing time, real-time factor, end to end).
+
+    Returns
+    -------
+    DataFrame
+        The timeline (:data:`stemkit.timing.COLUMNS`), also set as ``a.timeline``;
+        ``a.timing`` gets the per-job summary.
+    """
+    jobs = [
+        timeline_from_record(r)
+        for p in a.providers
+        if (r := a.records.get(p)) and (r.get("events") or r.get("observations"))
+    ]
+    tl = pd.concat(jobs, ignore_index=True) if jobs else timeline_from_record({})
+    a.timing = summarize(tl, {a.track: a.seconds} if a.seconds else None)
+    for _, row in a.timing.iterrows():
+        if row["provider"] in a.files:
+            a.qa_rows += [
+                {"track": a.track, "provider": row["provider"], **r}
+                for r in qa.job_checks(row.to_dict())
+            ]
+    transcripts = [timeline_from_record(r) for r in a.batch.transcript_records(a.track)]
+    parts = [df for df in [tl, *transcripts] if not df.empty]
+    a.timeline = pd.concat(parts, ignore_index=True) if parts else tl
+    return a.timeline
+
+
+def judge_track(a: TrackAnalysis, profile: str | Path | None = None) -> pd.DataFrame:
+    """Step 5: judge every QA row by the QA profile (the batch's own, if it names one).
+
+    Returns
+    -------
+    DataFrame
+        One row per check with its verdict (:data:`VERDICT_COLUMNS` and more), also set as
+        ``a.verdicts``; see :func:`stemkit.analyze.qa.summary_verdicts` for the worst per stem.
+    """
+    if profile is None:
+        profile = a.batch.info().get("qa_profile")
+    a.verdicts = (
+        qa.verdicts(pd.DataFrame(a.qa_rows), qa.load_profile(profile))
+        if a.qa_rows
+        else pd.DataFrame(columns=VERDICT_COLUMNS)
+    )
+    return a.verdicts
+
+
+def draw_figures(a: TrackAnalysis, *, save: bool = True) -> dict[str, Any]:
+    """Step 6: the spectrogram grid (mixture, references, every provider's stems) and the
+    timeline chart.
+
+    Parameters
+    ----------
+    a : TrackAnalysis
+        After :func:`load_providers` (with ``figures=True``) and :func:`time_jobs`.
+    save : bool
+        Also write them as PNG in the track's analysis folder.
+
+    Returns
+    -------
+    dict of str to matplotlib Figure
+        ``{"spectrograms": fig, "timeline": fig}`` (those that have something to draw).
+    """
+    from stemkit.plots import Panel, spectrogram_grid, timeline_chart
+
+    figs: dict[str, Any] = {}
+    if a.panels and a.mixture is not None:
+        figs["spectrograms"] = a.spectrogram_figure = spectrogram_grid(
+            a.panels, a.sr, mixture=Panel.of(a.mixture, a.sr), title=a.track
+        )
+    if not a.timeline.empty:
+        figs["timeline"] = a.timeline_figure = timeline_chart(
+            a.timeline, title=f"{a.track}: job timeline"
+        )
+    if save:
+        for name, fig in figs.items():
+            path = a.batch.figure(a.track, name)
+            fig.savefig(path, dpi=80)
+            a.figures[name] = path
+    return figs
+
+
+def save_track(a: TrackAnalysis) -> TrackAnalysis:
+    """Step 7: write the track's tables and ``status.json``; remove the scratch audio.
+
+    Returns
+    -------
+    TrackAnalysis
+        ``a``, with ``intelligibility`` filled in.
+    """
+    b, t = a.batch, a.track
+    a.intelligibility = intelligibility_table(b, a.info)
+    if a.verdicts is None:
+        a.verdicts = pd.DataFrame(columns=VERDICT_COLUMNS)
+    b.write_analysis(t, "metrics", a.metrics)
+    b.write_analysis(t, "verdicts", a.verdicts)
+    b.write_analysis(t, "timeline", a.timeline)
+    b.write_analysis(t, "intelligibility", a.intelligibility)
+    b.write_status(t, {"track": t, "failures": a.failures, "providers_ok": sorted(a.files)})
+    shutil.rmtree(a.work, ignore_errors=True)
+    return a
+
+
+def analyze_track(
+    batch_dir: str | Path | BatchFolder,
+    track: str,
+    *,
+    figures: bool = True,
+    bracket: bool = True,
+    stems: list[str] | None = None,
+) -> TrackAnalysis:
+    """Analyse one track of a batch folder: every step above, the results written to disk.
+
+    Memory stays near one provider's stems on top of the mixture: each provider's stems are
+    checked (QA), drawn (spectrogram panels) and then let go, and the reference metrics are
+    computed from the files, block by block, for all providers and the bracket at once.
+
+    Parameters
+    ----------
+    batch_dir : path or BatchFolder
+        The batch folder written by the separate step (holds ``batch.json``).
+    track : str
+        Track name, as in the manifest.
+    figures : bool
+        Draw and save the spectrogram grid and the timeline chart.
+    bracket : bool
+        Score the SiSEC bracket (oracle, DSP baseline, mixture) next to the providers.
+    stems : list of str, optional
+        Only these canonical stems.
+
+    Returns
+    -------
+    TrackAnalysis
+        Metrics, verdicts, timeline, intelligibility, failures and figure paths.
+    """
+    import matplotlib.pyplot as plt
+
+    a = open_track(batch_dir, track, stems=stems)
+    load_providers(a, figures=figures)
+    score_track(a, bracket=bracket)
+    time_jobs(a)
+    judge_track(a)
+    if figures:
+        draw_figures(a)
+        plt.close("all")
+    return save_track(a)

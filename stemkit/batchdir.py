@@ -1,0 +1,331 @@
+"""The batch folder: the one owner of its layout. Every phase reads and writes through it.
+
+=============================================  ===============================================
+path (under the batch folder)                  what
+=============================================  ===============================================
+``batch.json``                                 what the batch is: tracks, providers, settings
+``ledger.sqlite``                              uploads, submissions, downloads (see ledger)
+``stems/<track>/<provider>/``                  one job's stems and its ``record.json``
+``transcripts/<track>/<source>/``              one transcription and its ``record.json``
+``analysis/<track>/<table>.csv``               ``metrics``, ``verdicts``, ``timeline``,
+                                               ``intelligibility`` of one track
+``analysis/<track>/<figure>.png``              ``spectrograms``, ``timeline``
+``analysis/<track>/status.json``               failures and providers analysed
+``analysis/<track>/bracket.json``              cached scores of the SiSEC bracket
+``analysis/<track>/inputs.sha256``             digest of what the analysis read
+``analysis/<track>/.work/``                    scratch audio of one analysis (removed after)
+``tables/<name>.csv`` / ``.parquet``           the batch's tables, all tracks together
+``notebooks/``                                 the executed notebooks
+``report.html``                                the report
+=============================================  ===============================================
+
+Every table is read with one rule: an empty cell is missing (NaN), any other text is kept as
+written (so a verdict of ``"n/a"`` stays the string ``"n/a"``).
+
+Examples
+--------
+>>> import tempfile
+>>> b = BatchFolder(tempfile.mkdtemp())
+>>> b.write_info({"tracks": [{"name": "t1", "mixture": "t1.wav"}], "providers": ["local"]})
+>>> b.tracks, b.providers
+(['t1'], ['local'])
+>>> b.job_dir("t1", "local").relative_to(b.root).as_posix()
+'stems/t1/local'
+>>> b.read_record("t1", "local") is None
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stemkit.errors import StemkitError
+
+#: what a person reads; what :func:`stemkit.publish.publish` copies
+PUBLISHED = ("report.html", "batch.json", "tables", "analysis", "notebooks")
+#: the per-track analysis tables, by name
+ANALYSIS_TABLES = ("metrics", "verdicts", "timeline", "intelligibility")
+#: the per-track analysis figures, by name
+FIGURES = ("spectrograms", "timeline")
+
+
+def read_table(path: str | os.PathLike, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Read one CSV table of a batch with the folder's one missing-value rule.
+
+    Parameters
+    ----------
+    path : path
+        A CSV file; a missing or empty file gives an empty table.
+    columns : list of str
+        Columns the result has even when the file is missing.
+
+    Returns
+    -------
+    DataFrame
+        Empty cells as NaN; any other text as written (``"n/a"`` stays a string).
+
+    Examples
+    --------
+    >>> read_table("/nonexistent.csv", ["a", "b"]).columns.tolist()
+    ['a', 'b']
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=list(columns))
+    try:
+        df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=list(columns))
+    for c in columns:
+        if c not in df:
+            df[c] = pd.NA
+    return df
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
+class BatchFolder:
+    """A batch folder on disk, with every path of its layout (see the module docstring).
+
+    Parameters
+    ----------
+    root : path
+        The batch folder; it need not exist yet (the separate phase creates it).
+
+    Examples
+    --------
+    >>> BatchFolder("reports/demo").analysis_table("01-sunday-drive", "metrics").name
+    'metrics.csv'
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).resolve()
+
+    def __repr__(self) -> str:
+        return f"BatchFolder({str(self.root)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    # -- what the batch is ----------------------------------------------------------------------
+
+    @property
+    def info_path(self) -> Path:
+        """``batch.json``."""
+        return self.root / "batch.json"
+
+    @classmethod
+    def is_batch(cls, folder: str | os.PathLike) -> bool:
+        """True if ``folder`` holds a ``batch.json`` (the separate phase has run there)."""
+        return (Path(folder) / "batch.json").is_file()
+
+    def exists(self) -> bool:
+        """True once the separate phase has written ``batch.json``."""
+        return self.info_path.is_file()
+
+    def info(self) -> dict[str, Any]:
+        """The content of ``batch.json``; a clear error if this is not a batch folder."""
+        if not self.info_path.is_file():
+            raise StemkitError(
+                f"{self.root} is not a batch folder (no batch.json)",
+                hint="run `stemkit batch MANIFEST --out FOLDER` first, or pick another folder",
+            )
+        return json.loads(self.info_path.read_text())
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        """Write ``batch.json`` (atomically)."""
+        _write_json(self.info_path, info)
+
+    @property
+    def tracks(self) -> list[str]:
+        """Track names, in manifest order."""
+        return [t["name"] for t in self.info()["tracks"]]
+
+    @property
+    def providers(self) -> list[str]:
+        """Provider keys of the batch."""
+        return list(self.info()["providers"])
+
+    def track(self, name: str) -> dict[str, Any]:
+        """The ``batch.json`` entry of one track (mixture, references, transcript)."""
+        entry = next((t for t in self.info()["tracks"] if t["name"] == name), None)
+        if entry is None:
+            raise StemkitError(
+                f"track {name!r} is not in this batch", track=name, hint=f"see {self.info_path}"
+            )
+        return entry
+
+    # -- the separate phase ---------------------------------------------------------------------
+
+    @property
+    def ledger_path(self) -> Path:
+        """``ledger.sqlite``."""
+        return self.root / "ledger.sqlite"
+
+    def job_dir(self, track: str, provider: str) -> Path:
+        """Folder of one job's stems and ``record.json``."""
+        return self.root / "stems" / track / provider
+
+    def read_record(self, track: str, provider: str) -> dict[str, Any] | None:
+        """The ``record.json`` of a job, or None if the job never ran."""
+        path = self.job_dir(track, provider) / "record.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_record(self, track: str, provider: str, record: dict[str, Any]) -> None:
+        """Write a job's ``record.json`` atomically."""
+        _write_json(self.job_dir(track, provider) / "record.json", record)
+
+    def record_paths(self) -> Iterator[Path]:
+        """Every job's ``record.json`` written so far."""
+        return (self.root / "stems").glob("*/*/record.json")
+
+    def stem_files(self, track: str, provider: str) -> dict[str, Path]:
+        """The audio files of one job: ``{file stem: path}``, sorted by name."""
+        from stemkit.audio import FORMATS
+
+        folder = self.job_dir(track, provider)
+        if not folder.is_dir():
+            return {}
+        suffixes = {f".{f}" for f in FORMATS} | {".aiff", ".ogg"}
+        return {
+            p.stem: p
+            for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+        }
+
+    def transcript_dir(self, track: str, source: str) -> Path:
+        """Folder of one transcription (``transcript.txt``, ``words.json``, ``record.json``)."""
+        return self.root / "transcripts" / track / source
+
+    def read_transcript_record(self, track: str, source: str) -> dict[str, Any] | None:
+        """The ``record.json`` of a transcription, or None."""
+        path = self.transcript_dir(track, source) / "record.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_transcript_record(self, track: str, source: str, record: dict[str, Any]) -> None:
+        """Write a transcription's ``record.json`` atomically."""
+        _write_json(self.transcript_dir(track, source) / "record.json", record)
+
+    def transcript_records(self, track: str) -> list[dict[str, Any]]:
+        """Every transcription record of one track, sorted by source."""
+        paths = sorted((self.root / "transcripts" / track).glob("*/record.json"))
+        return [json.loads(p.read_text()) for p in paths]
+
+    # -- the analyze phase ----------------------------------------------------------------------
+
+    def analysis_dir(self, track: str) -> Path:
+        """Folder of one track's analysis."""
+        return self.root / "analysis" / track
+
+    def analysis_table(self, track: str, name: str) -> Path:
+        """Path of one per-track table (one of :data:`ANALYSIS_TABLES`)."""
+        if name not in ANALYSIS_TABLES:
+            raise ValueError(f"unknown analysis table {name!r}; one of {ANALYSIS_TABLES}")
+        return self.analysis_dir(track) / f"{name}.csv"
+
+    def figure(self, track: str, name: str) -> Path:
+        """Path of one per-track figure (one of :data:`FIGURES`)."""
+        if name not in FIGURES:
+            raise ValueError(f"unknown figure {name!r}; one of {FIGURES}")
+        return self.analysis_dir(track) / f"{name}.png"
+
+    def read_analysis(self, track: str, name: str, columns: Sequence[str] = ()) -> pd.DataFrame:
+        """One per-track table (empty, with ``columns``, if the track was not analysed)."""
+        return read_table(self.analysis_table(track, name), columns)
+
+    def write_analysis(self, track: str, name: str, df: pd.DataFrame) -> Path:
+        """Write one per-track table."""
+        path = self.analysis_table(track, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        df.to_csv(tmp, index=False)
+        tmp.replace(path)
+        return path
+
+    def read_all(self, name: str, columns: Sequence[str] = ()) -> pd.DataFrame:
+        """One per-track table of every track, concatenated."""
+        frames = [df for t in self.tracks if not (df := self.read_analysis(t, name, columns)).empty]
+        if not frames:
+            return pd.DataFrame(columns=list(columns))
+        return pd.concat(frames, ignore_index=True)
+
+    def status_path(self, track: str) -> Path:
+        """``status.json`` of one track's analysis."""
+        return self.analysis_dir(track) / "status.json"
+
+    def write_status(self, track: str, status: dict[str, Any]) -> None:
+        """Write a track's ``status.json`` atomically."""
+        _write_json(self.status_path(track), status)
+
+    def bracket_path(self, track: str) -> Path:
+        """``bracket.json``: cached scores of the SiSEC bracket of one track."""
+        return self.analysis_dir(track) / "bracket.json"
+
+    def fingerprint_path(self, track: str) -> Path:
+        """``inputs.sha256``: digest of everything the track's last analysis read."""
+        return self.analysis_dir(track) / "inputs.sha256"
+
+    def work_dir(self, track: str) -> Path:
+        """Scratch folder of one track's analysis (float audio to score in blocks)."""
+        return self.analysis_dir(track) / ".work"
+
+    # -- the compare phase and outputs ----------------------------------------------------------
+
+    @property
+    def tables_dir(self) -> Path:
+        """``tables/``: the batch's tables, every track together."""
+        return self.root / "tables"
+
+    def write_table(self, name: str, df: pd.DataFrame, *, parquet: bool = True) -> Path:
+        """Write one batch table as ``tables/<name>.csv`` (and ``.parquet``)."""
+        self.tables_dir.mkdir(parents=True, exist_ok=True)
+        path = self.tables_dir / f"{name}.csv"
+        df.to_csv(path, index=False)
+        if parquet:
+            df.to_parquet(self.tables_dir / f"{name}.parquet", index=False)
+        return path
+
+    @property
+    def notebooks_dir(self) -> Path:
+        """``notebooks/``: the executed notebooks."""
+        return self.root / "notebooks"
+
+    def notebook(self, kind: str, track: str | None = None) -> Path:
+        """Path of an executed notebook: ``separate``, ``compare``, or ``analyze`` of a track."""
+        if kind == "analyze":
+            if track is None:
+                raise ValueError("the analyze notebook is per track: give track=")
+            return self.notebooks_dir / "analyze" / f"{track}.ipynb"
+        return self.notebooks_dir / f"{kind}.ipynb"
+
+    @property
+    def report_path(self) -> Path:
+        """``report.html``."""
+        return self.root / "report.html"
+
+
+def list_batches(root: str | os.PathLike) -> list[Path]:
+    """The batch folders directly under ``root``, newest ``batch.json`` first.
+
+    Examples
+    --------
+    >>> list_batches("/nonexistent")
+    []
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and BatchFolder.is_batch(p)]
+    return sorted(found, key=lambda p: ((p / "batch.json").stat().st_mtime, p.name), reverse=True)

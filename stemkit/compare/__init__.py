@@ -1,0 +1,5 @@
+"""The compare phase: every track's analysis together.
+
+* :mod:`~stemkit.compare.report`: the batch's tables and the HTML report;
+* :mod:`~stemkit.compare.explore`: the interactive explorer (data, widgets).
+"""
