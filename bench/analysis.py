@@ -60,7 +60,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -89,9 +88,10 @@ def _perturb(stem: np.ndarray, mixture: np.ndarray, rng: np.random.Generator) ->
 def build_batch(root: Path, seconds: float, seed: int | None) -> tuple[Path, str, dict]:
     """A batch folder with one track, references and two providers; returns its timings."""
     from stemkit.audio import load_audio, write_audio
+    from stemkit.batchdir import BatchFolder
     from stemkit.demo.synth import DEMO_TRACKS, write_track
     from stemkit.separate.manifest import load_manifest
-    from stemkit.separate.run import read_record, separate_batch, stems_dir, write_batch_info
+    from stemkit.separate.run import separate_batch, write_batch_info
 
     base = DEMO_TRACKS[0]
     spec = replace(
@@ -121,17 +121,18 @@ def build_batch(root: Path, seconds: float, seed: int | None) -> tuple[Path, str
     t = time.perf_counter()
     rng = np.random.default_rng(0 if seed is None else seed)
     mixture, sr = load_audio(data / spec.name / "mixture.wav")
-    record = read_record(out, spec.name, "local")
-    folder = stems_dir(out, spec.name, "perturbed")
+    batch = BatchFolder(out)
+    record = batch.read_record(spec.name, "local")
+    folder = batch.job_dir(spec.name, "perturbed")
     for name in record["stems"].values():
-        est = load_audio(stems_dir(out, spec.name, "local") / name)[0]
+        est = load_audio(batch.job_dir(spec.name, "local") / name)[0]
         write_audio(folder / name, _perturb(est, mixture, rng), sr, "wav")
     record = {
         **record,
         "provider": "perturbed",
         "job_id": str(record["job_id"]).replace("local", "perturbed", 1),
     }
-    (folder / "record.json").write_text(json.dumps(record, indent=2))
+    batch.write_record(spec.name, "perturbed", record)
     write_batch_info(
         out, load_manifest(data), list(PROVIDERS), profile=None, stems=STEMS, fmt="wav"
     )
@@ -155,68 +156,42 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class _Timers:
-    """Wall seconds of wrapped functions, and how far each raised the RSS high-water mark.
-
-    Nested calls count in both (a parent's figures include its children's).
-    """
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
-        self.rise: dict[str, float] = defaultdict(float)
-
-    def wrap(self, owner: Any, name: str, label: str) -> None:
-        fn = getattr(owner, name)
-
-        def timed(*args, **kwargs):
-            start, hwm = time.perf_counter(), _peak_mb()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.seconds[label] += time.perf_counter() - start
-                self.calls[label] += 1
-                self.rise[label] += _peak_mb() - hwm
-
-        setattr(owner, name, timed)
-
-    def take(self) -> dict[str, list]:
-        out = {k: [self.seconds[k], self.calls[k], self.rise[k]] for k in self.seconds}
-        self.seconds.clear()
-        self.calls.clear()
-        self.rise.clear()
-        return out
-
-
-#: (module, attribute, label): what the child times inside analyze_track. Indentation in the
-#: label shows nesting; a nested row's time is part of its parent's. Names the installed
-#: stemkit does not have are skipped (stemkit.analyze.track is being worked on).
-_WRAPPED = (
-    ("stemkit.analyze.track", "analyze_track", "analyze_track"),
-    ("stemkit.analyze.track", "load_audio", "  load_audio (mixture, panels of references)"),
-    ("stemkit.analyze.track", "_load_native", "  _load_native (providers)"),
-    ("stemkit.analyze.track", "_resample", "  _resample"),
-    ("stemkit.analyze.qa", "stem_checks", "  qa.stem_checks"),
-    ("stemkit.analyze.qa", "job_checks", "  qa.job_checks"),
-    ("stemkit.analyze.qa", "verdicts", "  qa.verdicts"),
-    ("stemkit.analyze.metrics", "reconstruction_db", "  metrics.reconstruction_db"),
-    ("stemkit.plots:Panel", "of", "  plots.Panel.of (one per spectrogram panel)"),
-    ("stemkit.analyze.track", "_bracket", "  _bracket (oracle, baseline to float WAV)"),
-    ("stemkit.analyze.qa", "oracle_irm", "    qa.oracle_irm"),
-    ("stemkit.dsp.engine", "separate", "    engine.separate"),
-    ("stemkit.analyze.track", "_write_float", "    _write_float"),
-    ("stemkit.analyze.track", "_score", "  _score (every set, from the files)"),
-    ("stemkit.analyze.metrics", "global_metrics", "    metrics.global_metrics (nSDR, SI-SDR)"),
-    ("stemkit.analyze.bsseval:BSSEval", "evaluate", "    BSSEval.evaluate (references + all sets)"),
-    ("stemkit.analyze.bsseval", "_lag_correlations", "      bsseval._lag_correlations"),
-    ("stemkit.analyze.bsseval:BSSEval", "_prepare", "      BSSEval._prepare (LU of G)"),
-    ("stemkit.analyze.bsseval", "_frame_energies", "      bsseval._frame_energies"),
-    ("stemkit.analyze.track", "intelligibility_table", "  intelligibility_table"),
-    ("stemkit.analyze.track", "_draw", "  _draw"),
-    ("stemkit.plots", "spectrogram_grid", "    plots.spectrogram_grid"),
-    ("stemkit.plots", "timeline_chart", "    plots.timeline_chart"),
-    ("matplotlib.figure:Figure", "savefig", "    Figure.savefig"),
+#: (label, step of :mod:`stemkit.analyze.track`): the public steps the child times in turn,
+#: exactly as :func:`stemkit.analyze.track.analyze_track` runs them (figures drawn, then closed)
+STEPS = (
+    ("open_track (mixture)", "open_track"),
+    ("load_providers (stems, QA, panels)", "load_providers"),
+    ("score_track (BSS Eval, bracket)", "score_track"),
+    ("time_jobs", "time_jobs"),
+    ("judge_track (verdicts)", "judge_track"),
+    ("draw_figures", "draw_figures"),
+    ("save_track (tables)", "save_track"),
 )
+
+
+def _run_steps(batch: Path, track: str, kwargs: dict[str, Any]) -> tuple[Any, dict[str, list]]:
+    """The analysis of one track, step by step: ``{label: [wall s, 1, RSS rise MB]}``."""
+    import matplotlib.pyplot as plt
+
+    from stemkit.analyze import track as steps
+
+    parts: dict[str, list] = {}
+    a = None
+    for label, name in STEPS:
+        start, hwm = time.perf_counter(), _peak_mb()
+        if name == "open_track":
+            a = steps.open_track(batch, track)
+        elif name == "load_providers":
+            steps.load_providers(a, figures=True)
+        elif name == "score_track":
+            steps.score_track(a, bracket=kwargs.get("bracket", True))
+        elif name == "draw_figures":
+            steps.draw_figures(a)
+            plt.close("all")
+        else:
+            getattr(steps, name)(a)
+        parts[label] = [time.perf_counter() - start, 1, _peak_mb() - hwm]
+    return a, parts
 
 
 #: the calls the child makes, in order (``--calls N`` makes the first N): what the issue
@@ -233,7 +208,6 @@ CALLS = (
 def child_ours(batch: Path, track: str, calls: int, budget: float) -> dict[str, Any]:
     """Fresh process: imports, then the first ``calls`` of :data:`CALLS` (no more once a call
     took longer than ``budget`` seconds)."""
-    import importlib
 
     report: dict[str, Any] = {"start_mb": _peak_mb()}
     t = time.perf_counter()
@@ -254,28 +228,17 @@ def child_ours(batch: Path, track: str, calls: int, budget: float) -> dict[str, 
     report["lazy_import_s"] = time.perf_counter() - t
     report["imported_mb"] = _peak_mb()
 
-    timers = _Timers()
-    for module, attr, label in _WRAPPED:
-        module, _, cls = module.partition(":")
-        try:
-            owner = importlib.import_module(module)
-        except ImportError:
-            continue
-        owner = getattr(owner, cls) if cls else owner
-        if callable(getattr(owner, attr, None)):
-            timers.wrap(owner, attr, label)
-
     report["calls"] = []
     for name, kwargs in CALLS[:calls]:
         wall, cpu = time.perf_counter(), _cpu()
-        result = stemkit.analyze.track.analyze_track(batch, track, **kwargs)
+        result, parts = _run_steps(batch, track, kwargs)
         report["calls"].append(
             {
                 "name": name,
                 "seconds": time.perf_counter() - wall,
                 "cpu": _cpu() - cpu,
                 "peak_mb": _peak_mb(),
-                "parts": timers.take(),
+                "parts": parts,
                 "rows": len(result.metrics),
                 "failures": result.failures,
                 "figures": sorted(result.figures),
@@ -423,7 +386,7 @@ def _print_ours(seconds: float, r: dict[str, Any]) -> None:
         f"  {'(s, calls, MB added to the peak RSS)':44}"
         + f"{'s  calls  +peak MB':>26}" * len(r["calls"])
     )
-    for label in (label for _, _, label in _WRAPPED):
+    for label, _ in STEPS:
         cells = [call["parts"].get(label) for call in r["calls"]]
         if not any(cells):
             continue  # not called (or not in this version of stemkit)
@@ -453,9 +416,9 @@ def _print_naive(r: dict[str, Any], ours: dict[str, Any]) -> None:
     )
     if "calls" in ours:
         core = ours["calls"][0]
-        draw = core["parts"].get("  _draw", [float("nan")])[0]
+        draw = core["parts"].get("draw_figures", [float("nan")])[0]
         print(
-            f"  ratio: naive figures / our _draw {r['seconds'] / draw:.1f}x; "
+            f"  ratio: naive figures / our draw_figures {r['seconds'] / draw:.1f}x; "
             f"naive figures / our whole analyze_track (core) {r['seconds'] / core['seconds']:.1f}x"
         )
 

@@ -12,16 +12,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-from stemkit.sandbox import SandboxConfig, SandboxServer
-from stemkit.sandbox.faults import Faults
-from stemkit.separate.run import separate_batch
-from tests.support.chaos import run_until_done, scan_for_secrets
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, from the repo
+
+from stemkit.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from stemkit.sandbox.faults import Faults  # noqa: E402
+from stemkit.separate.run import separate_batch  # noqa: E402
+from tests.support.chaos import run_until_done, scan_for_secrets  # noqa: E402
 
 SECRETS = {
     "password": "bench-pass-71d0",

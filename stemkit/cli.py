@@ -295,6 +295,7 @@ def lab(
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    """The ``stemkit`` console entry point: warnings to stderr, then the typer app."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()
 

@@ -90,21 +90,45 @@ class Panel:
     Computing panels as soon as the audio is loaded lets the audio go before the figure is
     drawn (a panel of a 3-min stereo stem is 0.2 MB; the stem is 64 MB).
 
+    Attributes
+    ----------
+    image : ndarray, shape (n_mels, columns)
+        Power in dB (ref 1.0).
+    seconds : float
+        Duration the columns span.
+    start : float
+        Time of the first column, in seconds of the track.
+
     Examples
     --------
     >>> import numpy as np
     >>> p = Panel.of(np.zeros((2, 44100), np.float32), 44100)
     >>> p.image.shape[0], p.seconds
     (96, 1.0)
+    >>> q = p.crop(0.25, 0.75)
+    >>> q.start, q.seconds
+    (0.25, 0.5)
     """
 
     image: np.ndarray
     seconds: float
+    start: float = 0.0
 
     @classmethod
     def of(cls, y: np.ndarray, sr: int) -> Panel:
         """The panel of audio ``y`` at ``sr``."""
         return cls(mel_db(y, sr), y.shape[-1] / sr)
+
+    def crop(self, start: float = 0.0, end: float | None = None) -> Panel:
+        """The columns between ``start`` and ``end`` seconds (of the track)."""
+        stop = self.start + self.seconds
+        lo = min(max(self.start, float(start)), stop)
+        hi = stop if end is None else min(max(lo, float(end)), stop)
+        cols = self.image.shape[1]
+        per = cols / self.seconds if self.seconds > 0 else 0.0
+        a = int(np.floor((lo - self.start) * per))
+        b = max(a + 1, int(np.ceil((hi - self.start) * per)))
+        return Panel(self.image[:, a : min(b, cols)], hi - lo, lo)
 
 
 def _panel(y: np.ndarray | Panel, sr: int) -> Panel:
@@ -159,7 +183,6 @@ def spectrogram_grid(
     images = {k: p.image for k, p in panels.items()}
     vmax = max((float(im.max()) for im in images.values()), default=0.0)
     vmin = vmax - dynamic_range
-    duration = max((p.seconds for p in panels.values()), default=1.0)
     last = None
     for i, label in enumerate(labels):
         for j, stem in enumerate(stems or ["mixture"]):
@@ -168,6 +191,7 @@ def spectrogram_grid(
             if im is None:
                 ax.set_axis_off()
                 continue
+            p = panels[(label, stem)]
             last = ax.imshow(
                 im,
                 origin="lower",
@@ -175,7 +199,7 @@ def spectrogram_grid(
                 cmap="magma",
                 vmin=vmin,
                 vmax=vmax,
-                extent=(0, duration, -0.5, im.shape[0] - 0.5),
+                extent=(p.start, p.start + p.seconds, -0.5, im.shape[0] - 0.5),
                 interpolation="nearest",
             )
             _mel_ticks(ax, sr, im.shape[0])

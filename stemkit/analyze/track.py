@@ -9,7 +9,8 @@ all (what the batch does for every track):
    bracket against the references, streamed from the files;
 4. :func:`time_jobs`: the vendors' stages and our own steps as one timeline, plus job checks;
 5. :func:`judge_track`: every QA row judged by the QA profile;
-6. :func:`draw_figures`: the spectrogram grid and the timeline chart;
+6. :func:`draw_figures`: the spectrogram grid and the timeline chart (and :func:`load_clips`:
+   any source's audio over a time range, for listening);
 7. :func:`save_track`: ``metrics.csv``, ``verdicts.csv``, ``timeline.csv``,
    ``intelligibility.csv``, the figures and ``status.json`` in ``<batch>/analysis/<track>/``.
 
@@ -432,7 +433,9 @@ def judge_track(a: TrackAnalysis, profile: str | Path | None = None) -> pd.DataF
     return a.verdicts
 
 
-def draw_figures(a: TrackAnalysis, *, save: bool = True) -> dict[str, Any]:
+def draw_figures(
+    a: TrackAnalysis, *, save: bool = True, start: float = 0.0, end: float | None = None
+) -> dict[str, Any]:
     """Step 6: the spectrogram grid (mixture, references, every provider's stems) and the
     timeline chart.
 
@@ -442,6 +445,8 @@ def draw_figures(a: TrackAnalysis, *, save: bool = True) -> dict[str, Any]:
         After :func:`load_providers` (with ``figures=True``) and :func:`time_jobs`.
     save : bool
         Also write them as PNG in the track's analysis folder.
+    start, end : float
+        The time range of the spectrograms, in seconds (``end`` None: to the end).
 
     Returns
     -------
@@ -452,8 +457,10 @@ def draw_figures(a: TrackAnalysis, *, save: bool = True) -> dict[str, Any]:
 
     figs: dict[str, Any] = {}
     if a.panels and a.mixture is not None:
+        rows = {k: {s: p.crop(start, end) for s, p in v.items()} for k, v in a.panels.items()}
+        mixture = Panel.of(a.mixture, a.sr).crop(start, end)
         figs["spectrograms"] = a.spectrogram_figure = spectrogram_grid(
-            a.panels, a.sr, mixture=Panel.of(a.mixture, a.sr), title=a.track
+            rows, a.sr, mixture=mixture, title=a.track
         )
     if not a.timeline.empty:
         figs["timeline"] = a.timeline_figure = timeline_chart(
@@ -465,6 +472,59 @@ def draw_figures(a: TrackAnalysis, *, save: bool = True) -> dict[str, Any]:
             fig.savefig(path, dpi=80)
             a.figures[name] = path
     return figs
+
+
+def load_clips(
+    a: TrackAnalysis,
+    *,
+    start: float = 0.0,
+    end: float | None = None,
+    sources: list[str] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """The audio of the mixture, the references and each provider's stems between ``start``
+    and ``end``, loaded with librosa at the mixture's rate: for listening and for a closer look.
+
+    Parameters
+    ----------
+    a : TrackAnalysis
+        From :func:`open_track`.
+    start, end : float
+        Seconds of the track (``end`` None: to the end).
+    sources : list of str, optional
+        ``"mixture"``, ``"reference"`` and provider keys (default all of them).
+
+    Returns
+    -------
+    dict
+        ``{source: {stem: ndarray (channels, samples) at a.sr}}``; the mixture as
+        ``{"mixture": {"mixture": y}}``. A file that cannot be read is left out.
+    """
+    import librosa
+
+    duration = None if end is None else max(0.0, float(end) - float(start))
+    wanted = sources or ["mixture", "reference", *a.providers]
+
+    def load(path: str | Path) -> np.ndarray | None:
+        try:
+            y, _ = librosa.load(
+                path, sr=a.sr or None, mono=False, offset=float(start), duration=duration
+            )
+        except Exception:  # noqa: BLE001 - an unreadable file is already a failure row
+            return None
+        return np.atleast_2d(y)
+
+    files: dict[str, dict[str, Path]] = {"mixture": {"mixture": Path(a.info["mixture"])}}
+    refs = {k: Path(v) for k, v in a.info.get("references", {}).items()}
+    files["reference"] = {k: v for k, v in refs.items() if a._wanted(k)}
+    for p in a.providers:
+        stems = a.batch.stem_files(a.track, p)
+        files[p] = {canonical(f.name): f for f in stems.values() if a._wanted(canonical(f.name))}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for source in wanted:
+        loaded = {k: y for k, f in files.get(source, {}).items() if (y := load(f)) is not None}
+        if loaded:
+            out[source] = loaded
+    return out
 
 
 def save_track(a: TrackAnalysis) -> TrackAnalysis:

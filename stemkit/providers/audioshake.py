@@ -133,6 +133,8 @@ class JobRequest(BaseModel):
 
 
 class Asset(_Model):
+    """An asset of a job (source, stem or output): name, id, file type, format, signed link."""
+
     name: str | None = None
     id: str
     fileType: str | None = None
@@ -141,6 +143,8 @@ class Asset(_Model):
 
 
 class StatusInfo(_Model):
+    """``statusInfo`` of a job: the vendor's code, message and processing duration."""
+
     code: str | int | None = None
     message: str | None = None
     duration: float | None = None

@@ -51,6 +51,8 @@ class _Model(BaseModel):
 
 
 class FileEntry(_Model):
+    """One input or output file of a Loom job."""
+
     filename: str | None = None
     file_type: str | None = None
     file_subtype: str | None = None
@@ -60,12 +62,16 @@ class FileEntry(_Model):
 
 
 class OutputFiles(_Model):
+    """``job_files.output_files``: transcripts and processed input media."""
+
     transcripts: list[FileEntry] = Field(default_factory=list)
     processed_input_media: list[FileEntry] = Field(default_factory=list)
     extracted_fields_url: str | None = None
 
 
 class JobInfo(_Model):
+    """``job_data.job_info``: the job's reference, name, status and timestamps."""
+
     job_reference_id: str | None = None
     job_name: str | None = None
     status: str | None = None
@@ -78,16 +84,22 @@ class JobInfo(_Model):
 
 
 class JobFiles(_Model):
+    """``job_data.job_files``: the job's input and output files."""
+
     input_files: list[FileEntry] = Field(default_factory=list)
     output_files: OutputFiles | None = None
 
 
 class JobData(_Model):
+    """``job_data`` of a details answer: job info and files."""
+
     job_info: JobInfo = Field(default_factory=JobInfo)
     job_files: JobFiles = Field(default_factory=JobFiles)
 
 
 class Details(_Model):
+    """The body of ``POST /job/details``: ``success``, ``msg`` and ``job_data``."""
+
     success: bool = False
     msg: str = ""
     job_data: JobData = Field(default_factory=JobData)

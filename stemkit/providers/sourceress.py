@@ -65,12 +65,16 @@ class _Model(BaseModel):
 
 
 class AuthResponse(_Model):
+    """The body of ``POST /auth``: the bearer token and its lifetime in seconds."""
+
     token: str
     expiry: int = 86400
     token_type: str | None = None
 
 
 class UploadSlot(_Model):
+    """The body of ``POST /upload``: the upload id and the signed URL to PUT the file to."""
+
     upload_id: str = Field(alias="uploadId")
     signed_url: str = Field(alias="signedUrl")
     expiry: str | None = None
@@ -78,6 +82,8 @@ class UploadSlot(_Model):
 
 
 class Metadata(_Model):
+    """The body of ``GET /metadata/:id`` once ready: duration, channels, sample rate."""
+
     duration: float | None = None
     num_channels: int | None = Field(None, alias="numChannels")
     sample_rate: int | None = Field(None, alias="sampleRate")
@@ -86,10 +92,14 @@ class Metadata(_Model):
 
 
 class SeparationStarted(_Model):
+    """The body of ``POST /separate`` (and the trial): the separation id."""
+
     separation_id: str = Field(alias="separationId")
 
 
 class ProgressEvent(_Model):
+    """One progress event: its name, guid and timestamp (the vendor's clock)."""
+
     event: str
     guid: str | None = None
     timestamp: datetime
@@ -97,6 +107,8 @@ class ProgressEvent(_Model):
 
 
 class Progress(_Model):
+    """The body of ``GET /separate/:id/progress``: events so far and, when done, the files."""
+
     events: list[ProgressEvent] = Field(default_factory=list)
     output_files: list[str] | None = Field(None, alias="outputFiles")
 
@@ -107,6 +119,8 @@ class Progress(_Model):
 
 
 class SignedUrl(_Model):
+    """A signed download (or upload) URL with its expiry and HTTP method."""
+
     signed_url: str = Field(alias="signedUrl")
     expiry: str | None = None
     method: str = "GET"
@@ -121,10 +135,14 @@ class MixTrack(_Model):
 
 
 class MixCreated(_Model):
+    """The body of ``POST /mix``: the mix id."""
+
     mix_id: str = Field(alias="mixId")
 
 
 class ZipCreated(_Model):
+    """The body of ``POST /zip``: the path of the zip file to download."""
+
     zip_file_path: str = Field(alias="zipFilePath")
 
 

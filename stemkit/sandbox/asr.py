@@ -41,7 +41,8 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-import soxr
+
+from stemkit.audio import resample
 
 __all__ = ["ENGINE", "SAMPLE_RATE", "Transcript", "Word", "is_blank", "transcribe"]
 
@@ -141,7 +142,7 @@ def _to_pcm16(audio: np.ndarray, sr: int) -> bytes:
     """Downmix, resample to :data:`SAMPLE_RATE`, raise quiet audio, convert to int16 bytes."""
     x = _mono(audio)
     if sr != SAMPLE_RATE:
-        x = soxr.resample(x, sr, SAMPLE_RATE, quality="HQ")
+        x = resample(x, sr, SAMPLE_RATE)
     peak = float(np.abs(x).max()) if x.size else 0.0
     if peak > 0:
         x = x * min(_TARGET_PEAK / peak, _MAX_GAIN)

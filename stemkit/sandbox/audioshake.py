@@ -63,6 +63,8 @@ PREVIEW_SECONDS = 30.0
 
 
 class LinkBody(BaseModel):
+    """The body of ``POST /upload/link``: the file's URL and a name."""
+
     model_config = ConfigDict(extra="forbid")
     link: str = Field(min_length=1, max_length=4096)
     name: str = Field(min_length=1, max_length=255)
@@ -70,6 +72,8 @@ class LinkBody(BaseModel):
 
 @dataclass
 class AssetRecord:
+    """An uploaded asset as the sandbox stores it."""
+
     id: str
     owner: str
     name: str
@@ -80,6 +84,8 @@ class AssetRecord:
 
 @dataclass
 class JobRecord:
+    """A job as the sandbox stores it: owner, asset, request, timestamps, outputs."""
+
     id: str
     owner: str
     asset: AssetRecord

@@ -96,10 +96,12 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 async def http_exception_handler(request: Request, exc: HTTPException) -> JSONResponse:
+    """Answer an HTTP exception in the vendors' error shape (``{message, success}``)."""
     return error(exc.status_code, exc.detail or "error")
 
 
 async def unhandled_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Answer any other exception with a logged 500 in the vendors' error shape."""
     log.exception("sandbox bug on %s %s", request.method, request.url.path)
     return error(500, f"internal sandbox error: {type(exc).__name__}")
 

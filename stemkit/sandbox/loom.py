@@ -49,6 +49,8 @@ class _Auth(BaseModel):
 
 
 class SubmitBody(_Auth):
+    """The body of ``POST /job/submit``: key, secret, media and options."""
+
     profile_name: str = Field(min_length=1, max_length=200)
     job_name: str = Field(min_length=1, max_length=200)
     audio_files: list[str] = Field(min_length=1, max_length=20)
@@ -57,6 +59,8 @@ class SubmitBody(_Auth):
 
 @dataclass
 class LoomJob:
+    """A transcription job as the sandbox stores it."""
+
     id: str
     owner: str
     name: str

@@ -75,11 +75,15 @@ class _Body(BaseModel):
 
 
 class AuthBody(_Body):
+    """The body of ``POST /auth``: username and password."""
+
     username: str
     password: str
 
 
 class SeparateBody(_Body):
+    """The body of ``POST /separate``: upload id, algorithm and options."""
+
     uploadId: str = Field(min_length=1, max_length=64)
     separationAlgorithm: Literal[6, 7]
     customMetadata: str | None = Field(None, max_length=10_000)
@@ -90,23 +94,31 @@ class SeparateBody(_Body):
 
 
 class TrialBody(SeparateBody):
+    """The body of ``POST /separate/trial``: upload id and the trial window."""
+
     trialSectionSeconds: float = Field(30.0, gt=0, le=3600)
     trialSectionStart: float | None = Field(None, ge=0)
 
 
 class MixTrackBody(_Body):
+    """One stem of a mix request: file name, volume, pan."""
+
     fileName: str = Field(min_length=1)
     volume: float = Field(1.0, ge=0, le=1)
     pan: float = Field(0.0, ge=-1, le=1)
 
 
 class MixBody(_Body):
+    """The body of ``POST /mix``: the separation and its stems' levels."""
+
     separationId: str
     tracks: list[MixTrackBody] = Field(min_length=1)
     mixName: str = Field(min_length=1, max_length=200)
 
 
 class ZipBody(_Body):
+    """The body of ``POST /zip``: the separation and the zip's name."""
+
     separationId: str
     tracks: list[str] = Field(min_length=1)
     format: str = "wav"
@@ -115,6 +127,8 @@ class ZipBody(_Body):
 
 @dataclass
 class Upload:
+    """An upload slot as the sandbox stores it: owner, file, metadata."""
+
     id: str
     owner: str
     path: Path
@@ -125,6 +139,8 @@ class Upload:
 
 @dataclass
 class Separation:
+    """A separation as the sandbox stores it: request, events, outputs."""
+
     id: str
     owner: str
     upload: Upload

@@ -1,11 +1,15 @@
 """Open a page in headless Chromium and check what a person would see: images, console, width.
 
-Debian's ``chromium`` is driven over the Chrome DevTools Protocol (one websocket, the
-``websocket-client`` package): no browser download, no chromedriver. The browser runs with no
-background networking, and every host name resolves to nothing, so a page that reaches for the
-network shows up as a failed request instead of a silent download.
+Debian's ``chromium`` is driven through Playwright's sync API, launched with
+``executable_path`` (:func:`find_chromium`): Playwright never downloads a browser here, and
+``playwright install`` is never needed. The browser fetches nothing in the background, and
+every host name but ``localhost`` and ``127.0.0.1`` resolves to nothing, so a page that reaches
+for the network shows up as a failed (and external) request instead of a silent download.
 
-    .venv/bin/python -m tests.support.browser reports/demo/report.html --screenshot report.png
+* :func:`check_page` opens one page and returns a :class:`PageReport`;
+* :func:`launch_chromium` starts the browser for tests that drive a page themselves
+  (JupyterLab: :mod:`tests.support.jupyterlab`), and :class:`PageEvents` records what such a
+  page logs and requests.
 
 Examples
 --------
@@ -17,26 +21,37 @@ Examples
 
 from __future__ import annotations
 
-import argparse
-import base64
-import contextlib
-import json
 import os
+import re
 import shutil
-import signal
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from stemkit.errors import StemkitError
 
-#: Flags of every run: headless, no sandbox (root in CI), nothing fetched in the background.
-CHROMIUM_FLAGS = (
-    "--headless",
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from playwright.sync_api import Browser, Page, Playwright
+
+__all__ = [
+    "CHROMIUM_FLAGS",
+    "BrowserError",
+    "ImageInfo",
+    "PageEvents",
+    "PageReport",
+    "check_page",
+    "find_chromium",
+    "is_local_url",
+    "launch_chromium",
+]
+
+#: Flags of every launch. Playwright adds ``--headless`` and its own automation flags; these
+#: keep Chromium quiet (no sandbox: root in CI; no GPU, no QUIC, nothing fetched in the
+#: background) and make every host but ``localhost`` and ``127.0.0.1`` fail to resolve.
+CHROMIUM_FLAGS: tuple[str, ...] = (
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
@@ -50,38 +65,67 @@ CHROMIUM_FLAGS = (
     "--disable-dev-shm-usage",
     "--mute-audio",
     "--hide-scrollbars",
-    # no name resolves: a page that needs the network fails visibly and sends nothing out
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost",
+    # No name resolves: a page that needs the network fails visibly and sends nothing out.
+    # The rules apply to IP literals too: without "EXCLUDE 127.0.0.1" a local server at
+    # http://127.0.0.1:PORT/ fails with net::ERR_NAME_NOT_RESOLVED.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
 )
-_LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome:", "devtools:")
 
+#: URL schemes that never leave the machine.
+LOCAL_SCHEMES: tuple[str, ...] = ("file:", "data:", "blob:", "about:", "chrome:", "devtools:")
+#: Host names that are this machine.
+LOCAL_HOSTS: frozenset[str] = frozenset({"localhost", "127.0.0.1", "::1"})
+
+# Make lazy images eager (a headless page never scrolls them into view), then wait until every
+# <img> has loaded or failed, each for at most the given number of milliseconds.
 _WAIT_FOR_IMAGES = """
-Promise.all(Array.from(document.images).map(img => img.complete ? null :
-    new Promise(done => { img.addEventListener('load', done); img.addEventListener('error', done);
-                          setTimeout(done, %d); })))
-    .then(() => document.images.length)
+(ms) => Promise.all(Array.from(document.images).map(img => {
+    if (img.loading === 'lazy') img.loading = 'eager';
+    return img.complete ? null : new Promise(done => {
+        img.addEventListener('load', done, {once: true});
+        img.addEventListener('error', done, {once: true});
+        setTimeout(done, ms);
+    });
+})).then(() => document.images.length)
 """
-_DESCRIBE_IMAGES = """
-JSON.stringify({
+
+_DESCRIBE_PAGE = """
+() => ({
   viewport: document.documentElement.clientWidth,
   scrollWidth: document.documentElement.scrollWidth,
+  scrollHeight: Math.max(document.documentElement.scrollHeight,
+                         document.body ? document.body.scrollHeight : 0),
   images: Array.from(document.images).map(img => {
     const box = img.getBoundingClientRect();
     return {src: img.currentSrc || img.src, complete: img.complete,
             naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight,
             width: box.width, right: box.right + window.scrollX};
-  })
+  }),
 })
 """
 
 
 class BrowserError(StemkitError):
-    """Chromium could not be started or driven."""
+    """Chromium could not be found, started or driven, or the page could not be opened."""
 
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """One ``<img>`` of a page: its source, whether it decoded, its natural and drawn size."""
+    """One ``<img>`` of a page.
+
+    Attributes
+    ----------
+    src : str
+        ``currentSrc`` (or ``src``) of the element.
+    complete : bool
+        The browser is done with it (loaded *or* failed).
+    natural_width, natural_height : int
+        The decoded picture's size in pixels (0 when it did not decode).
+    width : float
+        Drawn width in CSS pixels.
+    right : float
+        Right edge in page coordinates (CSS pixels).
+    """
 
     src: str
     complete: bool
@@ -92,12 +136,24 @@ class ImageInfo:
 
     @property
     def loaded(self) -> bool:
-        """Decoded into a picture (``complete`` and a non-zero natural width)."""
+        """bool : Decoded into a picture (``complete`` and a non-zero natural width).
+
+        Examples
+        --------
+        >>> ImageInfo("a.png", True, 0, 0, 0.0, 0.0).loaded
+        False
+        """
         return self.complete and self.natural_width > 0
 
     @property
     def label(self) -> str:
-        """The source, short enough for a message (data URIs cut after their media type)."""
+        """str : The source, short enough for a message (a data URI is cut after its type).
+
+        Examples
+        --------
+        >>> ImageInfo("data:image/png;base64,AAAA", True, 1, 1, 1.0, 1.0).label
+        'data:image/png;base64,… (26 chars)'
+        """
         if self.src.startswith("data:"):
             return self.src.split(",", 1)[0] + f",… ({len(self.src)} chars)"
         return self.src
@@ -105,7 +161,33 @@ class ImageInfo:
 
 @dataclass
 class PageReport:
-    """What :func:`check_page` saw on one page."""
+    """What :func:`check_page` saw on one page.
+
+    Attributes
+    ----------
+    url : str
+        The URL that was opened.
+    viewport_width : int
+        ``document.documentElement.clientWidth`` (CSS px).
+    scroll_width : int
+        ``document.documentElement.scrollWidth``: wider than the viewport means the page
+        scrolls sideways.
+    images : list of ImageInfo
+        Every ``<img>``, measured after all of them loaded or failed.
+    console_errors : list of str
+        Console messages of type ``error`` (``console.error``, "Failed to load resource"
+        entries) and uncaught exceptions (prefixed ``uncaught``).
+    console_warnings : list of str
+        Console messages of type ``warning``.
+    failed_requests : list of str
+        ``"URL: error text"`` for each request that failed (cancelled ones excepted).
+    external_requests : list of str
+        Each requested URL that would leave the machine (see :func:`is_local_url`).
+    screenshot : pathlib.Path or None
+        The full-page PNG, when one was asked for.
+    seconds : float
+        Wall time of the whole check, browser start included.
+    """
 
     url: str
     viewport_width: int
@@ -120,12 +202,16 @@ class PageReport:
 
     @property
     def broken_images(self) -> list[ImageInfo]:
-        """Images that did not load (missing file, bad data, blocked)."""
+        """list of ImageInfo : Images that did not load (missing file, bad data, blocked)."""
         return [im for im in self.images if not im.loaded]
 
     @property
     def oversized_images(self) -> list[ImageInfo]:
-        """Images wider than the window: shrunk below their pixel size, or overflowing it."""
+        """list of ImageInfo : Images wider than the window.
+
+        An image counts when its natural width exceeds the viewport (it is shown shrunk, or
+        overflows), or when its drawn right edge lies past the viewport.
+        """
         return [
             im
             for im in self.images
@@ -134,12 +220,16 @@ class PageReport:
 
     @property
     def problems(self) -> list[str]:
-        """Everything wrong with the page, one line each (empty: the page is fine).
+        """list of str : Everything wrong with the page, one line each (empty: all fine).
+
+        A failed request already reported by a console error for the same URL is not repeated.
 
         Examples
         --------
         >>> PageReport("file:///x.html", 1280, 1280, []).problems
         []
+        >>> PageReport("file:///x.html", 1280, 1280, [], console_errors=["boom"]).problems
+        ['console: boom']
         """
         out = [f"image did not load: {im.label}" for im in self.broken_images]
         out += [
@@ -158,8 +248,9 @@ class PageReport:
 
     @property
     def local_problems(self) -> list[str]:
-        """:attr:`problems` less those caused by requests to the network (a page that needs
-        the network is a problem of its own: see :attr:`external_requests`).
+        """list of str : :attr:`problems` less those caused by requests to the network.
+
+        A page that needs the network is a problem of its own: see :attr:`external_requests`.
 
         Examples
         --------
@@ -172,166 +263,188 @@ class PageReport:
 
 
 def find_chromium() -> str | None:
-    """The Chromium binary: ``$STEMKIT_CHROMIUM``, else ``chromium`` (Debian) or another
-    Chrome on the PATH; None when there is none.
+    """Locate the Chromium binary.
+
+    Returns
+    -------
+    str or None
+        ``$STEMKIT_CHROMIUM`` when set, else ``chromium`` (Debian) or ``chromium-browser`` on
+        the ``PATH``; None when there is none.
 
     Examples
     --------
-    >>> find_chromium() is None or Path(find_chromium()).name.startswith(("chrom", "google"))
+    >>> path = find_chromium()
+    >>> path is None or Path(path).name.startswith("chrom") or "STEMKIT_CHROMIUM" in os.environ
     True
     """
     if os.environ.get("STEMKIT_CHROMIUM"):
         return os.environ["STEMKIT_CHROMIUM"]
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+    for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
         if path:
             return path
     return None
 
 
-class DevTools:
-    """A minimal Chrome DevTools Protocol client over one websocket (flattened sessions).
+def is_local_url(url: str) -> bool:
+    """Whether a request to ``url`` stays on this machine.
 
-    Replies are matched by id; every event read meanwhile is kept in :attr:`events`.
-    """
+    Parameters
+    ----------
+    url : str
+        Any URL a page requested.
 
-    def __init__(self, ws_url: str, timeout: float = 30.0) -> None:
-        import websocket
-
-        self.ws = websocket.create_connection(ws_url, timeout=timeout, suppress_origin=True)
-        self.timeout = timeout
-        self.events: list[dict[str, Any]] = []
-        self._next = 0
-
-    def _recv(self, deadline: float) -> dict[str, Any] | None:
-        import websocket
-
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        self.ws.settimeout(remaining)
-        try:
-            return json.loads(self.ws.recv())
-        except websocket.WebSocketTimeoutException:
-            return None
-
-    def call(
-        self, method: str, session: str | None = None, timeout: float | None = None, **params: Any
-    ) -> dict[str, Any]:
-        """Send one command and return its result (raises :class:`BrowserError` on error)."""
-        self._next += 1
-        msg: dict[str, Any] = {"id": self._next, "method": method, "params": params}
-        if session:
-            msg["sessionId"] = session
-        self.ws.send(json.dumps(msg))
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while True:
-            reply = self._recv(deadline)
-            if reply is None:
-                raise BrowserError(f"no answer from chromium to {method} in time")
-            if reply.get("id") == self._next:
-                if "error" in reply:
-                    raise BrowserError(f"{method}: {reply['error'].get('message')}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def wait_for(self, method: str, timeout: float) -> dict[str, Any] | None:
-        """The first event ``method`` (already received or arriving within ``timeout``)."""
-        found = next((e for e in self.events if e.get("method") == method), None)
-        deadline = time.monotonic() + timeout
-        while found is None:
-            event = self._recv(deadline)
-            if event is None:
-                return None
-            self.events.append(event)
-            if event.get("method") == method:
-                found = event
-        return found
-
-    def drain(self, seconds: float) -> None:
-        """Keep reading events for ``seconds`` (late console messages)."""
-        deadline = time.monotonic() + seconds
-        while (event := self._recv(deadline)) is not None:
-            self.events.append(event)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.ws.close()
-
-
-@contextlib.contextmanager
-def chromium(binary: str | None = None, *, timeout: float = 30.0) -> Iterator[DevTools]:
-    """Start headless Chromium on a new profile and yield a :class:`DevTools` connection to it.
+    Returns
+    -------
+    bool
+        True for ``file:``, ``data:``, ``blob:``, ``about:`` (and ``chrome:``, ``devtools:``)
+        URLs, and for any URL whose host is ``localhost``, ``127.0.0.1`` or ``[::1]``.
 
     Examples
     --------
-    >>> with chromium() as cdp:                                  # doctest: +SKIP
-    ...     cdp.call("Browser.getVersion")["product"]
-    'HeadlessChrome/156.0.8078.108'
+    >>> [is_local_url(u) for u in ("data:,x", "http://127.0.0.1:8888/lab", "https://cdn.x/a.js")]
+    [True, True, False]
+    """
+    if url.startswith(LOCAL_SCHEMES):
+        return True
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return host is not None and host.lower() in LOCAL_HOSTS
+
+
+def launch_chromium(
+    playwright: Playwright,
+    binary: str | None = None,
+    *,
+    extra_args: Iterable[str] = (),
+    **launch_options: Any,
+) -> Browser:
+    """Launch headless Chromium through Playwright: the system's binary, never a download.
+
+    Parameters
+    ----------
+    playwright : playwright.sync_api.Playwright
+        From ``sync_playwright().start()`` or ``with sync_playwright() as pw``.
+    binary : str, optional
+        The Chromium executable; default :func:`find_chromium`.
+    extra_args : iterable of str
+        Flags added after :data:`CHROMIUM_FLAGS`.
+    **launch_options
+        Passed on to ``playwright.chromium.launch`` (e.g. ``timeout`` in ms, ``slow_mo``).
+
+    Returns
+    -------
+    playwright.sync_api.Browser
+        Close it (``browser.close()``) when done; Playwright gives it a fresh temporary
+        profile, removed on close.
+
+    Raises
+    ------
+    BrowserError
+        No Chromium binary was found.
+
+    Examples
+    --------
+    >>> from playwright.sync_api import sync_playwright               # doctest: +SKIP
+    >>> with sync_playwright() as pw:                                 # doctest: +SKIP
+    ...     browser = launch_chromium(pw)
+    ...     browser.version
+    ...     browser.close()
+    '156.0.8078.114'
     """
     binary = binary or find_chromium()
     if not binary:
         raise BrowserError("no chromium binary found", hint="apt-get install chromium")
-    with tempfile.TemporaryDirectory(prefix="stemkit-chromium-") as profile:
-        log = Path(profile) / "stderr.log"
-        with log.open("wb") as err:
-            proc = subprocess.Popen(
-                [
-                    binary,
-                    *CHROMIUM_FLAGS,
-                    f"--user-data-dir={profile}",
-                    "--remote-debugging-port=0",
-                    "--remote-debugging-address=127.0.0.1",
-                    "about:blank",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,
-            )
-        cdp = None
-        try:
-            ws_url = _devtools_url(Path(profile), proc, timeout, log)
-            cdp = DevTools(ws_url, timeout)
-            yield cdp
-        finally:
-            if cdp is not None:
-                with contextlib.suppress(Exception):
-                    cdp.call("Browser.close", timeout=5)
-                cdp.close()
-            _stop(proc)
+    return playwright.chromium.launch(
+        executable_path=binary,
+        headless=True,
+        args=[*CHROMIUM_FLAGS, *extra_args],
+        **launch_options,
+    )
 
 
-def _devtools_url(profile: Path, proc: subprocess.Popen, timeout: float, log: Path) -> str:
-    """Chromium writes its port and browser target to ``DevToolsActivePort`` once it listens."""
-    port_file = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            raise BrowserError(f"chromium exited with code {proc.returncode}: {' | '.join(tail)}")
-        if port_file.is_file():
-            lines = port_file.read_text().split()
-            if len(lines) >= 2:
-                return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
-        time.sleep(0.05)
-    raise BrowserError(f"chromium did not open its DevTools port within {timeout:.0f} s")
+@dataclass
+class PageEvents:
+    """Collect a page's console errors and warnings, uncaught exceptions and requests.
+
+    Make it right after the page, before anything is opened: it listens from then on.
+
+    Parameters
+    ----------
+    page : playwright.sync_api.Page
+        The page to listen to.
+
+    Attributes
+    ----------
+    console_errors : list of str
+        ``console.error`` and ``console.assert`` messages (with their source URL when the text
+        does not hold it), "Failed to load resource" entries, and ``uncaught Name: message``
+        for each exception nothing caught.
+    console_warnings : list of str
+        ``console.warn`` messages.
+    failed_requests : list of str
+        ``"URL: error text"`` for each failed request (those the page cancelled itself,
+        ``net::ERR_ABORTED``, aside).
+    external_requests : list of str
+        Requested URLs that would leave the machine (see :func:`is_local_url`).
+    """
+
+    page: Page
+    console_errors: list[str] = field(default_factory=list)
+    console_warnings: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    external_requests: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", self._on_page_error)
+        self.page.on("request", self._on_request)
+        self.page.on("requestfailed", self._on_request_failed)
+
+    def _on_console(self, msg: Any) -> None:
+        text = msg.text
+        url = (msg.location or {}).get("url")
+        if url and url not in text:
+            text = f"{text} ({url})"
+        if msg.type in ("error", "assert"):
+            self.console_errors.append(text)
+        elif msg.type == "warning":
+            self.console_warnings.append(text)
+
+    def _on_page_error(self, exc: Any) -> None:
+        name = getattr(exc, "name", "") or "Error"
+        self.console_errors.append(f"uncaught {name}: {getattr(exc, 'message', exc)}")
+
+    def _on_request(self, request: Any) -> None:
+        if not is_local_url(request.url):
+            self.external_requests.append(request.url)
+
+    def _on_request_failed(self, request: Any) -> None:
+        failure = request.failure or "failed"
+        if "ERR_ABORTED" not in failure:  # cancelled by the page itself, not an error
+            self.failed_requests.append(f"{request.url}: {failure}")
+
+    def unexpected_errors(self, allow: Iterable[str] = ()) -> list[str]:
+        """The console errors that no pattern of ``allow`` matches.
+
+        Parameters
+        ----------
+        allow : iterable of str
+            Regular expressions, each tried with ``re.search``.
+
+        Returns
+        -------
+        list of str
+            In the order they were logged.
+        """
+        patterns = [re.compile(p) for p in allow]
+        return [e for e in self.console_errors if not any(p.search(e) for p in patterns)]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the browser we started, then any helper it left in its own process group."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # its session: started with start_new_session
-
-
-def _as_url(page: str | os.PathLike) -> str:
+def _as_url(page: str | os.PathLike[str]) -> str:
+    """A URL as is; a path as an absolute ``file://`` URL (it must exist)."""
     text = str(page)
     if "://" in text or text.startswith(("about:", "data:")):
         return text
@@ -341,97 +454,49 @@ def _as_url(page: str | os.PathLike) -> str:
     return path.as_uri()
 
 
-def _arg_text(arg: dict[str, Any]) -> str:
-    if "value" in arg:
-        return str(arg["value"])
-    return str(arg.get("description") or arg.get("type", ""))
-
-
-def _collect(report: PageReport, events: list[dict[str, Any]], session: str) -> None:
-    """Sort the page's events into console errors and warnings, failed and external requests."""
-    urls: dict[str, str] = {}
-    for event in events:
-        if event.get("sessionId") != session:
-            continue
-        method, params = event.get("method"), event.get("params", {})
-        if method == "Network.requestWillBeSent":
-            url = params["request"]["url"]
-            urls[params["requestId"]] = url
-            if not url.startswith(_LOCAL_SCHEMES):
-                report.external_requests.append(url)
-        elif method == "Network.loadingFailed" and not params.get("canceled"):
-            url = urls.get(params.get("requestId"), "?")
-            report.failed_requests.append(f"{url}: {params.get('errorText')}")
-        elif method == "Runtime.consoleAPICalled":
-            text = " ".join(_arg_text(a) for a in params.get("args", []))
-            if params.get("type") in ("error", "assert"):
-                report.console_errors.append(text)
-            elif params.get("type") == "warning":
-                report.console_warnings.append(text)
-        elif method == "Runtime.exceptionThrown":
-            details = params.get("exceptionDetails", {})
-            exc = details.get("exception", {})
-            report.console_errors.append(
-                f"uncaught {exc.get('description') or details.get('text', 'exception')}"
-            )
-        elif method == "Log.entryAdded":
-            entry = params.get("entry", {})
-            text = f"{entry.get('text')} ({entry.get('url', '')})".replace(" ()", "")
-            if entry.get("level") == "error":
-                report.console_errors.append(text)
-            elif entry.get("level") == "warning":
-                report.console_warnings.append(text)
-
-
-def _screenshot(cdp: DevTools, session: str, path: Path, width: int, max_height: int) -> Path:
-    size = cdp.call("Page.getLayoutMetrics", session)["cssContentSize"]
-    height = min(int(size["height"]) + 1, max_height)
-    shot = cdp.call(
-        "Page.captureScreenshot",
-        session,
-        timeout=60,
-        format="png",
-        captureBeyondViewport=True,
-        clip={
-            "x": 0,
-            "y": 0,
-            "width": max(width, int(size["width"])),
-            "height": height,
-            "scale": 1,
-        },
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(base64.b64decode(shot["data"]))
-    return path
-
-
 def check_page(
-    page: str | os.PathLike,
+    page: str | os.PathLike[str],
     *,
     width: int = 1280,
     height: int = 900,
-    screenshot: str | os.PathLike | None = None,
+    screenshot: str | os.PathLike[str] | None = None,
     timeout: float = 30.0,
     settle: float = 0.5,
     max_height: int = 16000,
     binary: str | None = None,
 ) -> PageReport:
-    """Load a page (a file path or URL) in headless Chromium, ``width`` px wide, and report
-    its images, console errors, failed and external requests; optionally save a full-page
-    screenshot (PNG, cut at ``max_height`` px).
+    """Load a page in headless Chromium and report its images, console and requests.
+
+    The page is opened in a window ``width`` x ``height`` CSS px (device scale 1). After the
+    ``load`` event, lazy images are made eager and every image is waited for (loaded or
+    failed); the console is then listened to for ``settle`` more seconds before the page is
+    measured.
 
     Parameters
     ----------
-    page : path or URL
+    page : str or os.PathLike
         An HTML file (opened as ``file://``) or any URL.
     width, height : int
-        The window, in CSS pixels (device scale 1).
-    screenshot : path, optional
-        Where to write the full-page PNG.
+        The window, in CSS pixels.
+    screenshot : str or os.PathLike, optional
+        Where to write a full-page PNG (its parent folders are made).
     timeout : float
-        Seconds allowed for the load event and for each image.
+        Seconds allowed for the browser to start, for the load event, and for each image.
     settle : float
-        Seconds to keep listening for console messages after the images are in.
+        Seconds to keep listening for late console messages once the images are in.
+    max_height : int
+        The screenshot is cut at this many CSS pixels.
+    binary : str, optional
+        The Chromium executable; default :func:`find_chromium`.
+
+    Returns
+    -------
+    PageReport
+
+    Raises
+    ------
+    BrowserError
+        No Chromium, a missing file, or a page that could not be opened or did not load.
 
     Examples
     --------
@@ -439,91 +504,60 @@ def check_page(
     >>> [im.natural_width for im in r.images][:2]                             # doctest: +SKIP
     [1104, 800]
     """
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
     url = _as_url(page)
+    ms = int(timeout * 1000)
     started = time.monotonic()
-    with chromium(binary, timeout=timeout) as cdp:
-        target = cdp.call("Target.createTarget", url="about:blank")["targetId"]
-        session = cdp.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            cdp.call(f"{domain}.enable", session)
-        cdp.call(
-            "Emulation.setDeviceMetricsOverride",
-            session,
-            width=width,
-            height=height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        nav = cdp.call("Page.navigate", session, url=url)
-        if nav.get("errorText"):
-            raise BrowserError(f"could not open {url}: {nav['errorText']}")
-        if cdp.wait_for("Page.loadEventFired", timeout) is None:
-            raise BrowserError(f"{url} did not finish loading within {timeout:.0f} s")
-        cdp.call(
-            "Runtime.evaluate",
-            session,
-            timeout=timeout + 5,
-            expression=_WAIT_FOR_IMAGES % int(timeout * 1000),
-            awaitPromise=True,
-            returnByValue=True,
-        )
-        cdp.drain(settle)
-        found = cdp.call(
-            "Runtime.evaluate", session, expression=_DESCRIBE_IMAGES, returnByValue=True
-        )
-        facts = json.loads(found["result"]["value"])
-        report = PageReport(
-            url,
-            viewport_width=int(facts["viewport"]),
-            scroll_width=int(facts["scrollWidth"]),
-            images=[
-                ImageInfo(
-                    im["src"],
-                    bool(im["complete"]),
-                    int(im["naturalWidth"]),
-                    int(im["naturalHeight"]),
-                    float(im["width"]),
-                    float(im["right"]),
-                )
-                for im in facts["images"]
-            ],
-        )
-        if screenshot is not None:
-            report.screenshot = _screenshot(cdp, session, Path(screenshot), width, max_height)
-        cdp.drain(0.05)
-        _collect(report, cdp.events, session)
+    with sync_playwright() as pw:
+        try:
+            browser = launch_chromium(pw, binary, timeout=ms)
+        except PlaywrightError as exc:
+            raise BrowserError(f"chromium did not start: {exc.message}") from exc
+        try:
+            context = browser.new_context(
+                viewport={"width": width, "height": height}, device_scale_factor=1
+            )
+            tab = context.new_page()
+            events = PageEvents(tab)
+            try:
+                tab.goto(url, wait_until="load", timeout=ms)
+            except PlaywrightError as exc:
+                raise BrowserError(f"could not open {url}: {exc.message}") from exc
+            tab.evaluate(_WAIT_FOR_IMAGES, ms)
+            tab.wait_for_timeout(settle * 1000)  # late console messages: nothing to wait for
+            facts = tab.evaluate(_DESCRIBE_PAGE)
+            report = PageReport(
+                url,
+                viewport_width=int(facts["viewport"]),
+                scroll_width=int(facts["scrollWidth"]),
+                images=[
+                    ImageInfo(
+                        str(im["src"]),
+                        bool(im["complete"]),
+                        int(im["naturalWidth"]),
+                        int(im["naturalHeight"]),
+                        float(im["width"]),
+                        float(im["right"]),
+                    )
+                    for im in facts["images"]
+                ],
+            )
+            if screenshot is not None:
+                path = Path(screenshot)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                clip = None
+                if int(facts["scrollHeight"]) > max_height:
+                    clip = {"x": 0, "y": 0, "width": report.scroll_width, "height": max_height}
+                tab.screenshot(path=path, full_page=True, clip=clip, timeout=60_000)
+                report.screenshot = path
+            context.close()
+        finally:
+            browser.close()
+    report.console_errors = events.console_errors
+    report.console_warnings = events.console_warnings
+    report.failed_requests = events.failed_requests
+    report.external_requests = events.external_requests
     report.seconds = time.monotonic() - started
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.support.browser PAGE [--screenshot PNG] [--width PX]``: print what is wrong
-    with a page; exit 1 if anything is.
-
-    Examples
-    --------
-    >>> main(["reports/demo/report.html", "--screenshot", "/tmp/report.png"])  # doctest: +SKIP
-    report.html: 20 images, 0 problems
-    0
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.support.browser", description=main.__doc__
-    )
-    parser.add_argument("page", help="an HTML file or a URL")
-    parser.add_argument("--screenshot", help="write a full-page PNG here")
-    parser.add_argument("--width", type=int, default=1280, help="window width in CSS px")
-    parser.add_argument("--allow-external", action="store_true", help="ignore network requests")
-    args = parser.parse_args(argv)
-    report = check_page(args.page, width=args.width, screenshot=args.screenshot)
-    problems = report.local_problems if args.allow_external else report.problems
-    name = Path(report.url).name
-    print(f"{name}: {len(report.images)} images, {len(problems)} problems ({report.seconds:.1f} s)")
-    for line in problems:
-        print(f"  {line}")
-    if report.screenshot:
-        print(f"screenshot: {report.screenshot}")
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -66,7 +66,10 @@ def run_until_done(
         str(out),
         *providers,
     ]
-    child_env = {**os.environ, **env}
+    # the child imports this module as ``tests.support.chaos``: the repository on its path
+    repo = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
+    child_env = {**os.environ, **env, "PYTHONPATH": path}
     for round_no in range(max_rounds):
         report.rounds += 1
         proc = subprocess.Popen(
