@@ -1,5 +1,24 @@
 """stemkit: evaluate stem-separation services with evidence.
 
+The flow a user sees, and where it lives::
+
+    manifest ──> separate ──────────> analyze ─────────────> compare ───────> report.html
+                 stemkit.separate     stemkit.analyze        stemkit.compare
+                 (submit, poll,       (one track at a time:  (tables, statistics,
+                 download; ledger)    metrics, QA, timing)   charts, explorer)
+
+* ``stemkit.providers``: one client per service, over one life cycle (submit → wait → fetch);
+* ``stemkit.batchdir``: the one owner of a batch folder's layout (:class:`BatchFolder`);
+* core: ``config`` (profiles, secrets), ``errors`` (one hierarchy), ``stems`` (one stem
+  vocabulary), ``audio`` (I/O, one resampler), ``timing``, ``plots``, ``resources``
+  (the packaged notebooks and speech clips), ``dsp`` (the separation engine);
+* ``stemkit.cli`` / ``stemkit.batch``: the entry points; the CLI is the only product module
+  that starts ``stemkit.sandbox``, the vendors' APIs as a local server (a separate app);
+* ``stemkit.demo``: the demo data.
+
+Layers, top to bottom: cli/batch → compare → analyze → separate → providers → core; nothing
+imports from a layer above it (checked by import-linter, ``make lint``).
+
 The small public surface (imports are lazy, so ``import stemkit`` is instant in a kernel):
 
 >>> import stemkit
@@ -33,7 +52,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stemkit.providers.base import SeparationResult
+    from stemkit.providers.records import SeparationResult
 
 
 def separate(

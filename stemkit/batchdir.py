@@ -88,6 +88,11 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] = ()) -> pd.DataF
     return df
 
 
+def _read_json(path: Path) -> Any:
+    """The content of a JSON file, or None when it does not exist."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,8 +185,7 @@ class BatchFolder:
 
     def read_record(self, track: str, provider: str) -> dict[str, Any] | None:
         """The ``record.json`` of a job, or None if the job never ran."""
-        path = self.job_dir(track, provider) / "record.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return _read_json(self.job_dir(track, provider) / "record.json")
 
     def write_record(self, track: str, provider: str, record: dict[str, Any]) -> None:
         """Write a job's ``record.json`` atomically."""
@@ -211,8 +215,7 @@ class BatchFolder:
 
     def read_transcript_record(self, track: str, source: str) -> dict[str, Any] | None:
         """The ``record.json`` of a transcription, or None."""
-        path = self.transcript_dir(track, source) / "record.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return _read_json(self.transcript_dir(track, source) / "record.json")
 
     def write_transcript_record(self, track: str, source: str, record: dict[str, Any]) -> None:
         """Write a transcription's ``record.json`` atomically."""

@@ -131,13 +131,12 @@ def test_other_threads_keep_running_while_it_decodes(clips):
     ],
     ids=["digital-silence", "empty", "hiss-at-minus-80-dbfs"],
 )
-def test_silence_is_blank_and_never_decoded(audio, monkeypatch):
+def test_silence_is_blank_and_never_decoded(audio):
     def fail(pcm: bytes) -> None:
         raise AssertionError("the recogniser ran on blank audio")
 
-    monkeypatch.setattr(asr, "_decode", fail)
     assert is_blank(audio, 44100)
-    t = transcribe(audio, 44100)
+    t = transcribe(audio, 44100, decoder=fail)
     assert t.is_blank and t.words == [] and t.text == ""
     assert t.duration == pytest.approx(audio.shape[-1] / 44100)
 
@@ -164,20 +163,20 @@ def test_filler_tokens_and_alternates_are_stripped():
         ("read(2)", 80, 119, 0.7),
         ("</s>", 120, 129, 1.0),
     ]
-    words = asr._words(segments, 100, 1.25)
+    words = asr.words_from_segments(segments, 100, 1.25)
     assert words == [Word("hello", 0.1, 0.5, 0.9), Word("read", 0.8, 1.2, 0.7)]
 
 
 def test_word_times_are_clipped_to_the_duration():
-    words = asr._words([("late", 90, 140, 1.0)], 100, 1.0)
+    words = asr.words_from_segments([("late", 90, 140, 1.0)], 100, 1.0)
     assert words == [Word("late", 0.9, 1.0, 1.0)]
 
 
-def test_recogniser_failure_is_reported(monkeypatch):
-    monkeypatch.setattr(asr, "_WORKER", "import sys; sys.stderr.write('model gone'); sys.exit(3)")
+def test_recogniser_failure_is_reported():
+    broken = "import sys; sys.stderr.write('model gone'); sys.exit(3)"
     tone = 0.1 * np.sin(2 * np.pi * 300 * np.arange(8000) / 8000)
     with pytest.raises(RuntimeError, match="exit 3.*model gone"):
-        transcribe(tone, 8000)
+        transcribe(tone, 8000, decoder=lambda pcm: asr.decode(pcm, script=broken))
 
 
 def test_bad_shapes_and_rates_are_rejected():

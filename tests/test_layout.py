@@ -95,3 +95,31 @@ def test_phases_are_places_in_the_code():
         and "sandbox" not in p.parts
     ]
     assert spelled == []
+
+
+def test_notebooks_are_clean_thin_sources():
+    """The notebooks in the repository are the source (edited in Jupyter, never generated):
+    committed without outputs, with a ``parameters`` cell and markdown that says what each step
+    shows; the logic stays in the library."""
+    import nbformat
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert nb.metadata["kernelspec"]["name"] == "python3", path.name
+        assert [c for c in code if c.get("outputs") or c.get("execution_count")] == [], path.name
+        assert any("parameters" in c.metadata.get("tags", []) for c in code), path.name
+        assert any(c.cell_type == "markdown" for c in nb.cells), path.name
+        lines = sum(len(c.source.splitlines()) for c in code)
+        assert lines <= 100, f"{path.name}: {lines} lines of code; move logic into stemkit"
+        params = next(c for c in code if "parameters" in c.metadata.get("tags", []))
+        names = [
+            t.id
+            for node in ast.walk(ast.parse(params.source))
+            if isinstance(node, ast.Assign)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        ]
+        secret = re.compile(r"password|secret|token|api_?key", re.I)
+        assert [n for n in names if secret.search(n)] == [], f"{path.name}: a credential parameter"

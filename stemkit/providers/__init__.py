@@ -10,7 +10,8 @@ Examples
 from __future__ import annotations
 
 from stemkit.errors import ConfigError
-from stemkit.providers.base import Job, JobStatus, Provider, SeparationResult
+from stemkit.providers.base import Provider
+from stemkit.providers.records import Job, JobStatus, SeparationResult
 
 _REGISTRY = {
     "sourceress": "stemkit.providers.sourceress:SourceressProvider",

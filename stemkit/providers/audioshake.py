@@ -34,17 +34,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stemkit.errors import AuthError, LinkExpired, RequestError
-from stemkit.providers.base import (
-    Event,
-    Job,
-    JobStatus,
-    Observation,
-    Provider,
-    creates_job,
-    idempotent,
-    safe_join,
-    utcnow,
-)
+from stemkit.providers.base import Provider
+from stemkit.providers.files import safe_join
+from stemkit.providers.records import Event, Job, JobStatus, Observation, utcnow
+from stemkit.providers.transport import creates_job, idempotent
 from stemkit.stems import TWO_STEMS, canonical
 from stemkit.timing import parse_time, stages_from_stamps
 

@@ -21,7 +21,9 @@ import soundfile as sf
 
 from stemkit.audio import load_audio, write_audio
 from stemkit.errors import RequestError
-from stemkit.providers.base import Event, Job, JobStatus, Provider, safe_join, utcnow
+from stemkit.providers.base import Provider
+from stemkit.providers.files import safe_join
+from stemkit.providers.records import Event, Job, JobStatus, utcnow
 from stemkit.stems import FOUR_STEMS, TWO_STEMS, canonical
 
 

@@ -31,16 +31,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from stemkit.errors import AuthError, LinkExpired, ProviderError, RequestError
-from stemkit.providers.base import (
-    Job,
-    JobStatus,
-    Observation,
-    Provider,
-    creates_job,
-    idempotent,
-    safe_join,
-    utcnow,
-)
+from stemkit.providers.base import Provider
+from stemkit.providers.files import safe_join
+from stemkit.providers.records import Job, JobStatus, Observation, utcnow
+from stemkit.providers.transport import creates_job, idempotent
 from stemkit.timing import parse_time
 
 PROFILE_NAME = "General Transcription"

@@ -36,17 +36,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stemkit.errors import AudioError, AuthError, LinkExpired, ProviderError, RequestError
-from stemkit.providers.base import (
-    Event,
-    Job,
-    JobStatus,
-    Observation,
-    Provider,
-    idempotent,
-    safe_extract,
-    safe_join,
-    utcnow,
-)
+from stemkit.providers.base import Provider
+from stemkit.providers.files import safe_extract, safe_join
+from stemkit.providers.records import Event, Job, JobStatus, Observation, utcnow
+from stemkit.providers.transport import idempotent
 from stemkit.stems import FOUR_STEMS, TWO_STEMS, canonical
 
 #: separationAlgorithm → the vendor's output file names (without extension)

@@ -38,6 +38,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,7 +206,7 @@ def is_blank(audio: np.ndarray, sr: int, *, threshold_dbfs: float = -50.0) -> bo
 
 #: Run by ``python -c`` in a child process: 16 kHz int16 audio on stdin, the frame rate and the
 #: word segmentation as JSON on stdout. Only pocketsphinx is imported there.
-_WORKER = """
+WORKER = """
 import json, sys
 from pocketsphinx import Decoder
 pcm = sys.stdin.buffer.read()
@@ -221,17 +222,27 @@ json.dump({"frate": int(dec.config["frate"]), "segments": segs}, sys.stdout)
 _SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
 
-def _decode(pcm: bytes) -> tuple[int, list[tuple[str, int, int, float]]]:
+def decode(pcm: bytes, *, script: str = WORKER) -> tuple[int, list[tuple[str, int, int, float]]]:
     """Recognise 16 kHz int16 audio in a fresh decoder in a child process.
 
-    Returns the decoder's frame rate and ``(token, first frame, last frame, posterior)`` per
-    segment, fillers included.
+    Parameters
+    ----------
+    pcm : bytes
+        Mono 16 kHz little-endian int16 samples.
+    script : str
+        The child's program (:data:`WORKER`: pocketsphinx).
+
+    Returns
+    -------
+    tuple
+        The decoder's frame rate and ``(token, first frame, last frame, posterior)`` per
+        segment, fillers included.
     """
     timeout = 60.0 + 5.0 * len(pcm) / (2 * SAMPLE_RATE)
     with _SLOTS:
         try:
             proc = subprocess.run(
-                [sys.executable, "-c", _WORKER],
+                [sys.executable, "-c", script],
                 input=pcm,
                 capture_output=True,
                 timeout=timeout,
@@ -251,8 +262,16 @@ def _is_filler(token: str) -> bool:
     return token.startswith(("<", "[", "+")) or not token
 
 
-def _words(segments: list[tuple[str, int, int, float]], frate: int, duration: float) -> list[Word]:
-    """Real words only, with times in seconds clipped to ``duration`` and made monotonic."""
+def words_from_segments(
+    segments: list[tuple[str, int, int, float]], frate: int, duration: float
+) -> list[Word]:
+    """Real words only, with times in seconds clipped to ``duration`` and made monotonic.
+
+    Examples
+    --------
+    >>> words_from_segments([("<s>", 0, 9, 1.0), ("hello", 10, 49, 0.9)], 100, 1.0)
+    [Word(word='hello', start=0.1, end=0.5, confidence=0.9)]
+    """
     words: list[Word] = []
     for token, first, last, prob in segments:
         if _is_filler(token):
@@ -268,7 +287,9 @@ def _words(segments: list[tuple[str, int, int, float]], frate: int, duration: fl
     return words
 
 
-def transcribe(audio: np.ndarray, sr: int) -> Transcript:
+def transcribe(
+    audio: np.ndarray, sr: int, *, decoder: Callable[[bytes], tuple] = decode
+) -> Transcript:
     """Recognise the English speech in ``audio``, offline.
 
     Parameters
@@ -279,6 +300,8 @@ def transcribe(audio: np.ndarray, sr: int) -> Transcript:
         before it is converted to 16-bit for the recogniser.
     sr : int
         Sample rate in Hz.
+    decoder : callable
+        ``decoder(pcm) -> (frame rate, segments)`` (default :func:`decode`, pocketsphinx).
 
     Returns
     -------
@@ -306,6 +329,6 @@ def transcribe(audio: np.ndarray, sr: int) -> Transcript:
     duration = n / sr if sr > 0 else 0.0
     if is_blank(x, sr):
         return Transcript("", [], True, duration, ENGINE)
-    frate, segments = _decode(_to_pcm16(x, sr))
-    words = _words(segments, frate, duration)
+    frate, segments = decoder(_to_pcm16(x, sr))
+    words = words_from_segments(segments, frate, duration)
     return Transcript(" ".join(w.word for w in words), words, False, duration, ENGINE)

@@ -36,7 +36,8 @@ from stemkit.errors import (
     StemkitError,
 )
 from stemkit.providers import Provider, connect
-from stemkit.providers.base import Job, Observation, SeparationResult, sha256_file, utcnow
+from stemkit.providers.files import sha256_file
+from stemkit.providers.records import Job, Observation, SeparationResult, utcnow
 from stemkit.separate.ledger import Ledger
 from stemkit.separate.manifest import Track, load_manifest
 from stemkit.timing import parse_time

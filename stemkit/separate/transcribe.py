@@ -24,7 +24,7 @@ import pandas as pd
 from stemkit.batchdir import BatchFolder
 from stemkit.errors import StemkitError
 from stemkit.providers import connect
-from stemkit.providers.base import sha256_file
+from stemkit.providers.files import sha256_file
 from stemkit.separate.ledger import Ledger
 from stemkit.stems import SPEECH_STEMS
 

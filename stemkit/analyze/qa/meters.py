@@ -5,8 +5,8 @@ Examples
 >>> import numpy as np
 >>> t = np.arange(48000) / 48000
 >>> x = 0.5 * np.sin(2 * np.pi * 997 * t)[None].repeat(2, 0)
->>> round(integrated_loudness(x, 48000), 1)
--6.0
+>>> round(integrated_loudness(x, 48000), 1)   # a -6 dBFS sine reads about -6 LUFS
+-6.1
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ def verdicts(rows: pd.DataFrame, profile: dict) -> pd.DataFrame:
 
     Examples
     --------
-    >>> rows = pd.DataFrame([_row("vocals", "clip_pct", 3.2, "%")])
+    >>> from stemkit.analyze.qa import load_profile
+    >>> rows = pd.DataFrame([{"stem": "vocals", "check": "clip_pct", "value": 3.2, "unit": "%"}])
     >>> verdicts(rows, load_profile())[["verdict", "threshold"]].iloc[0].tolist()
     ['fail', 'fail if > 0.1 %']
     """
@@ -110,7 +111,9 @@ def summary_verdicts(v: pd.DataFrame) -> pd.DataFrame:
 
     Examples
     --------
-    >>> rows = pd.DataFrame([_row("bass", "clip_pct", 3.2, "%"), _row("bass", "lufs", -20, "LUFS")])
+    >>> from stemkit.analyze.qa import load_profile
+    >>> rows = pd.DataFrame([{"stem": "bass", "check": "clip_pct", "value": 3.2, "unit": "%"},
+    ...                      {"stem": "bass", "check": "lufs", "value": -20, "unit": "LUFS"}])
     >>> summary_verdicts(verdicts(rows, load_profile())).iloc[0].to_dict()
     {'stem': 'bass', 'verdict': 'fail', 'n_fail': 1, 'n_warn': 0, 'failed': 'clip_pct 3.2 % > 0.1 %', 'warned': ''}
     """  # noqa: E501
