@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stemkit.providers.base import sha256_file
+from stemkit.providers.files import sha256_file
 from stemkit.separate.ledger import Ledger
 
 
