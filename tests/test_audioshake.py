@@ -13,7 +13,7 @@ from stemkit.audio import load_audio
 from stemkit.errors import JobFailed, RequestError
 from stemkit.providers import connect
 from stemkit.providers.audioshake import AudioShakeProvider, JobInfo
-from stemkit.providers.base import Job
+from stemkit.providers.records import Job
 
 from .conftest import CREDS, vendor_fixture
 

@@ -15,7 +15,7 @@ from stemkit.audio import check_audio
 from stemkit.batchdir import BatchFolder
 from stemkit.errors import AudioError, IntegrityError, RequestError
 from stemkit.providers import connect
-from stemkit.providers.base import safe_extract
+from stemkit.providers.files import safe_extract
 from stemkit.sandbox import SandboxConfig, SandboxServer
 from stemkit.separate.run import separate_batch
 
