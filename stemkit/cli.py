@@ -268,17 +268,16 @@ def lab(
 
     A notebook already in FOLDER is never overwritten: edits made in Jupyter stay.
     """
-    import shutil
+    import importlib.util
+    import os
     import subprocess
 
-    from stemkit.resources import NOTEBOOKS, notebook
+    from stemkit.resources import copy_notebooks
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in NOTEBOOKS:
-        target = folder / f"{name}.ipynb"
-        if not target.exists():
-            shutil.copyfile(notebook(name), target)
-            typer.echo(f"copied {target}")
+    if importlib.util.find_spec("jupyterlab") is None:
+        _fail("JupyterLab is not installed here: pip install 'stemkit[lab]' (pinned) and rerun")
+    for path in copy_notebooks(folder):
+        typer.echo(f"copied {path}")
     cmd = [
         sys.executable,
         "-m",
@@ -287,11 +286,10 @@ def lab(
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
         f"--ServerApp.open_browser={open_browser}",
+        *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
     ]
-    try:
-        raise typer.Exit(subprocess.call(cmd))
-    except FileNotFoundError:  # pragma: no cover
-        _fail("JupyterLab is not installed: pip install 'jupyterlab' (see pyproject.toml)")
+    typer.echo(f"JupyterLab on {folder.resolve()} at http://127.0.0.1:{port}/lab (Ctrl-C stops)")
+    raise typer.Exit(subprocess.call(cmd))
 
 
 def main() -> None:  # pragma: no cover - console entry point

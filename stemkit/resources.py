@@ -71,6 +71,39 @@ def notebook(name: str) -> Path:
     return bundled("notebooks") / f"{name}.ipynb"
 
 
+def copy_notebooks(folder: str | Path) -> list[Path]:
+    """Copy the packaged notebooks into ``folder``; a notebook already there is kept as it is
+    (edits made in Jupyter are never overwritten).
+
+    Parameters
+    ----------
+    folder : path
+        Where the notebooks go; created if missing.
+
+    Returns
+    -------
+    list of Path
+        The notebooks copied now (empty when all were there).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> [p.name for p in copy_notebooks(tempfile.mkdtemp())]
+    ['separate.ipynb', 'analyze.ipynb', 'compare.ipynb', 'explore.ipynb']
+    """
+    import shutil
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in NOTEBOOKS:
+        target = folder / f"{name}.ipynb"
+        if not target.exists():
+            shutil.copyfile(notebook(name), target)
+            copied.append(target)
+    return copied
+
+
 def speech_clips() -> list[Path]:
     """The demo's dialogue clips (FLAC, each with a ``.txt`` script beside it)."""
     return sorted(bundled("speech").glob("*.flac"))

@@ -2,7 +2,8 @@
 
 Every image must decode, the console must stay free of errors, and every figure must fit a
 1280 px window without being shrunk. The full-page screenshot is kept as a test artefact in
-``test-artifacts/report.png``.
+``test-artifacts/report.png``. Chromium is driven through Playwright
+(:mod:`tests.support.browser`); a broken page first shows that the driver sees what it checks.
 """
 
 from __future__ import annotations
@@ -22,6 +23,29 @@ pytestmark = pytest.mark.skipif(
     reason="no chromium binary on the PATH (Debian: apt-get install chromium; "
     "or set STEMKIT_CHROMIUM)",
 )
+
+
+def test_the_driver_sees_a_broken_page(tmp_path):
+    """A missing image, a too-wide one, a script from the network, console.error and an
+    uncaught exception: each shows up in the report (so an empty list below means something)."""
+    wide = tmp_path / "wide.svg"
+    wide.write_text("<svg xmlns='http://www.w3.org/2000/svg' width='2000' height='10'/>")
+    html = tmp_path / "bad.html"
+    html.write_text(
+        "<!doctype html><html><body><img src='missing.png'><img src='wide.svg'>"
+        "<script src='https://cdn.example.invalid/lib.js'></script>"
+        "<script>console.error('oops'); setTimeout(() => { throw new Error('late'); });</script>"
+        "</body></html>"
+    )
+    page = check_page(html, width=800)
+    assert [im.label.rsplit("/", 1)[-1] for im in page.broken_images] == ["missing.png"]
+    assert [im.natural_width for im in page.oversized_images] == [2000]
+    assert page.external_requests == ["https://cdn.example.invalid/lib.js"]
+    assert any(e.startswith("oops (file:") for e in page.console_errors)  # with its source
+    assert "uncaught Error: late" in page.console_errors
+    assert any("missing.png: net::ERR_FILE_NOT_FOUND" in f for f in page.failed_requests)
+    assert any("cdn.example.invalid" in f for f in page.failed_requests)  # resolves to nothing
+    assert page.local_problems and len(page.local_problems) < len(page.problems)
 
 
 @pytest.fixture(scope="module")

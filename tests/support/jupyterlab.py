@@ -8,9 +8,9 @@ Two halves:
 * Page helpers drive a Playwright ``Page`` showing that server: :func:`run_notebook_in_lab`
   opens a notebook, waits for its kernel, runs all cells from the *Run* menu and waits until
   execution ends; :func:`widget_dropdown`, :func:`select_dropdown`, :func:`open_widget_tab`,
-  :func:`audio_info` and :func:`image_info` reach into ipywidgets. What the page logs is
-  recorded by :class:`tests.support.browser.PageEvents`, filtered by the documented
-  allow-list :data:`LAB_CONSOLE_ALLOW`.
+  :func:`widget_tab_child`, :func:`audio_info` and :func:`image_info` reach into ipywidgets.
+  What the page logs is recorded by :class:`tests.support.browser.PageEvents`, filtered by
+  the documented allow-list :data:`LAB_CONSOLE_ALLOW`.
 
 Examples
 --------
@@ -73,6 +73,7 @@ __all__ = [
     "wait_for_kernel_idle",
     "watch_for_run",
     "widget_dropdown",
+    "widget_tab_child",
 ]
 
 
@@ -841,6 +842,13 @@ def _exactly(text: str) -> re.Pattern[str]:
     return re.compile(rf"^\s*{re.escape(text)}\s*$")
 
 
+def _relative(where: Page | Locator, selector: str) -> Locator:
+    """A locator for ``has=``: built from the page, since a ``has`` locator is queried inside
+    the outer one (a locator chained from ``where`` would look for ``where`` in there)."""
+    page = getattr(where, "page", where)  # a Locator knows its page; a Page is one
+    return page.locator(selector)
+
+
 def widget_dropdown(page: Page | Locator, description: str) -> Locator:
     """The ``<select>`` of the ipywidgets ``Dropdown`` whose description is ``description``.
 
@@ -859,7 +867,7 @@ def widget_dropdown(page: Page | Locator, description: str) -> Locator:
     playwright.sync_api.Locator
         Every such ``<select>``; one, when the description is unique.
     """
-    label = page.locator(".widget-label").filter(has_text=_exactly(description))
+    label = _relative(page, ".widget-label").filter(has_text=_exactly(description))
     return page.locator(".widget-dropdown").filter(has=label).locator("select")
 
 
@@ -893,28 +901,72 @@ def select_dropdown(
     return select
 
 
+def _widget_tab(where: Page | Locator, title: str) -> tuple[Locator, int]:
+    """The first ipywidgets ``Tab`` in ``where`` and the index of its tab titled ``title``."""
+    tab = where.locator(".widget-tab").first
+    labels = tab.locator(":scope > .widget-tab-bar .lm-TabBar-tabLabel")
+    labels.first.wait_for(state="attached")
+    titles = [t.strip() for t in labels.all_inner_texts()]
+    if title not in titles:
+        raise LabError(f"no tab {title!r} (the tabs are {titles})")
+    return tab, titles.index(title)
+
+
 def open_widget_tab(page: Page | Locator, title: str, *, timeout: float = 10.0) -> Locator:
-    """Click the tab titled ``title`` of an ipywidgets ``Tab`` (a Lumino tab bar).
+    """Click the tab titled ``title`` of an ipywidgets ``Tab`` (the first one in ``page``).
+
+    An ipywidgets 8 ``Tab`` renders as ``.widget-tab``: a Lumino tab bar
+    (``.widget-tab-bar``, one ``.lm-TabBar-tab`` per child) above ``.widget-tab-contents``,
+    which holds the children in order, all but the current one hidden (``lm-mod-hidden``).
 
     Parameters
     ----------
     page : playwright.sync_api.Page or playwright.sync_api.Locator
-        Where to look for the tab.
+        Where to look for the ``Tab``.
     title : str
         The tab's title, matched exactly.
     timeout : float
-        Seconds to wait for the tab.
+        Seconds to wait for the tab and for its child to show.
 
     Returns
     -------
     playwright.sync_api.Locator
-        The tab (``.lm-TabBar-tab``); it has the class ``lm-mod-current`` once shown.
+        The child widget now shown (see :func:`widget_tab_child`).
+
+    Raises
+    ------
+    LabError
+        The ``Tab`` has no such title.
     """
-    tab = page.locator(".lm-TabBar-tab").filter(
-        has=page.locator(".lm-TabBar-tabLabel", has_text=_exactly(title))
-    )
-    tab.click(timeout=timeout * 1000)
-    return tab
+    tab, index = _widget_tab(page, title)
+    tab.locator(":scope > .widget-tab-bar .lm-TabBar-tab").nth(index).click(timeout=timeout * 1000)
+    child = widget_tab_child(page, title)
+    child.wait_for(state="visible", timeout=timeout * 1000)
+    return child
+
+
+def widget_tab_child(page: Page | Locator, title: str) -> Locator:
+    """The child widget shown under the tab titled ``title`` (shown or not).
+
+    Parameters
+    ----------
+    page : playwright.sync_api.Page or playwright.sync_api.Locator
+        Where to look for the ``Tab`` (the first one found is used).
+    title : str
+        The tab's title, matched exactly.
+
+    Returns
+    -------
+    playwright.sync_api.Locator
+        The child's top element (e.g. ``.widget-output`` or ``img.widget-image``).
+
+    Raises
+    ------
+    LabError
+        The ``Tab`` has no such title.
+    """
+    tab, index = _widget_tab(page, title)
+    return tab.locator(f":scope > .widget-tab-contents > :nth-child({index + 1})")
 
 
 _AUDIO_INFO_JS = """(el, ms) => new Promise(done => {
