@@ -197,16 +197,15 @@ class BatchFolder:
 
     def stem_files(self, track: str, provider: str) -> dict[str, Path]:
         """The audio files of one job: ``{file stem: path}``, sorted by name."""
-        from stemkit.audio import FORMATS
+        from stemkit.audio import AUDIO_SUFFIXES
 
         folder = self.job_dir(track, provider)
         if not folder.is_dir():
             return {}
-        suffixes = {f".{f}" for f in FORMATS} | {".aiff", ".ogg"}
         return {
             p.stem: p
             for p in sorted(folder.iterdir())
-            if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
         }
 
     def transcript_dir(self, track: str, source: str) -> Path:

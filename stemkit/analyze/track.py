@@ -564,16 +564,12 @@ def analyze_track(
 
     Parameters
     ----------
-    batch_dir : path or BatchFolder
-        The batch folder written by the separate step (holds ``batch.json``).
-    track : str
-        Track name, as in the manifest.
+    batch_dir, track, stems
+        As for :func:`open_track`.
     figures : bool
         Draw and save the spectrogram grid and the timeline chart.
     bracket : bool
         Score the SiSEC bracket (oracle, DSP baseline, mixture) next to the providers.
-    stems : list of str, optional
-        Only these canonical stems.
 
     Returns
     -------

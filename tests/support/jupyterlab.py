@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = [
     "LAB_CONSOLE_ALLOW",
+    "NOTEBOOK",
     "LabError",
     "LabServer",
     "NotebookRun",
