@@ -168,7 +168,7 @@ def test_job_lifecycle_timestamps_residual_and_formats(client, track_dir, tmp_pa
     assert info.metadata["customProperty"] == "take 2"
     assert info.stemMetadata["stemName"] == "vocals"
     names = sorted(a.name for a in info.outputAssets)
-    assert names == ["vocals", "vocals_residual"]
+    assert names == ["vocals.flac", "vocals_residual.flac"]  # named with extension, as the vendor
     job = Job("audioshake", asset.id, "alpha", ["vocals"], meta={"jobs": {"vocals": info.id}})
     files = client.fetch(job, client.status(job), tmp_path)
     stem, _ = load_audio(files["vocals"])

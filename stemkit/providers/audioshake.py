@@ -90,6 +90,7 @@ class JobMetadata(BaseModel):
     watermarkInterval: float | None = Field(None, ge=10)
     userSessionId: str | None = None
     audioId: str | None = None
+    licenseId: str | None = None  # listed on the vendor's create-job page
 
     @field_validator("name")
     @classmethod

@@ -11,6 +11,12 @@ Stem names the vendor documents but this engine cannot make (guitar, piano, wind
 transcription, alignment, other-x-guitar) are accepted and then *fail* with a statusInfo
 message, as a vendor job would.
 
+The answers follow the vendor's published contract, field by field (``docs/vendors.md``):
+``statusInfo`` is ``{}`` when completed and has a numeric ``code`` when failed; ``fileType`` is a
+MIME type; ``format`` comes from the file's content; output assets are named with their
+extension; requests are checked by :mod:`stemkit.sandbox.audioshake_rules` and answers match
+:mod:`stemkit.sandbox.audioshake_schema`.
+
 Examples
 --------
 >>> from stemkit.sandbox import create_app
@@ -60,6 +66,52 @@ ENGINE_STEMS = {
     "speech": "speech", "music_removal": "music_removal",
 }  # fmt: skip
 PREVIEW_SECONDS = 30.0
+
+
+#: container format -> the MIME type the vendor's examples show as ``fileType``
+MIME_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "aiff": "audio/aiff",
+    "mp4": "audio/mp4",
+    "ogg": "audio/ogg",
+    "json": "application/json",
+}
+#: what libsndfile calls the containers it reads
+_SNDFILE_FORMATS = {"WAV": "wav", "WAVEX": "wav", "FLAC": "flac", "AIFF": "aiff", "MP3": "mp3",
+                    "MPEG": "mp3", "OGG": "ogg"}  # fmt: skip
+
+
+def sniff_format(path: Path) -> str:
+    """The container format of a file from its content (``wav``, ``flac``, ``mp3``, ...;
+    ``bin`` when it is no audio the sandbox knows), whatever its name says.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, soundfile as sf
+    >>> p = Path(tempfile.mkdtemp()) / "song"            # a link upload's name: no extension
+    >>> sf.write(p, np.zeros(800), 8000, format="FLAC")
+    >>> sniff_format(p)
+    'flac'
+    """
+    head = path.read_bytes()[:12] if path.is_file() else b""
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    try:
+        fmt = sf.info(path).format
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        fmt = ""
+    if fmt in _SNDFILE_FORMATS:
+        return _SNDFILE_FORMATS[fmt]
+    if head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "mp3"
+    return "bin"
+
+
+def mime_type(fmt: str) -> str:
+    """``fileType`` of an asset of format ``fmt`` (``application/octet-stream`` if unknown)."""
+    return MIME_TYPES.get(fmt, "application/octet-stream")
 
 
 class LinkBody(BaseModel):
@@ -119,6 +171,8 @@ class AudioShakeAPI:
             Route("/upload/", self.upload, methods=["POST"]),
             Route("/upload", self.upload, methods=["POST"]),
             Route("/upload/link", self.upload_link, methods=["POST"]),
+            # the vendor's spec has a second link upload beside /upload/link
+            Route("/upload/audio-link", self.upload_link, methods=["POST"]),
             Route("/job/", self.create_job, methods=["POST"]),
             Route("/job", self.create_job, methods=["POST"]),
             Route("/job/{job_id}", self.get_job, methods=["GET"]),
@@ -143,7 +197,7 @@ class AudioShakeAPI:
         return {
             "name": a.name,
             "id": a.id,
-            "fileType": "audio",
+            "fileType": mime_type(a.format),
             "format": a.format,
             "link": self._link(request, a.path),
         }
@@ -161,9 +215,9 @@ class AudioShakeAPI:
         asset = AssetRecord(
             asset_id,
             owner,
-            safe_name,
+            safe_name,  # as given: the vendor's link uploads name assets without extension
             path,
-            path.suffix.lstrip(".").lower() or "bin",
+            sniff_format(path),  # from the content, not the name
             hashlib.sha256(path.read_bytes()).hexdigest(),
         )
         with self._lock:
@@ -257,13 +311,14 @@ class AudioShakeAPI:
         return file_response(path)
 
     def _job_json(self, request: Request, job: JobRecord) -> dict[str, Any]:
-        meta = job.request.metadata.as_dict()
+        # licenseId is the job's own field (top level), not part of the metadata echoed
+        meta = {k: v for k, v in job.request.metadata.as_dict().items() if k != "licenseId"}
         stem_meta = {("stemName" if k == "name" else k): v for k, v in meta.items()}
         outputs = [
             {
                 "name": name,
                 "id": f"{job.id}-{i}",
-                "fileType": "audio",
+                "fileType": mime_type(path.suffix.lstrip(".")),
                 "format": path.suffix.lstrip("."),
                 "link": self._link(request, path),
             }
@@ -276,7 +331,7 @@ class AudioShakeAPI:
             "startedAt": job.started_at,
             "updatedAt": job.updated_at,
             "requestId": f"req-{job.id[:12]}",
-            "licenseId": "sandbox",
+            "licenseId": job.request.metadata.licenseId or "",
             "metadata": meta,
             "stemMetadata": stem_meta,
             "callbackUrl": job.request.callbackUrl,
@@ -316,36 +371,24 @@ class AudioShakeAPI:
             stem = engine.separate(y, sr, [ENGINE_STEMS[meta.name]])[ENGINE_STEMS[meta.name]]
             if self.config.processing_delay:
                 time.sleep(self.config.processing_delay)
-            outputs = [(meta.name, self._write(job, meta.name, stem, sr, meta))]
+            # output assets are named with their extension, as the vendor names them
+            paths = [self._write(job, meta.name, stem, sr, meta)]
             if meta.residual:
-                outputs.append(
-                    (
-                        f"{meta.name}_residual",
-                        self._write(job, f"{meta.name}_residual", y - stem, sr, meta),
-                    )
-                )
+                paths.append(self._write(job, f"{meta.name}_residual", y - stem, sr, meta))
             if meta.preview:
                 part = stem[:, : int(PREVIEW_SECONDS * sr)]
-                outputs.append(
-                    (
-                        f"{meta.name}_preview",
-                        write_audio(job.folder / f"{meta.name}_preview.mp3", part, sr, "mp3"),
-                    )
-                )
-            job.outputs = outputs
+                preview = job.folder / f"{meta.name}_preview.mp3"
+                paths.append(write_audio(preview, part, sr, "mp3"))
+            job.outputs = [(path.name, path) for path in paths]
             job.status = "completed"
-            job.status_info = {
-                "code": "ok",
-                "message": "completed",
-                "duration": round(y.shape[1] / sr, 3),
-            }
+            job.status_info = {}  # the vendor's completed-job example
         except (AudioError, ValueError) as exc:
             job.status = "failed"
-            job.status_info = {"code": "processing_error", "message": str(exc)}
+            job.status_info = {"code": 422, "message": str(exc)}  # the spec types code a number
         except Exception as exc:  # noqa: BLE001 - report, never crash the server
             log.exception("audioshake job %s", job.id)
             job.status = "failed"
-            job.status_info = {"code": "internal_error", "message": type(exc).__name__}
+            job.status_info = {"code": 500, "message": type(exc).__name__}
         job.updated_at = utc_iso()
         log.debug("job %s %s in %.2f s", job.id, job.status, time.monotonic() - t0)
         self.callbacks.send(

@@ -117,6 +117,8 @@ METADATA_RULES: dict[str, tuple[type | tuple[type, ...], tuple[str, Any] | None]
     "watermarkInterval": ((int, float), ("at least", 10)),
     "userSessionId": (str, None),
     "audioId": (str, None),
+    "licenseId": (str, None),  # listed on the vendor's create-job page
+    "stemName": (str, ("one of", _NAMES)),  # the create-job text's name for ``name``
 }
 _REQUIRED = ("name",)
 _DEFAULTS = {"format": "wav"}
@@ -136,6 +138,7 @@ class JobMetadata:
     watermarkInterval: float | None = None
     userSessionId: str | None = None
     audioId: str | None = None
+    licenseId: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields that were given (or defaulted), as the job echoes them."""
@@ -212,6 +215,11 @@ def parse_job_request(body: Any) -> JobRequest:
     for key in meta:
         if key not in METADATA_RULES:
             raise ValueError(f"metadata.{key}: Extra inputs are not permitted")
+    # the create-job text says ``stemName``, its curl example sends ``name``: either, not two
+    if "stemName" in meta:
+        if "name" in meta and meta["name"] != meta["stemName"]:
+            raise ValueError("metadata.stemName: stemName and name differ; send one of them")
+        meta = {**{k: v for k, v in meta.items() if k != "stemName"}, "name": meta["stemName"]}
     for key in _REQUIRED:
         if key not in meta:
             raise ValueError(f"metadata.{key}: Field required")
