@@ -254,7 +254,15 @@ class LoomAPI:
                     }
                     for p in job.outputs
                 ],
-                "processed_input_media": [],
+                # the media the recogniser processed, as the doc's example lists it
+                "processed_input_media": [
+                    {
+                        "filename": p.name,
+                        "file_subtype": "merged_filename",
+                        "download_url": self._url(request, p),
+                    }
+                    for p in job.inputs
+                ],
                 "extracted_fields_url": None,
             }
         success = job.state != "error"
