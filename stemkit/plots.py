@@ -108,6 +108,8 @@ class Panel:
     >>> q = p.crop(0.25, 0.75)
     >>> q.start, q.seconds
     (0.25, 0.5)
+    >>> p.crop(5.0).image.shape[1]          # past the end: the last column, never nothing
+    1
     """
 
     image: np.ndarray
@@ -126,7 +128,7 @@ class Panel:
         hi = stop if end is None else min(max(lo, float(end)), stop)
         cols = self.image.shape[1]
         per = cols / self.seconds if self.seconds > 0 else 0.0
-        a = int(np.floor((lo - self.start) * per))
+        a = min(int(np.floor((lo - self.start) * per)), max(cols - 1, 0))  # a column at least
         b = max(a + 1, int(np.ceil((hi - self.start) * per)))
         return Panel(self.image[:, a : min(b, cols)], hi - lo, lo)
 
