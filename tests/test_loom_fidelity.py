@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import requests
 
+from stemkit.sandbox import loom_schema as L
+
 from .conftest import CREDS, ROOT, vendor_fixture
 
 
@@ -46,13 +48,14 @@ def details(sandbox) -> dict[str, dict]:
     ).json()
     job_id = job["job_reference_id"]
     running = requests.post(f"{base}/jobs/{job_id}/details", json=auth).json()
+    poll = requests.post(f"{base}/jobs/{job_id}/poll", json=auth).json()
     deadline = time.monotonic() + 120
     while True:
         done = requests.post(f"{base}/jobs/{job_id}/details", json=auth).json()
         if done["msg"].startswith(("SUCCESS", "ERROR")) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    return {"running": running, "done": done}
+    return {"upload": up.json(), "submit": job, "poll": poll, "running": running, "done": done}
 
 
 def test_a_finished_job_has_every_field_of_the_docs_example(details):
@@ -70,3 +73,12 @@ def test_a_job_in_flight_has_every_field_but_the_outputs(details):
         assert wanted - fields(details["running"]) == set()
     else:  # finished before the first look: then it must be complete
         assert fields(example) - fields(details["running"]) == set()
+
+
+def test_every_answer_passes_the_sandbox_schema(details):
+    L.Upload.model_validate(details["upload"])
+    L.Submitted.model_validate(details["submit"])
+    L.Poll.model_validate(details["poll"])
+    for key in ("running", "done"):
+        L.Details.model_validate(details[key])
+    assert details["done"]["job_data"]["job_files"]["output_files"]["transcripts"]

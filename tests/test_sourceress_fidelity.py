@@ -10,7 +10,21 @@ from typing import Any
 import pytest
 import requests
 
+from stemkit.sandbox import sourceress_schema as S
+
 from .conftest import CREDS, vendor_fixture
+
+#: each answer of the flow, and its strict model written from the doc
+MODELS = {
+    "auth": S.Auth,
+    "create": S.UploadSlot,
+    "metadata": S.Metadata,
+    "separate": S.SeparationStarted,
+    "progress_done": S.Progress,
+    "download": S.SignedUrl,
+    "mix": S.MixCreated,
+    "zip": S.ZipCreated,
+}
 
 
 def shape(value: Any) -> Any:
@@ -99,3 +113,20 @@ def test_every_answer_has_the_shape_of_the_docs_example(answers, call, keys):
     if call == "progress_done":
         example = vendor_fixture("sourceress_progress")["bodies"][1]
     assert shape(answers[call]) == shape(example)
+
+
+def test_every_answer_and_every_doc_example_passes_the_sandbox_schema(answers):
+    for call, model in MODELS.items():
+        model.model_validate(answers[call])
+    # the doc's examples: each response body validates against the model with its fields; the
+    # rest are the request bodies the doc prints (credentials, separate, trial, mix, zip)
+    responses = requests_ = 0
+    for body in vendor_fixture("sourceress_doc_bodies")["bodies"]:
+        model = next((m for m in MODELS.values() if set(m.model_fields) == set(body)), None)
+        if model is None:
+            assert {"username", "uploadId", "tracks"} & set(body), body
+            requests_ += 1
+        else:
+            model.model_validate(body)
+            responses += 1
+    assert (responses, requests_) == (10, 5)
