@@ -52,7 +52,7 @@ def test_product_code_never_imports_test_tooling_or_bench():
 
 
 def test_nothing_reads_the_shared_folder_beside_the_repo():
-    """The repository alone is the product: no path into ``../shared`` in code or tests."""
+    """The repository alone is the product: no path into the shared folder beside it."""
     pattern = re.compile(r"""(parent\s*/\s*["']shared["']|\.\./shared|"shared"\s*/\s*"api")""")
     found = [
         str(p.relative_to(ROOT))
