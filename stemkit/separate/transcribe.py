@@ -47,8 +47,9 @@ def speech_sources(
     ref = next((refs[s] for s in SPEECH_STEMS if s in refs), None)
     if ref:
         sources["reference"] = Path(ref)
+    batch = BatchFolder(out)
     for provider in providers:
-        files = BatchFolder(out).stem_files(track["name"], provider)
+        files = batch.stem_files(track["name"], provider)
         found = next((files[s] for s in SPEECH_STEMS if s in files), None)
         if found is not None:
             sources[provider] = found
