@@ -23,10 +23,11 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from stemkit.batchdir import BatchFolder
 from stemkit.errors import StemkitError
@@ -243,6 +244,7 @@ def run_batch(
     executor: str = "local",
     scheduler: str | None = None,
     notebooks: str | Path | None = None,
+    sandbox: Mapping[str, Any] | None = None,
 ) -> BatchResult:
     """Separate, analyse and compare a manifest; write ``<out>/report.html``.
 
@@ -263,6 +265,9 @@ def run_batch(
     executor, scheduler : str
         Where the per-track analysis notebooks run: ``"local"`` processes, or ``"dask"`` on
         the cluster at ``scheduler`` (an address; None starts a LocalCluster).
+    sandbox : mapping, optional
+        What each emulated vendor of the sandbox runs (``GET /_sandbox/personas``: engine,
+        defects, known answer), recorded in ``batch.json`` so the report can say so.
     """
 
     from stemkit.compare.report import render_html
@@ -297,6 +302,8 @@ def run_batch(
     finally:
         stop.set()
         watcher.join()
+    if sandbox is not None and batch.info_path.is_file():
+        batch.write_info({**batch.info(), "sandbox": dict(sandbox)})
 
     failed_tracks = []
     for t in tracks:

@@ -56,6 +56,36 @@ def _sandbox_needed(profile: str | None, providers: list[str]) -> bool:
         return True
 
 
+def _personas(server, profile: str | None) -> dict | None:
+    """What the sandbox's vendors run (engine, defects), or None when no sandbox is in use."""
+    if server is not None:
+        return server.config.personas.describe()
+    import requests
+
+    from stemkit.config import DEFAULT_PROFILE, sandbox_url
+
+    if (profile or DEFAULT_PROFILE) != DEFAULT_PROFILE:
+        return None
+    try:
+        answer = requests.get(f"{sandbox_url()}/_sandbox/personas", timeout=2)
+        return answer.json() if answer.ok else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def _sandbox_settings(config: Path | None) -> dict:
+    """Settings of an in-process sandbox with the personas of ``config`` (validated now)."""
+    if config is None:
+        return {}
+    from stemkit.sandbox.personas import ConfigError, load_config
+
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        _fail(f"error: {exc}")
+    return {"config_file": config}
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface; loopback by default."),
@@ -66,10 +96,14 @@ def serve(
         0.0, help="Extra seconds every job spends processing (imitates a slow vendor)."
     ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    config: Path = typer.Option(
+        None, help="Vendor personas (engine, defects) and faults: a TOML file."
+    ),
 ) -> None:
     """Run the sandbox server (all vendor APIs) in the foreground."""
     from stemkit.sandbox import serve as run
 
+    _sandbox_settings(config)
     typer.echo(
         f"stemkit sandbox on http://{host}:{port}: /sourceress (demo/demo), "
         "/audioshake (token demo-token), /loom (key demo, secret demo)"
@@ -81,6 +115,7 @@ def serve(
         workers=workers,
         processing_delay=processing_delay,
         log_level=log_level,
+        config_file=str(config) if config else None,
     )
 
 
@@ -109,6 +144,9 @@ def batch(
     publish: str = typer.Option(
         None, help="Then copy the report, tables and analyses to this fsspec URL (s3://...)."
     ),
+    sandbox_config: Path = typer.Option(
+        None, help="Vendor personas of the in-process sandbox (TOML; see `stemkit serve`)."
+    ),
 ) -> None:
     """Separate, analyse and compare every track; write OUT/report.html."""
     from stemkit.batch import run_batch
@@ -116,11 +154,18 @@ def batch(
 
     stem_list = [s.strip() for s in stems.split(",")] if stems else None
     needs = [*provider, "loom"] if transcribe else list(provider)
+    settings = _sandbox_settings(sandbox_config)
     start = _sandbox_needed(profile, needs) if sandbox is None else sandbox
+    if sandbox_config is not None and not start:
+        _fail(
+            "--sandbox-config configures the in-process sandbox, and none is started here "
+            "(a sandbox already answers, or --no-sandbox): "
+            "give the file to `stemkit serve --config`"
+        )
     t0 = time.monotonic()
     try:
         # two workers: two cores separate or transcribe two jobs at once
-        with SandboxServer(workers=2) if start else nullcontext() as server:
+        with SandboxServer(workers=2, **settings) if start else nullcontext() as server:
             if server is not None:
                 typer.echo(f"sandbox running at {server.url}")
             result = run_batch(
@@ -135,6 +180,7 @@ def batch(
                 transcribe=transcribe,
                 executor=executor,
                 scheduler=scheduler,
+                sandbox=_personas(server, profile),
             )
     except StemkitError as exc:
         _fail(f"error: {exc}")
@@ -202,8 +248,13 @@ def demo(
     out: Path = typer.Option(Path("reports/demo"), "--out", "-o", help="Batch folder."),
     data: Path = typer.Option(DEMO_DATA, help="Where the demo tracks are (written if missing)."),
     provider: list[str] = typer.Option(["sourceress", "audioshake"], "--provider", "-p"),
+    sandbox_config: Path = typer.Option(
+        None, help="Vendor personas (default: the demo's, two vendors that differ)."
+    ),
 ) -> None:
     """The whole job on the embedded sandbox: demo data, separate, analyse, report."""
+    from stemkit.sandbox.personas import DEMO_CONFIG
+
     if not any(data.glob("*/mixture.wav")):
         demo_data(data, sr=44100, music=True, speech=True)
     batch(
@@ -220,6 +271,7 @@ def demo(
         scheduler=None,
         sandbox=True,
         publish=None,
+        sandbox_config=sandbox_config or DEMO_CONFIG,
     )
 
 

@@ -49,7 +49,8 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
 
     The vendor APIs are mounted at ``/sourceress``, ``/audioshake`` and ``/loom``;
     ``GET /_sandbox/stats`` counts what was submitted (tests use it to prove that nothing was
-    submitted twice).
+    submitted twice); ``GET /_sandbox/personas`` says which engine and defects each emulated
+    vendor runs (a batch records it, and the report marks known-answer vendors).
     """
     if not isinstance(config, SandboxConfig):
         config = SandboxConfig(data_dir=Path(config))
@@ -72,12 +73,16 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
             }
         )
 
+    async def personas(request: Request) -> JSONResponse:
+        return JSONResponse(config.personas.describe())
+
     app = Starlette(
         routes=[
             Mount("/sourceress", routes=sourceress.routes()),
             Mount("/audioshake", routes=audioshake.routes()),
             Mount("/loom", routes=loom.routes()),
             Route("/_sandbox/stats", stats, methods=["GET"]),
+            Route("/_sandbox/personas", personas, methods=["GET"]),
         ],
         middleware=[
             Middleware(

@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 
 from stemkit.sandbox.faults import Faults
+from stemkit.sandbox.personas import SandboxFile, Separator
 
 log = logging.getLogger("stemkit.sandbox")
 M = TypeVar("M", bound=BaseModel)
@@ -60,6 +61,25 @@ class SandboxConfig:
     max_upload_bytes: int = 500 * 1024 * 1024
     #: injected faults (none by default), see :mod:`stemkit.sandbox.faults`
     faults: Faults = field(default_factory=Faults)
+    #: each vendor's engine and defects (all clean ``dsp`` by default), see
+    #: :mod:`stemkit.sandbox.personas`
+    personas: SandboxFile = field(default_factory=SandboxFile)
+
+    def separator(self, vendor: str) -> Separator:
+        """The engine (and defects) ``vendor``'s jobs run with."""
+        return Separator(self.personas.persona(vendor))
+
+    @classmethod
+    def from_file(cls, path, data_dir: Path, **settings) -> SandboxConfig:
+        """Settings with the personas (and ``[faults]``) of a sandbox config file.
+
+        Raises :class:`~stemkit.sandbox.personas.ConfigError` naming the bad key.
+        """
+        from stemkit.sandbox.personas import load_config
+
+        personas = load_config(path)
+        faults = personas.fault_settings() if personas.faults is not None else Faults()
+        return cls(data_dir=Path(data_dir), personas=personas, faults=faults, **settings)
 
 
 def utc_iso(ts: float | None = None) -> str:

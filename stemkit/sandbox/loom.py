@@ -89,6 +89,7 @@ class LoomAPI:
 
     def __init__(self, config: SandboxConfig, signer: Signer, workers: Workers) -> None:
         self.config = config
+        self.separator = config.separator("loom")  # defects of the audio it hears
         self.signer = signer
         self.workers = workers
         self.root = Path(config.data_dir) / "loom"
@@ -311,7 +312,7 @@ class LoomAPI:
             texts, words, total, blank = [], [], 0.0, True
             for path in job.inputs:
                 y, sr = load_audio(path)
-                t = asr.transcribe(y, sr)
+                t = asr.transcribe(self.separator.hear(y, sr), sr)
                 words += [
                     {
                         "word": w.word,

@@ -56,7 +56,8 @@ class SandboxServer:
         Export ``STEMKIT_SANDBOX_URL`` while running, so profiles and notebook kernels started
         from this process find the sandbox.
     **settings
-        :class:`SandboxConfig` fields for the default config (e.g. ``workers=2``).
+        :class:`SandboxConfig` fields for the default config (e.g. ``workers=2``), and
+        ``config_file``: a personas file (:mod:`stemkit.sandbox.personas`).
     """
 
     def __init__(
@@ -71,7 +72,11 @@ class SandboxServer:
         self._tmp = None
         if config is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="stemkit-sandbox-")
-            config = SandboxConfig(data_dir=Path(self._tmp.name), **settings)
+            config_file = settings.pop("config_file", None)
+            if config_file is not None:
+                config = SandboxConfig.from_file(config_file, Path(self._tmp.name), **settings)
+            else:
+                config = SandboxConfig(data_dir=Path(self._tmp.name), **settings)
         elif settings:
             raise TypeError("pass settings in the SandboxConfig, or no config at all")
         self.config = config
@@ -139,8 +144,17 @@ def serve(
     workers: int = 1,
     processing_delay: float = 0.0,
     log_level: str = "info",
+    config_file: str | None = None,
 ) -> None:
-    """Run the sandbox in the foreground until interrupted (``stemkit serve``)."""
+    """Run the sandbox in the foreground until interrupted (``stemkit serve``).
+
+    ``config_file`` is a personas file (:mod:`stemkit.sandbox.personas`); a bad one raises
+    :class:`~stemkit.sandbox.personas.ConfigError` before the server starts.
+    """
     data = Path(data_dir or Path(tempfile.gettempdir()) / "stemkit-sandbox")
-    config = SandboxConfig(data_dir=data, workers=workers, processing_delay=processing_delay)
+    settings = {"workers": workers, "processing_delay": processing_delay}
+    if config_file:
+        config = SandboxConfig.from_file(config_file, data, **settings)
+    else:
+        config = SandboxConfig(data_dir=data, **settings)
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)

@@ -43,7 +43,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stemkit.audio import load_audio, write_audio
-from stemkit.dsp import engine
 from stemkit.errors import AudioError
 from stemkit.sandbox.common import (
     Callbacks,
@@ -160,6 +159,7 @@ class SourceressAPI:
 
     def __init__(self, config: SandboxConfig, signer: Signer, workers: Workers) -> None:
         self.config = config
+        self.separator = config.separator("sourceress")
         self.signer = signer
         self.workers = workers
         self.root = Path(config.data_dir) / "sourceress"
@@ -400,7 +400,7 @@ class SourceressAPI:
                 raise RuntimeError("injected failure of the separation worker")
             y, sr = sf.read(sep.folder / "request.wav", dtype="float32", always_2d=True)
             stems = ALGORITHM_STEMS[sep.algorithm]
-            result = engine.separate(y.T, sr, [s for s, _ in stems])
+            result = self.separator.separate(y.T, sr, [s for s, _ in stems])
             if self.config.processing_delay:
                 time.sleep(self.config.processing_delay)
             self._event(sep, "Finalising", None)
