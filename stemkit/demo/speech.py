@@ -235,7 +235,9 @@ def _render_float(
 ) -> tuple[dict[str, np.ndarray], str]:
     """The two stems as float64 ``(2, n)`` at their relative levels, and the script."""
     clip, clip_sr, script = load_clip(track.clip, speech_dir)
-    speech = resample(clip, clip_sr, sr)
+    # a 40 Hz high-pass, as any dialogue edit has: the recordings carry a little DC offset
+    sos = signal.butter(2, 40.0, btype="highpass", fs=clip_sr, output="sos")
+    speech = resample(signal.sosfiltfilt(sos, clip), clip_sr, sr)
     lead = round(track.lead_in * sr)
     n = lead + speech.size + round(track.tail * sr)
     dialogue = np.zeros(n)

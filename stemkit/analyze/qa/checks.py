@@ -24,6 +24,14 @@ from stemkit.analyze.qa.meters import (
     _true_peak,
     integrated_loudness,
 )
+from stemkit.analyze.qa.spectral import (
+    MIN_SHARE_DB,
+    band_levels,
+    clipped_samples,
+    find_cliff,
+    longest_dropout,
+    loss_cliff,
+)
 from stemkit.audio import as_audio, conform, resample
 
 #: ``stem`` of the rows that concern all stems together / the job
@@ -37,6 +45,8 @@ LAG_SEARCH_S = 0.25
 LAG_MARGIN = 1.2
 #: a stem whose side (L - R) is this far below its mid (L + R) is mono: no swap check
 MONO_SIDE_DB = -30.0
+#: ``gain_db`` is measured only when the stems explain the mixture to this level (dB re it)
+GAIN_FIT_DB = -15.0
 
 
 def _row(stem: str, check: str, value: float, unit: str, detail: str = "") -> dict[str, Any]:
@@ -50,7 +60,7 @@ def _channel_names(n: int) -> list[str]:
 def _level_rows(name: str, y: np.ndarray, sr: int) -> list[dict[str, Any]]:
     """Checks of the stem on its own: clipping, peaks, near-silence, loudness, DC."""
     mag = np.abs(y)
-    clipped = int(np.count_nonzero(mag >= CLIP_LEVEL))
+    clipped = clipped_samples(y, full_scale=CLIP_LEVEL)
     peak = float(mag.max(initial=0.0))
     loudest = float(_block_power(y, sr).mean(axis=0).max(initial=0.0))
     lufs = integrated_loudness(y, sr)
@@ -58,7 +68,13 @@ def _level_rows(name: str, y: np.ndarray, sr: int) -> list[dict[str, Any]]:
     means = y.sum(axis=-1) / max(y.shape[-1], 1)  # float32 pairwise sums: accurate, 5x faster
     dc = " ".join(f"{c} {m:+.4f}" for c, m in zip(_channel_names(len(means)), means, strict=True))
     return [
-        _row(name, "clip_pct", 100 * clipped / max(y.size, 1), "%", f"{clipped} samples"),
+        _row(
+            name,
+            "clip_pct",
+            100 * clipped / max(y.size, 1),
+            "%",
+            f"{clipped} samples at full scale or on flat peaks",
+        ),
         _row(name, "sample_peak_dbfs", _db(peak**2), "dBFS"),
         _row(name, "true_peak_dbtp", _db(_true_peak(y, mag) ** 2), "dBTP", "4x oversampled"),
         _row(name, "silent", _db(loudest), "dBFS", "loudest 400 ms window (RMS)"),
@@ -116,12 +132,15 @@ class _Mixture:
     q: int = field(init=False)
     pooled: np.ndarray = field(init=False)
     gram: np.ndarray = field(init=False)
+    band_edges: np.ndarray = field(init=False)
+    band_db: np.ndarray = field(init=False)
     _spectra: dict[int, np.ndarray] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.q = max(1, self.sr // 4000)  # the lag search runs at ~4 kHz
         self.pooled = _pooled(self.x, self.q)
         self.gram = _gram(self.x, self.x)
+        self.band_edges, self.band_db = band_levels(self.x, self.sr)
         self.spectrum(self.n_fft)  # computed once, before any thread needs it
 
     @property
@@ -256,6 +275,96 @@ def _swap_row(
     return _row(name, "channel_swap", value, "corr", f"stem side {ratio:.0f} dB re mid, {where}")
 
 
+def _defect_rows(mix: _Mixture, names: list[str], conformed: list[np.ndarray]) -> list[dict]:
+    """The checks that use what the stems together miss of the mixture: ``bandwidth_hz``
+    (stem ``(all)``), and per stem ``cutoff_hz`` (this stem is cut where content went
+    missing) and ``dropout_s``."""
+    missing = mix.x.copy()
+    for stem in conformed:
+        missing -= stem
+    _, miss_db = band_levels(missing, mix.sr)
+    miss_db -= mix.band_db
+    audible = mix.band_db >= mix.band_db.max() - 70.0  # bands where the mixture has content
+    top = int(np.flatnonzero(audible).max()) + 1 if audible.any() else 0
+    edges = mix.band_edges[: top + 1]
+    loss = loss_cliff(edges, miss_db[:top]) if top > 8 else None
+    cut_stems = []
+    rows = []
+    for name, y in zip(names, conformed, strict=True):
+        cut = None
+        if loss is not None:
+            _, own = band_levels(y, mix.sr)
+            cut = find_cliff(edges, (own - mix.band_db)[:top], min_level_db=MIN_SHARE_DB)
+            if cut is not None and abs(math.log2(cut / loss)) > 0.5:
+                cut = None  # a cliff of the source itself, not where content went missing
+        if cut is not None:
+            cut_stems.append(name)
+        rows.append(
+            _row(
+                name,
+                "cutoff_hz",
+                cut if cut is not None else math.nan,
+                "Hz",
+                "cut off where the stems together lose the mixture's content"
+                if cut is not None
+                else "",
+            )
+        )
+        length, start = longest_dropout(y, mix.x, missing, mix.sr)
+        detail = f"silent from {start:.3f} s while the mixture still needs it" if length else ""
+        rows.append(_row(name, "dropout_s", length, "s", detail))
+    top_khz = float(mix.band_edges[top]) / 1000 if top else math.nan
+    all_row = _row(
+        ALL,
+        "bandwidth_hz",
+        loss if loss is not None else math.nan,
+        "Hz",
+        f"the stems lose the mixture's content above this "
+        f"({', '.join(cut_stems) or 'no single stem'} cut off); "
+        f"the mixture has content to {top_khz:.1f} kHz"
+        if loss is not None
+        else f"no loss below the mixture's {top_khz:.1f} kHz",
+    )
+    return [all_row, *rows]
+
+
+def _gain_rows(mix: _Mixture, names: list[str], conformed: list[np.ndarray]) -> list[dict]:
+    """``gain_db`` of each stem: the least-squares fit ``mixture = sum_k a_k stem_k`` gives
+    ``a_k = 1`` for stems that add up to the mixture and ``1/g`` for a stem scaled by ``g``.
+    NaN when fewer than two stems, or when the stems do not explain the mixture."""
+    nan_rows = [
+        _row(name, "gain_db", math.nan, "dB", "needs stems that add up to the mixture")
+        for name in names
+    ]
+    if len(conformed) < 2:
+        return nan_rows
+
+    def inner(s: np.ndarray, t: np.ndarray) -> float:
+        return sum(_dot(a, b) for a, b in zip(s, t, strict=True))
+
+    gram = np.array([[inner(s, t) for t in conformed] for s in conformed])
+    proj = np.array([inner(s, mix.x) for s in conformed])
+    energy = float(np.trace(mix.gram))
+    live = np.diag(gram) > 1e-10 * energy
+    if energy <= 0 or live.sum() < 2:
+        return nan_rows
+    coef = np.full(len(conformed), math.nan)
+    sol = np.linalg.lstsq(gram[np.ix_(live, live)], proj[live], rcond=None)[0]
+    coef[live] = sol
+    explained = float(sol @ proj[live])  # energy of the fitted part
+    residual_db = _db(max(energy - explained, 0.0) / energy)
+    if residual_db > GAIN_FIT_DB:
+        return [
+            {**r, "detail": f"the stems explain the mixture only to {residual_db:.0f} dB"}
+            for r in nan_rows
+        ]
+    rows = []
+    for name, a in zip(names, coef, strict=True):
+        value = -20 * math.log10(a) if a > 0 else math.nan
+        rows.append(_row(name, "gain_db", value, "dB", f"mixture fit: {a:.3f} x stem"))
+    return rows
+
+
 def _recon_row(mix: _Mixture, conformed: list[np.ndarray]) -> dict[str, Any]:
     err = mix.x.copy()
     for stem in conformed:
@@ -360,7 +469,9 @@ def stem_checks(
     else:
         done = [one(name) for name in stems]
     rows = [row for stem_rows, _ in done for row in stem_rows]
-    return [_recon_row(mix, [conformed for _, conformed in done]), *rows]
+    conformed = [c for _, c in done]
+    gains = _gain_rows(mix, list(stems), conformed)
+    return [_recon_row(mix, conformed), *rows, *gains, *_defect_rows(mix, list(stems), conformed)]
 
 
 def _stem_rows(
