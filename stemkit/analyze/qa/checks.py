@@ -25,12 +25,13 @@ from stemkit.analyze.qa.meters import (
     integrated_loudness,
 )
 from stemkit.analyze.qa.spectral import (
+    LOSS_DB,
+    LOSS_RISE_DB,
     MIN_SHARE_DB,
     band_levels,
     clipped_samples,
     find_cliff,
     longest_dropout,
-    loss_cliff,
 )
 from stemkit.audio import as_audio, conform, resample
 
@@ -275,56 +276,59 @@ def _swap_row(
     return _row(name, "channel_swap", value, "corr", f"stem side {ratio:.0f} dB re mid, {where}")
 
 
+def _lost_above(edges: np.ndarray, miss_db: np.ndarray, cut: float) -> bool:
+    """Whether the stems together miss the mixture's content right above ``cut`` (the band a
+    sixth of an octave above it) and much more than in the half octave below it: a cut stem's
+    content goes missing right where it is cut."""
+    low = edges[:-1]
+    above = (low >= cut * 2 ** (1 / 7)) & (low < cut * 2 ** (1 / 3))
+    below = (low >= cut / 2 ** (1 / 2)) & (low < cut / 2 ** (1 / 6))
+    if not above.any() or not below.any():
+        return False
+    lost, before = float(np.median(miss_db[above])), float(np.median(miss_db[below]))
+    return lost >= LOSS_DB and lost - before >= LOSS_RISE_DB
+
+
 def _defect_rows(mix: _Mixture, names: list[str], conformed: list[np.ndarray]) -> list[dict]:
     """The checks that use what the stems together miss of the mixture: ``bandwidth_hz``
-    (stem ``(all)``), and per stem ``cutoff_hz`` (this stem is cut where content went
-    missing) and ``dropout_s``."""
-    missing = mix.x.copy()
+    (stem ``(all)``), and per stem ``cutoff_hz`` and ``dropout_s``."""
+    total = np.zeros_like(mix.x)
     for stem in conformed:
-        missing -= stem
-    _, miss_db = band_levels(missing, mix.sr)
-    miss_db -= mix.band_db
+        total += stem
+    missing = mix.x - total
     audible = mix.band_db >= mix.band_db.max() - 70.0  # bands where the mixture has content
     top = int(np.flatnonzero(audible).max()) + 1 if audible.any() else 0
-    edges = mix.band_edges[: top + 1]
-    loss = loss_cliff(edges, miss_db[:top]) if top > 8 else None
-    cut_stems = []
-    rows = []
+    edges, mix_db = mix.band_edges[: top + 1], mix.band_db[:top]
+    miss_db = band_levels(missing, mix.sr)[1][:top] - mix_db
+    rows, cuts = [], {}
     for name, y in zip(names, conformed, strict=True):
-        cut = None
-        if loss is not None:
-            _, own = band_levels(y, mix.sr)
-            cut = find_cliff(edges, (own - mix.band_db)[:top], min_level_db=MIN_SHARE_DB)
-            if cut is not None and abs(math.log2(cut / loss)) > 0.5:
-                cut = None  # a cliff of the source itself, not where content went missing
+        share = band_levels(y, mix.sr)[1][:top] - mix_db
+        cut = find_cliff(edges, share, min_level_db=MIN_SHARE_DB) if top > 8 else None
+        if cut is not None and not _lost_above(edges, miss_db, cut):
+            cut = None  # the source itself ends there: nothing of the mixture went missing
         if cut is not None:
-            cut_stems.append(name)
+            cuts[name] = cut
         rows.append(
             _row(
                 name,
                 "cutoff_hz",
                 cut if cut is not None else math.nan,
                 "Hz",
-                "cut off where the stems together lose the mixture's content"
-                if cut is not None
-                else "",
+                "" if cut is None else "cut off: the stems together miss the mixture above",
             )
         )
         length, start = longest_dropout(y, mix.x, missing, mix.sr)
         detail = f"silent from {start:.3f} s while the mixture still needs it" if length else ""
         rows.append(_row(name, "dropout_s", length, "s", detail))
+    whole = find_cliff(edges, band_levels(total, mix.sr)[1][:top] - mix_db) if top > 8 else None
+    found = [f for f in (whole, *cuts.values()) if f is not None]
     top_khz = float(mix.band_edges[top]) / 1000 if top else math.nan
-    all_row = _row(
-        ALL,
-        "bandwidth_hz",
-        loss if loss is not None else math.nan,
-        "Hz",
-        f"the stems lose the mixture's content above this "
-        f"({', '.join(cut_stems) or 'no single stem'} cut off); "
-        f"the mixture has content to {top_khz:.1f} kHz"
-        if loss is not None
-        else f"no loss below the mixture's {top_khz:.1f} kHz",
-    )
+    if found:
+        who = "every stem (their sum is cut)" if whole is not None else ", ".join(cuts)
+        detail = f"content of the mixture missing above this: {who}; mixture to {top_khz:.1f} kHz"
+    else:
+        detail = f"no content missing below the mixture's {top_khz:.1f} kHz"
+    all_row = _row(ALL, "bandwidth_hz", min(found) if found else math.nan, "Hz", detail)
     return [all_row, *rows]
 
 

@@ -8,9 +8,10 @@ Each function reads a stem (and the mixture where it needs one) and returns numb
   third of an octave and never recovers). Applied to the stem's share of the mixture
   (stem/mixture per band) it finds a stem cut off against the mixture (``bandwidth_hz``: a
   low-pass, a codec, a separator that only works up to 11 kHz). Because a source can be
-  band-limited itself (a 16 kHz dialogue recording, a synth pad), a cut only counts where the
-  stems *together* then miss the mixture's content (:func:`loss_cliff`). Soft masks and
-  natural roll-offs fall far less steeply.
+  band-limited itself (a 16 kHz dialogue recording, a synth pad), a stem's cut only counts
+  where the stems *together* then miss the mixture's content; the sum of the stems cut off
+  against the mixture means every stem was. Soft masks and natural roll-offs fall far less
+  steeply.
 - :func:`longest_dropout`: the longest stretch of digital silence in a stem during which the
   stems together miss part of the mixture.
 - :func:`clipped_samples`: samples at full scale or on flat plateaus at the channel's peak.
@@ -51,8 +52,10 @@ DROPOUT_MISSING_DB = -20.0
 #: a broken other stem leaves out is missing there too)
 DROPOUT_RISE_DB = 10.0
 DROPOUT_CONTEXT_S = 0.5
-#: a band where the stems together miss this much of the mixture has lost content
-LOSS_DB = -20.0
+#: a stem's cut counts when what the stems miss right above it is at least this loud (dB re
+#: the mixture) and LOSS_RISE_DB louder than what they miss below it
+LOSS_DB = -30.0
+LOSS_RISE_DB = 10.0
 #: samples at or below this magnitude are digital silence (-100 dBFS)
 SILENCE = 1e-5
 #: bands start here (below, 1/6 octave is a few bins wide)
@@ -140,8 +143,8 @@ def find_cliff(
     Returns
     -------
     float or None
-        Where the fall starts: the lower edge of the first band (of the octave below ``c`` or
-        after) that lies 6 dB or more under that octave's median, Hz.
+        Where the fall starts: the lower edge of the lowest band from which on every band
+        lies 6 dB or more under the median of the octave below ``c``, Hz.
     """
     n = len(levels)
     for c in range(6, n - 2):
@@ -151,45 +154,10 @@ def find_cliff(
         below = float(np.median(levels[c - 5 : c + 1]))
         above = float(levels[c + 2 :].max())
         if below >= min_level_db and below - above > depth_db:
-            first = c - 5 + int(np.argmax(levels[c - 5 :] <= below - 6.0))
+            first = c + 2
+            while first > c - 5 and levels[first - 1] <= below - 6.0:
+                first -= 1
             return float(edges[first])
-    return None
-
-
-def loss_cliff(edges: np.ndarray, missing_db: np.ndarray) -> float | None:
-    """Where the stems together start to miss the mixture: the lowest frequency above which
-    the per-band reconstruction error (``missing - mixture`` levels, dB) rises by
-    :data:`CLIFF_DB` within a third of an octave and stays at or above :data:`LOSS_DB`.
-
-    Parameters
-    ----------
-    edges : np.ndarray
-        Band edges from :func:`band_levels`, Hz.
-    missing_db : np.ndarray
-        Level of ``mixture - sum of stems`` minus the mixture's level, per band, dB.
-
-    Returns
-    -------
-    float or None
-        The frequency, Hz, or None.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> edges = 500 * 2.0 ** (np.arange(41) / 6)
-    >>> loss = np.where(edges[:-1] >= 8000, -3.0, -90.0)
-    >>> loss_cliff(edges, loss)
-    8000.0
-    >>> loss_cliff(edges, np.full(40, -25.0)) is None
-    True
-    """
-    n = len(missing_db)
-    for c in range(6, n - 2):
-        above = missing_db[c + 2 :]
-        below = float(np.median(missing_db[c - 5 : c + 1]))
-        if float(above.min()) - below > CLIFF_DB and float(above.min()) >= LOSS_DB:
-            rise = c - 5 + int(np.argmax(missing_db[c - 5 :] >= below + 6.0))
-            return float(edges[rise])
     return None
 
 
