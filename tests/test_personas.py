@@ -154,9 +154,7 @@ bleed_db = -10
         assert sdr(ref, y) == pytest.approx(10.0, abs=0.05), name
 
 
-def test_known_answer_without_the_mixture_fails_the_job_as_documented(
-    tmp_path, track_dir, use_env
-):
+def test_known_answer_without_the_mixture_fails_the_job_as_documented(tmp_path, track_dir, use_env):
     text = f'[vendors.audioshake]\nengine = "reference"\nreferences = "{track_dir}"\n'
     (tmp_path / "odd").mkdir()
     y, sr = load_audio(track_dir / "alpha" / "mixture.wav")

@@ -74,7 +74,7 @@ def _level_rows(name: str, y: np.ndarray, sr: int) -> list[dict[str, Any]]:
             "clip_pct",
             100 * clipped / max(y.size, 1),
             "%",
-            f"{clipped} samples at full scale or on flat peaks",
+            f"{clipped} samples at full scale or on a flat ceiling",
         ),
         _row(name, "sample_peak_dbfs", _db(peak**2), "dBFS"),
         _row(name, "true_peak_dbtp", _db(_true_peak(y, mag) ** 2), "dBTP", "4x oversampled"),

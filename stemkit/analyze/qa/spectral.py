@@ -162,7 +162,7 @@ def find_cliff(
 
 
 def longest_dropout(
-    y: np.ndarray, mixture: np.ndarray, missing: np.ndarray, sr: int, *, min_s: float = 0.01
+    y: np.ndarray, mixture: np.ndarray, missing: np.ndarray, sr: int, *, min_s: float = 0.005
 ) -> tuple[float, float]:
     """The longest dropout in a stem: digital silence where the mixture still needed it.
 
@@ -212,9 +212,10 @@ def _energy(x: np.ndarray) -> float:
     return float(np.einsum("ij,ij->", x, x, dtype=np.float64))
 
 
-def clipped_samples(y: np.ndarray, *, full_scale: float = 0.999, plateau: int = 3) -> int:
-    """Samples that are clipped: at full scale, or on a flat run of at least ``plateau``
-    samples at the channel's own peak magnitude (hard clipping below full scale).
+def clipped_samples(y: np.ndarray, *, full_scale: float = 0.999, at_peak: int = 3) -> int:
+    """Samples that are clipped: at full scale, or exactly at the channel's own peak magnitude
+    in runs of two or more, when at least ``at_peak`` samples are (hard clipping below full
+    scale flattens crests to one value; a natural peak is one sample, even a steady tone's).
 
     Parameters
     ----------
@@ -222,8 +223,8 @@ def clipped_samples(y: np.ndarray, *, full_scale: float = 0.999, plateau: int = 
         ``(channels, samples)`` float stem.
     full_scale : float
         Magnitude that counts as full scale.
-    plateau : int
-        Shortest run of equal peak samples that counts as a clipped plateau.
+    at_peak : int
+        Fewest samples on flat runs at the peak magnitude that count as a clipped ceiling.
 
     Returns
     -------
@@ -234,7 +235,7 @@ def clipped_samples(y: np.ndarray, *, full_scale: float = 0.999, plateau: int = 
     --------
     >>> import numpy as np
     >>> t = np.arange(8000) / 8000
-    >>> y = 0.8 * np.sin(2 * np.pi * 5 * t)[None].astype(np.float32)
+    >>> y = 0.8 * np.sin(2 * np.pi * 5.3 * t)[None].astype(np.float32)
     >>> clipped_samples(y), clipped_samples(np.clip(y, -0.4, 0.4)) > 1000
     (0, True)
     """
@@ -244,10 +245,10 @@ def clipped_samples(y: np.ndarray, *, full_scale: float = 0.999, plateau: int = 
         peak = float(mag.max(initial=0.0))
         if peak == 0.0:
             continue
-        at_peak = mag >= peak * (1 - 1e-6)
-        runs = np.flatnonzero(np.diff(np.concatenate(([0], at_peak.astype(np.int8), [0]))))
-        pairs = zip(runs[::2], runs[1::2], strict=True)
-        plateaus = sum(int(b - a) for a, b in pairs if b - a >= plateau)
-        # plateaus at full scale are a subset of the full-scale samples
-        total += max(int(np.count_nonzero(mag >= full_scale)), plateaus)
+        flat = mag == peak
+        flat = flat & (np.roll(flat, 1) | np.roll(flat, -1))  # in runs of two or more
+        ceiling = int(np.count_nonzero(flat))
+        full = int(np.count_nonzero(mag >= full_scale))
+        # samples at a full-scale peak are counted among the full-scale ones
+        total += max(full, ceiling if ceiling >= at_peak else 0)
     return total
