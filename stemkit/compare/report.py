@@ -20,6 +20,7 @@ import pandas as pd
 from stemkit.analyze.intelligibility import COLUMNS as INTEL_COLUMNS
 from stemkit.analyze.track import METRIC_COLUMNS, VERDICT_COLUMNS
 from stemkit.batchdir import BatchFolder
+from stemkit.compare.stats import paired_comparisons, sentences
 from stemkit.timing import COLUMNS as TIMELINE_COLUMNS
 from stemkit.timing import summarize
 
@@ -36,6 +37,26 @@ class BatchTables:
     timing: pd.DataFrame  # per job: queue wait, processing, end to end, rtf
     intelligibility: pd.DataFrame  # WER per track and transcribed source
     verdicts: pd.DataFrame  # every QA check with its verdict
+    comparisons: pd.DataFrame  # paired statistics per provider pair, stem and metric
+
+    @property
+    def compared(self) -> list[str]:
+        """The providers the statistics compare: the batch's, and the DSP baseline."""
+        scored = set(self.metrics["provider"]) if not self.metrics.empty else set()
+        return [p for p in [*self.info.get("providers", []), "baseline"] if p in scored]
+
+    @property
+    def known_answer(self) -> list[str]:
+        """Providers that answered with the references (the sandbox's known-answer vendor):
+        their scores validate the evaluation, they say nothing about a vendor."""
+        personas = self.info.get("sandbox") or {}
+        return [
+            p for p in self.info.get("providers", []) if personas.get(p, {}).get("known_answer")
+        ]
+
+    def statistics(self, metrics: list[str] | None = None) -> list[str]:
+        """The comparisons as sentences (see :func:`stemkit.compare.stats.sentences`)."""
+        return sentences(self.comparisons, metrics=metrics)
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -164,6 +185,9 @@ def load_batch(folder: str | Path | BatchFolder) -> BatchTables:
             timeline[col] = pd.to_datetime(timeline[col], utc=True, format="ISO8601")
     audio = {r["track"]: r["audio_seconds"] for r in jobs if r.get("audio_seconds")}
     timing = summarize(timeline, audio)
+    scored = set(metrics["provider"]) if not metrics.empty else set()
+    compared = [p for p in [*info.get("providers", []), "baseline"] if p in scored]
+    comparisons = paired_comparisons(metrics, compared, intelligibility=_wer_rows(intel))
     for name, df in (
         ("metrics", metrics),
         ("timeline", timeline),
@@ -171,9 +195,50 @@ def load_batch(folder: str | Path | BatchFolder) -> BatchTables:
         ("jobs", jobs_df),
         ("intelligibility", intel),
         ("verdicts", verdicts),
+        ("comparisons", comparisons),
     ):
         batch.write_table(name, df)
-    return BatchTables(batch.root, info, jobs_df, metrics, timeline, timing, intel, verdicts)
+    return BatchTables(
+        batch.root, info, jobs_df, metrics, timeline, timing, intel, verdicts, comparisons
+    )
+
+
+def _wer_rows(intel: pd.DataFrame) -> pd.DataFrame:
+    """WER rows of the providers' stems (not of the mixture or the reference)."""
+    if intel.empty:
+        return intel
+    keep = ~intel["source"].isin(["mixture", "reference"]) & (intel["state"] == "done")
+    return intel[keep]
+
+
+def sandbox_note(info: dict) -> str:
+    """What the sandbox's emulated vendors ran (from ``batch.json``), as Markdown; empty for
+    a batch against real vendors.
+
+    Examples
+    --------
+    >>> sandbox_note({"providers": ["a"], "sandbox": {"a": {"engine": "reference",
+    ...     "defects": {"bleed_db": -10}, "known_answer": True}}})  # doctest: +ELLIPSIS
+    '**Emulated vendors** (stemkit sandbox): `a`: engine `reference`, defects bleed_db=-10...'
+    """
+    personas = info.get("sandbox") or {}
+    shown = [p for p in info.get("providers", []) if p in personas]
+    if not shown:
+        return ""
+    parts = []
+    for p in shown:
+        d = personas[p]
+        defects = ", ".join(f"{k}={v}" for k, v in (d.get("defects") or {}).items()) or "none"
+        parts.append(f"`{p}`: engine `{d.get('engine')}`, defects {defects}")
+    text = "**Emulated vendors** (stemkit sandbox): " + "; ".join(parts) + "."
+    known = [p for p in shown if personas[p].get("known_answer")]
+    if known:
+        text += (
+            f" **Known-answer run:** {', '.join(f'`{k}`' for k in known)} answered with the "
+            "reference stems (plus the leakage set by `bleed_db`): its scores validate the "
+            "evaluation and say nothing about a vendor."
+        )
+    return text
 
 
 def notebook_setup() -> None:
