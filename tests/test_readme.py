@@ -35,3 +35,30 @@ def test_readme_notebook_example_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "'vocals'" in proc.stdout and "Finalising" in proc.stdout
     assert (work / "out" / "sunday" / "vocals.wav").is_file()
+
+
+def test_readme_table_of_checks_is_the_profile():
+    """One table in the README documents every check of the QA profile with its limits."""
+    from stemkit.analyze.qa import load_profile
+
+    readme = (ROOT / "README.md").read_text()
+    table = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]  # unescaped pipes
+        if len(cells) == 6 and re.fullmatch(r"`\w+`", cells[0]) and cells[1] != "row":
+            table[cells[0].strip("`")] = (cells[3], cells[4])
+    profile = load_profile()["checks"]
+    assert set(table) == set(profile), set(table) ^ set(profile)
+
+    def limit(text: str) -> float | None:
+        m = re.search(r"(-?\d+(?:\.\d+)?)\s*$", text)
+        return float(m.group(1)) if m else None
+
+    for name, rule in profile.items():
+        warn, fail = table[name]
+        for cell, keys in (
+            (warn, ("warn_above", "warn_below")),
+            (fail, ("fail_above", "fail_below")),
+        ):
+            expected = next((rule[k] for k in keys if k in rule), None)
+            assert limit(cell) == (None if expected is None else float(expected)), (name, cell)

@@ -51,7 +51,7 @@ def test_few_tracks_are_not_called_even_when_every_track_agrees():
     assert "too few tracks to call" in sentences(c)[0]
 
 
-def test_holm_adjusts_over_the_whole_table():
+def test_holm_adjusts_over_every_pair_and_stem_of_a_metric():
     rng = np.random.default_rng(3)
     parts = [scores({"a": 0.8 + rng.normal(0, 1, 10)}, stem=s, seed=i) for i, s in
              enumerate(["vocals", "drums", "bass", "other"])]  # fmt: skip

@@ -5,9 +5,10 @@ tracks both providers were scored on and gives the **paired difference** ``a - b
 its median, a **bootstrap 95 % confidence interval** of that median (percentile method,
 :func:`scipy.stats.bootstrap`, seeded), and a **Wilcoxon signed-rank test**
 (:func:`scipy.stats.wilcoxon`, two-sided; exact for small samples) with ``n``. The p-values of
-one batch are adjusted together for multiple comparisons by Holm's step-down method
-(:func:`statsmodels.stats.multitest.multipletests`): the batch tests many pairs, stems and
-metrics, and some would look significant by chance. :func:`sentences` turns the table into
+one metric are adjusted together for multiple comparisons by Holm's step-down method
+(:func:`statsmodels.stats.multitest.multipletests`), over every pair of providers and stem:
+a batch asks "who is better on SDR?" of many pairs and stems, and some would look significant
+by chance. (Each metric is its own question, so its own family.) :func:`sentences` turns the table into
 plain text, with "too few tracks to call" below :data:`MIN_TRACKS`.
 
 Examples
@@ -153,7 +154,7 @@ def paired_comparisons(
     pd.DataFrame
         :data:`COLUMNS`: per pair, stem and metric, the tracks both were scored on
         (``n_tracks``), the median of ``a - b`` with its interval, the Wilcoxon p-value and the
-        Holm-adjusted one (over every row of the table). NaN where fewer than 2 tracks pair up.
+        Holm-adjusted one (over every row of the same metric). NaN where fewer than 2 tracks pair up.
     """
     long = _long(metrics, intelligibility)
     rows = []
@@ -183,9 +184,8 @@ def paired_comparisons(
                 )
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "p_holm"])
     out["p_holm"] = math.nan
-    ok = out["p_value"].notna()
-    if ok.any():
-        out.loc[ok, "p_holm"] = multipletests(out.loc[ok, "p_value"], method="holm")[1]
+    for _, group in out[out["p_value"].notna()].groupby("metric"):
+        out.loc[group.index, "p_holm"] = multipletests(group["p_value"], method="holm")[1]
     return out[COLUMNS]
 
 
