@@ -136,6 +136,13 @@ class ProviderError(StemkitError):
         return self.status in (429, 503)
 
 
+class TimestampError(StemkitError):
+    """A vendor timestamp is in no form stemkit reads (see :func:`stemkit.timing.parse_time`);
+    not retried: the same answer would come again."""
+
+    kind = "timestamp"
+
+
 class AmbiguousSubmission(ProviderError):
     """A job-creating call failed in a way that leaves open whether the service accepted it.
 

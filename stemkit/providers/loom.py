@@ -70,8 +70,9 @@ class JobInfo(_Model):
     job_name: str | None = None
     status: str | None = None
     profile_name: str | None = None
-    submitted_at: str | None = None
-    completed_at: str | None = None
+    #: timestamps as sent (ISO text or epoch numbers), read by :func:`stemkit.timing.parse_time`
+    submitted_at: str | int | float | None = None
+    completed_at: str | int | float | None = None
     total_audio_length: float | str | None = None
     is_blank_audio: bool | None = None
     error_message: str | None = None
@@ -231,7 +232,8 @@ class LoomProvider(Provider):
         info = d.job_data.job_info
         rows = []
         if state == "done" and info.submitted_at and info.completed_at:
-            start, end = parse_time(info.submitted_at), parse_time(info.completed_at)
+            start = parse_time(info.submitted_at, event=f"job {job.job_id} submitted_at")
+            end = parse_time(info.completed_at, event=f"job {job.job_id} completed_at")
             rows.append(
                 {
                     "stage": "processing",

@@ -175,6 +175,7 @@ def run_job(
             observations,
             info.duration,
             final.vendor_stages,
+            clock_bounds=final.clock_bounds,
         )
         record.update(result.to_dict(), state="done", error=None)
         record["stems"] = {k: Path(v).name for k, v in files.items()}
