@@ -615,7 +615,7 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _delivering(tl: pd.DataFrame) -> pd.DataFrame:
+def delivering(tl: pd.DataFrame) -> pd.DataFrame:
     """Vendor rows of the attempt that delivered each job (its last), plus every client row."""
     if "attempt" not in tl or tl["attempt"].isna().all():
         return tl
@@ -656,7 +656,7 @@ def summarize(tl: pd.DataFrame, audio_seconds: dict[str, float] | None = None) -
         if col not in tl:
             tl[col] = default
     tl["job_id"] = tl["job_id"].fillna("")
-    use = _delivering(tl)
+    use = delivering(tl)
     span = (
         use.groupby(["provider", "track", "stage"])
         .agg(start=("start", "min"), end=("end", "max"))
