@@ -421,7 +421,9 @@ def latency_chart(percentiles: pd.DataFrame, *, title: str | None = None) -> Fig
     """
     stages = [s for s in dict.fromkeys(percentiles["stage"])]
     providers = list(dict.fromkeys(percentiles["provider"]))
-    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(stages) + 3), 3.8), layout="constrained")
+    fig, ax = plt.subplots(
+        figsize=(min(11, max(6, 1.1 * len(stages) + 3)), 3.8), layout="constrained"
+    )
     width = 0.8 / max(1, len(providers))
     for k, prov in enumerate(providers):
         for i, stage in enumerate(stages):

@@ -169,7 +169,6 @@ def _bad(value: Any, what: str, event: str | None) -> TimestampError:
     return TimestampError(
         f"{what} is {value!r}, which is neither ISO-8601 date-and-time nor epoch seconds or "
         "milliseconds",
-        step=f"read event {event!r}" if event else "read timestamp",
         hint="see stemkit.timing.parse_time for the forms read; report the vendor's format",
     )
 

@@ -7,9 +7,18 @@ from __future__ import annotations
 import json
 import warnings
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
+from stemkit.compare.timing_stats import (
+    in_flight,
+    incidents,
+    stage_percentiles,
+    throughput,
+    timing_details,
+)
 from stemkit.errors import TimestampError
 from stemkit.providers import connect
 from stemkit.providers.sourceress import Progress
@@ -41,6 +50,7 @@ def vendor(sandbox, fast_profile):
     faults = sandbox.config.faults
     yield faults
     faults.vendor_retry = faults.drop_finalising = faults.clock_skew_s = 0.0
+    faults.timestamp_form = "iso"
 
 
 def separate(provider: str, track_dir, tmp_path, **kw):
@@ -128,6 +138,26 @@ def test_unreadable_progress_stamp_names_the_event():
     body = {"events": [{"event": "Processing", "timestamp": "soon"}], "outputFiles": None}
     with pytest.raises(TimestampError, match="'Processing'"):
         Progress.model_validate(body)
+
+
+@pytest.mark.parametrize("form", ["epoch_ms", "epoch_s", "offset", "naive", "nanos"])
+def test_every_stamp_form_over_http_gives_the_same_timeline(vendor, form, track_dir, tmp_path):
+    vendor.timestamp_form = form
+    record = separate("sourceress", track_dir, tmp_path)
+    stamps = [e["timestamp"] for e in record["events"]]
+    assert all(parse_time(s).tzinfo is not None for s in stamps)
+    tl = timeline_from_record(record)
+    assert set(tl["stage"]) >= {"formatting", "queue wait", "processing", "end to end"}
+    assert (tl["seconds"] >= 0).all() and (tl["seconds"] < 60).all()
+    est = record_clock_offset(record)  # the stamps are read on the right clock, not hours off
+    assert est.low <= 0.0 <= est.high
+
+
+def test_unreadable_stamp_over_http_is_a_clear_error_naming_the_event(vendor, track_dir, tmp_path):
+    vendor.timestamp_form = "text"  # "21/07/2020 14:51:15": day or month first? not guessed
+    with pytest.raises(TimestampError) as err:
+        connect("sourceress").separate(track_dir / "alpha" / "mixture.wav", tmp_path)
+    assert "'Formatting Request File'" in str(err.value) and "sourceress" in str(err.value)
 
 
 # -- 1. attempts -------------------------------------------------------------------------------
@@ -269,3 +299,70 @@ def test_clock_offset_from_disagreeing_bounds_is_flagged():
     ]  # fmt: skip
     est = clock_offset(rows)
     assert not est.consistent and est.uncertainty >= 5
+
+
+# -- 5. latency as a distribution --------------------------------------------------------------
+
+
+@pytest.fixture()
+def small_batch(vendor, track_dir, tmp_path):
+    """Records of four jobs over HTTP: three Sourceress (the first retried by the vendor), one
+    AudioShake, both vendors' clocks 120 s ahead."""
+    vendor.clock_skew_s = 120.0
+    records = []
+    for i, track in enumerate(("alpha", "beta", "alpha")):
+        vendor.vendor_retry = 1.0 if i == 0 else 0.0
+        client = connect("sourceress")
+        result = client.separate(
+            track_dir / track / "mixture.wav", tmp_path / f"s{i}", track=f"{track}{i}"
+        )
+        records.append({**result.to_dict(), "state": "done"})
+    vendor.vendor_retry = 0.0
+    result = connect("audioshake").separate(
+        track_dir / "beta" / "mixture.wav", tmp_path / "a", track="beta1"
+    )
+    records.append({**result.to_dict(), "state": "done"})
+    return records
+
+
+def test_latency_distribution_over_http(small_batch):
+    tl = pd.concat([timeline_from_record(r) for r in small_batch], ignore_index=True)
+    audio = {r["track"]: r["audio_seconds"] for r in small_batch}
+    pct = stage_percentiles(tl).set_index(["provider", "stage"])
+    proc = pct.loc[("sourceress", "processing")]
+    assert proc["n"] == 3
+    assert proc["p50"] <= proc["p90"] <= proc["p95"] <= proc["p99"] <= proc["max"]
+    assert pct.loc[("audioshake", "processing"), "n"] == 2  # one job per stem
+    assert pct.loc[("sourceress", "end to end"), "n"] == 3
+    # jobs ran one after another: never more than one in flight per provider
+    flight = in_flight(tl)
+    assert flight.groupby("provider")["jobs"].max().to_dict() == {"sourceress": 1, "audioshake": 1}
+    assert flight.groupby("provider")["jobs"].last().eq(0).all()
+    tp = throughput(tl, audio).set_index("provider")
+    assert tp.loc["sourceress", "jobs"] == 3
+    assert tp.loc["sourceress", "audio_minutes"] == pytest.approx(3 * 4.0 / 60, rel=1e-3)
+    assert tp.loc["sourceress", "audio_min_per_wall_min"] > 0
+    inc = incidents(tl)
+    assert inc.groupby("provider")["retries"].sum().to_dict() == {"sourceress": 1}
+    assert inc["failures"].sum() == 0
+    tables = SimpleNamespace(
+        timeline=tl,
+        timing=summarize(tl, audio),
+        jobs=pd.DataFrame([{"track": t, "audio_seconds": s} for t, s in audio.items()]),
+        folder=None,
+    )
+    d = timing_details(tables, records=small_batch)
+    clocks = d.clocks.set_index("provider")
+    for provider in ("sourceress", "audioshake"):
+        row = clocks.loc[provider]
+        assert row["low_s"] <= 120.0 <= row["high_s"] and row["consistent"]
+        assert "ahead of ours" in row["warning"]
+    assert len(d.warnings) == 2
+    assert d.retries.set_index("provider").loc["sourceress", "vendor retries"] == 1
+    figs = d.figures()
+    assert set(figs) == {"latency", "load", "gantt"}
+    hatched = [p for p in figs["gantt"].axes[0].patches if p.get_hatch() == "///"]
+    assert hatched, "the failed attempt is drawn hatched"
+    on_ours = d.timeline_on_our_clock
+    first_vendor = on_ours[on_ours["source"] == "vendor"]["start"].min()
+    assert first_vendor >= on_ours[on_ours["source"] == "client"]["start"].min()

@@ -330,6 +330,40 @@ class TimingDetails:
             )
         return figs
 
+    def show(self) -> None:
+        """Display the section in a notebook: retries, clocks (with any warning), latency
+        percentiles, throughput, then the latency, load and corrected Gantt charts."""
+        import matplotlib.pyplot as plt
+        from IPython.display import Markdown, display
+
+        display(Markdown(SECTION_INTRO))
+        display(Markdown("**Vendor retries and stages without an end event**"))
+        display(self.retries if not self.retries.empty else Markdown("No vendor stage recorded."))
+        display(Markdown("**Clock offset per provider** (vendor − ours, seconds)"))
+        for w in self.warnings:
+            display(Markdown(f"⚠ **{w}**"))
+        display(
+            self.clocks
+            if not self.clocks.empty
+            else Markdown("No job recorded clock bounds (records written before they existed).")
+        )
+        display(Markdown("**Latency percentiles per provider and stage** (seconds)"))
+        display(self.percentiles)
+        display(Markdown("**Throughput**"))
+        display(self.throughput)
+        for fig in self.figures().values():
+            display(fig)
+            plt.close(fig)
+
+
+SECTION_INTRO = """### Attempts, clocks and latency percentiles
+A vendor that failed a job and queued it again shows it as attempts (hatched in the charts:
+failed attempts; dashed: a stage whose end event never came, ended at the best evidence).
+Each vendor's clock offset is estimated from our own send/receive instants around its events;
+vendor stamps are corrected by it where they meet ours. Latency is given as a distribution
+(p50/p90/p95/p99/max over jobs, the delivering attempt's stage), with jobs in flight,
+throughput (audio minutes per wall minute) and retries/failures over time."""
+
 
 def timing_details(tables: Any, records: Any = None) -> TimingDetails:
     """Everything of the timing section from a loaded batch

@@ -29,6 +29,9 @@ drop_finalising the job completes (``outputFiles`` filled) without its "Finalisi
 clock_skew_s    not a rate: seconds the vendor's clock is ahead of ours (negative: behind);
                 every vendor timestamp (Sourceress events, AudioShake and Loom job stamps)
                 is written on that clock
+timestamp_form  not a rate: the form of Sourceress event stamps (``iso`` as the doc, or
+                ``epoch_ms``, ``epoch_s``, ``offset``, ``naive``, ``nanos``, ``text``; see
+                :func:`stemkit.sandbox.common.vendor_stamp`)
 ==============  ===========================================================================
 
 The in-job faults of a vendor (``job_failure``, ``vendor_retry``, ``drop_finalising``) are drawn
@@ -79,6 +82,7 @@ class Faults:
     vendor_retry: float = 0.0
     drop_finalising: float = 0.0
     clock_skew_s: float = 0.0
+    timestamp_form: str = "iso"
     injected: Counter = field(default_factory=Counter, repr=False)
     _calls: Counter = field(default_factory=Counter, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

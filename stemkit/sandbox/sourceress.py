@@ -57,7 +57,7 @@ from stemkit.sandbox.common import (
     new_id,
     parse_body,
     require_param,
-    utc_iso,
+    vendor_stamp,
 )
 
 log = logging.getLogger("stemkit.sandbox.sourceress")
@@ -206,11 +206,12 @@ class SourceressAPI:
         return sep
 
     def _event(self, sep: Separation, name: str, message: str | None = "") -> None:
+        faults = self.config.faults
         sep.events.append(
             {
                 "event": name,
                 "guid": str(uuid.uuid4()),
-                "timestamp": utc_iso(self.config.faults.vendor_clock()),
+                "timestamp": vendor_stamp(faults.vendor_clock(), faults.timestamp_form),
                 "message": message,
             }
         )
