@@ -5,6 +5,7 @@ corrected, and every timestamp form is read by one documented rule or refused by
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -153,11 +154,20 @@ def test_every_stamp_form_over_http_gives_the_same_timeline(vendor, form, track_
     assert est.low <= 0.0 <= est.high
 
 
-def test_unreadable_stamp_over_http_is_a_clear_error_naming_the_event(vendor, track_dir, tmp_path):
+def test_unreadable_stamp_over_http_is_a_clear_error_naming_the_event(
+    vendor, sandbox, track_dir, tmp_path
+):
     vendor.timestamp_form = "text"  # "21/07/2020 14:51:15": day or month first? not guessed
     with pytest.raises(TimestampError) as err:
         connect("sourceress").separate(track_dir / "alpha" / "mixture.wav", tmp_path)
     assert "'Formatting Request File'" in str(err.value) and "sourceress" in str(err.value)
+    assert "poll" in str(err.value)
+    # let the sandbox finish the job the client gave up on (no worker left at exit)
+    api = sandbox.app.state.sourceress
+    deadline = time.monotonic() + 60
+    while any(not s.output_files for s in api.separations.values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
 
 
 # -- 1. attempts -------------------------------------------------------------------------------
