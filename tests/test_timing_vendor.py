@@ -274,6 +274,15 @@ def test_skewed_vendor_clock_is_estimated_with_its_uncertainty(
     assert vendor_rows["end"].max() <= ours["end"].max()
 
 
+def test_skewed_loom_clock_is_estimated(vendor, track_dir, tmp_path):
+    vendor.clock_skew_s = -200.0
+    result = connect("loom", poll_interval=0.1).transcribe(
+        track_dir / "alpha" / "mixture.wav", tmp_path
+    )
+    est = clock_offset(result.clock_bounds)
+    assert est.low <= -200.0 <= est.high and "behind ours" in est.warning
+
+
 def test_unskewed_clock_gives_no_warning(vendor, track_dir, tmp_path):
     est = record_clock_offset(separate("sourceress", track_dir, tmp_path))
     assert est.low <= 0.0 <= est.high and est.warning is None

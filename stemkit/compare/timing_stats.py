@@ -288,13 +288,15 @@ def clock_table(records: Any) -> pd.DataFrame:
 
 
 def _batch_records(batch: BatchFolder) -> list[dict]:
+    """Every separation and transcription record of a batch."""
     info = batch.info()
-    return [
+    records = [
         rec
         for track in batch.tracks
         for provider in info.get("providers", [])
         if (rec := batch.read_record(track, provider))
     ]
+    return records + [r for track in batch.tracks for r in batch.transcript_records(track)]
 
 
 @dataclass
