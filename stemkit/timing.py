@@ -236,6 +236,10 @@ def stages_from_events(
 ) -> list[dict[str, Any]]:
     """Pair named events into stages, one row per attempt and stage.
 
+    A stage is ``failed`` in an attempt when the vendor ran it again in a later one, or when
+    the attempt reported a failure while the stage was open; stages an attempt did not redo
+    (formatting, say, before a retried processing) are the job's, not failed.
+
     ``events`` are ``(name, timestamp[, message])`` tuples, dicts with
     ``event``/``timestamp``/``message``, or objects with ``name``/``timestamp``/``message``.
 
@@ -267,7 +271,6 @@ def stages_from_events(
     seen = _read_events(events)
     until = None if until is None else parse_time(until)
     attempt = attempts_of(seen, rules)
-    last = max(attempt, default=1)
     failed_attempts = {
         a
         for e, a in zip(seen, attempt, strict=True)
@@ -303,11 +306,15 @@ def stages_from_events(
                     "end": end,
                     "seconds": _seconds(start, end),
                     "attempt": a,
-                    "failed": a < last or a in failed_attempts,
+                    "failed": a in failed_attempts and ended_by != "event",
                     "open_end": ended_by != "event",
                     "ended_by": ended_by,
                 }
             )
+    for r in rows:  # a stage the vendor ran again in a later attempt failed in this one
+        r["failed"] = r["failed"] or any(
+            o["stage"] == r["stage"] and o["attempt"] > r["attempt"] for o in rows
+        )
     return rows
 
 
@@ -417,7 +424,7 @@ class ClockOffset:
             return None
         side = "ahead of" if self.offset > 0 else "behind"
         return (
-            f"the vendor's clock is {abs(self.offset):.1f} s (± {self.uncertainty:.1f} s) {side} "
+            f"the vendor's clock is {abs(self.offset):.3g} s (± {self.uncertainty:.2g} s) {side} "
             "ours: its stamps are corrected by that much where they meet our own"
         )
 
@@ -615,12 +622,15 @@ SUMMARY_COLUMNS = [
 
 
 def delivering(tl: pd.DataFrame) -> pd.DataFrame:
-    """Vendor rows of the attempt that delivered each job (its last), plus every client row."""
+    """Every client row, and each job's vendor stages as last run: the row of the latest
+    attempt that ran the stage (a retried processing counts once, its delivering run;
+    formatting that was not redone stays)."""
     if "attempt" not in tl or tl["attempt"].isna().all():
         return tl
     vendor = tl["source"] == "vendor"
     att = pd.to_numeric(tl["attempt"], errors="coerce").fillna(1)
-    last = att.where(vendor).groupby([tl["provider"], tl["track"], tl["job_id"]]).transform("max")
+    keys = [tl["provider"], tl["track"], tl["job_id"].fillna(""), tl["stage"]]
+    last = att.where(vendor).groupby(keys).transform("max")
     return tl[~vendor | (att == last)]
 
 
@@ -628,8 +638,9 @@ def summarize(tl: pd.DataFrame, audio_seconds: dict[str, float] | None = None) -
     """Per provider and track: queue wait, processing, end to end (s), real-time factor,
     vendor retries.
 
-    Stage seconds are those of the attempt that delivered (the last); ``retries`` counts the
-    attempts before it, over the track's jobs; ``end to end`` includes them all. A provider may
+    Stage seconds are those of each stage's last run (a retried processing: the attempt that
+    delivered); ``retries`` counts the attempts before the last, over the track's jobs;
+    ``end to end`` includes them all. A provider may
     run several jobs for one track (AudioShake: one per stem); a stage then spans from its
     first start to its last end, which is what the user waits for. Real-time factor =
     processing seconds / audio seconds (lower is faster); ``audio_seconds`` maps track →

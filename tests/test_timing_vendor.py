@@ -194,7 +194,7 @@ def test_repeated_stage_starts_without_numbers_are_attempts():
         (r["stage"], r["attempt"], r["seconds"], r["failed"]) for r in stages_from_events(events)
     ]
     assert rows == [
-        ("queue wait", 1, 2.0, True),
+        ("queue wait", 1, 2.0, False),  # not run again: the job's, not failed
         ("processing", 1, 27.0, True),
         ("processing", 2, 30.0, False),
     ]
@@ -210,8 +210,11 @@ def test_vendor_retry_over_http_gives_one_row_per_attempt(vendor, track_dir, tmp
     assert proc["attempt"].tolist() == [1, 2]
     assert proc["failed"].tolist() == [True, False]
     assert proc["ended_by"].tolist() == ["next event", "event"]
+    before = tl[tl["stage"].isin(["formatting", "metadata", "queue wait"])]
+    assert (before["source"] == "vendor").sum() == 3 and not before["failed"].any()
     summary = summarize(tl, {"alpha": record["audio_seconds"]})
     assert summary.loc[0, "retries"] == 1
+    assert summary.loc[0, "queue wait"] >= 0  # from the attempt that ran it (not NaN)
     assert summary.loc[0, "processing"] == pytest.approx(proc["seconds"].iloc[1])
     assert (
         summary.loc[0, "processing"]

@@ -179,8 +179,8 @@ def throughput(tl: pd.DataFrame, audio_seconds: Mapping[str, float] | None) -> p
 
 
 def incidents(tl: pd.DataFrame, freq: str = "1min") -> pd.DataFrame:
-    """Vendor retries (failed attempts followed by another) and failed jobs (whose last
-    attempt failed), per provider and time bin of ``freq``, at the time the attempt ended.
+    """Vendor retries (attempts followed by another) and failed jobs (whose last attempt
+    failed), per provider and time bin of ``freq``, at the time the attempt ended.
 
     Examples
     --------
@@ -203,10 +203,9 @@ def incidents(tl: pd.DataFrame, freq: str = "1min") -> pd.DataFrame:
         .agg(end=("end", "max"), failed=("failed", "any"))
         .reset_index()
     )
-    last = attempts.groupby(["provider", "track", "job_id"], dropna=False)["attempt"].transform(
-        "max"
-    )
-    attempts["retry"] = attempts["failed"] & (attempts["attempt"] < last)
+    keys = ["provider", "track", "job_id"]
+    last = attempts.groupby(keys, dropna=False)["attempt"].transform("max")
+    attempts["retry"] = attempts["attempt"] < last  # the vendor queued the job again after it
     attempts["failure"] = attempts["failed"] & (attempts["attempt"] == last)
     hit = attempts[attempts["retry"] | attempts["failure"]]
     if hit.empty:
