@@ -402,11 +402,18 @@ def timing_chart(timing: pd.DataFrame, *, title: str | None = None) -> Figure:
     return fig
 
 
+#: vendor stage names a client step may share (drawn "(ours)" when it is the client's)
+VENDOR_STAGE_NAMES = ("formatting", "metadata", "trial chunking", "queue wait", "processing")
 #: percentile columns drawn by :func:`latency_chart`, with their markers
 PERCENTILE_MARKERS = {"p90": "^", "p95": "D", "p99": "o", "max": "x"}
 
 
-def latency_chart(percentiles: pd.DataFrame, *, title: str | None = None) -> Figure:
+def latency_chart(
+    percentiles: pd.DataFrame,
+    *,
+    order: list[str] | None = None,
+    title: str | None = None,
+) -> Figure:
     """Latency as a distribution: per stage, one bar per provider at the median (``p50``) and
     markers at p90, p95, p99 and the maximum (a table of
     :func:`stemkit.compare.timing_stats.stage_percentiles`).
@@ -419,12 +426,29 @@ def latency_chart(percentiles: pd.DataFrame, *, title: str | None = None) -> Fig
     >>> len(latency_chart(p).axes)
     1
     """
-    stages = [s for s in dict.fromkeys(percentiles["stage"])]
+    if "source" in percentiles:  # the client's "metadata" step is not the vendor's stage
+        percentiles = percentiles.assign(
+            stage=[
+                f"{st} (ours)" if src == "client" and st in VENDOR_STAGE_NAMES else st
+                for st, src in zip(percentiles["stage"], percentiles["source"], strict=True)
+            ]
+        )
+    stages = list(dict.fromkeys(percentiles["stage"]))
+    if order:  # stages named in ``order`` first, in its order; "(ours)" next to its stage
+        rank = {name: i for i, name in enumerate(order)}
+        stages.sort(key=lambda st: rank.get(st.removesuffix(" (ours)"), len(rank)))
     providers = list(dict.fromkeys(percentiles["provider"]))
     fig, ax = plt.subplots(
         figsize=(min(11, max(6, 1.1 * len(stages) + 3)), 3.8), layout="constrained"
     )
     width = 0.8 / max(1, len(providers))
+    labelled: set[str] = set()
+
+    def label(name: str) -> str | None:
+        first = name not in labelled
+        labelled.add(name)
+        return name if first else None
+
     for k, prov in enumerate(providers):
         for i, stage in enumerate(stages):
             row = percentiles[(percentiles["provider"] == prov) & (percentiles["stage"] == stage)]
@@ -433,14 +457,15 @@ def latency_chart(percentiles: pd.DataFrame, *, title: str | None = None) -> Fig
             row = row.iloc[0]
             x = i - 0.4 + width * (k + 0.5)
             ax.bar(x, row["p50"], width * 0.9, color=provider_color(prov), alpha=0.85,
-                   label=prov if i == 0 else None)  # fmt: skip
+                   label=label(prov))  # fmt: skip
             for col, marker in PERCENTILE_MARKERS.items():
                 ax.scatter(x, row[col], marker=marker, s=22, color="black", zorder=3,
-                           label=col if (k, i) == (0, 0) else None)  # fmt: skip
+                           label=label(col))  # fmt: skip
     ax.set_xticks(range(len(stages)))
-    ax.set_xticklabels(stages)
-    ax.set_yscale("symlog", linthresh=1.0)
-    ax.set_ylabel("seconds (bar: median; marks: p90, p95, p99, max)")
+    ax.set_xticklabels(stages, rotation=20, ha="right")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylabel("seconds (bar: median)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if title:
@@ -478,17 +503,24 @@ def load_chart(
         ax.step(minutes(rows["time"]), rows["jobs"], where="post", color=provider_color(prov),
                 label=prov)  # fmt: skip
     ax.set_ylabel("jobs in flight")
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if not in_flight.empty:
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     providers = list(dict.fromkeys(incidents["provider"]))
+    bins = np.diff(np.unique(minutes(incidents["time"]))) if len(incidents) > 1 else []
+    span = np.ptp(minutes(times)) if len(times) else 1.0
+    width = 0.8 * min([*bins, max(span, 1e-3) / 20]) / max(1, len(providers))
     for k, prov in enumerate(providers):
         rows = incidents[incidents["provider"] == prov]
-        x = minutes(rows["time"]) + 0.08 * k
-        ax2.bar(x, rows["retries"], 0.07, color=provider_color(prov), label=f"{prov} retries")
-        ax2.bar(x, rows["failures"], 0.07, bottom=rows["retries"], color=FAILED_EDGE,
+        x = minutes(rows["time"]) + width * k
+        ax2.bar(x, rows["retries"], width, color=provider_color(prov), label=f"{prov} retries",
+                align="edge")  # fmt: skip
+        ax2.bar(x, rows["failures"], width, bottom=rows["retries"], color=FAILED_EDGE,
+                align="edge",
                 hatch="///", alpha=0.6, label="failed jobs" if k == 0 else None)  # fmt: skip
     ax2.set_ylabel("retries / failures")
+    ax2.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax2.set_xlabel("minutes since the first job started")
     ax2.grid(axis="y", alpha=0.3)
     if providers:

@@ -356,6 +356,8 @@ def test_latency_distribution_over_http(small_batch):
     assert proc["p50"] <= proc["p90"] <= proc["p95"] <= proc["p99"] <= proc["max"]
     assert pct.loc[("audioshake", "processing"), "n"] == 2  # one job per stem
     assert pct.loc[("sourceress", "end to end"), "n"] == 3
+    # the vendor's "metadata" stage and our "metadata" step stay apart
+    assert sorted(pct.loc[("sourceress", "metadata"), "source"]) == ["client", "vendor"]
     # jobs ran one after another: never more than one in flight per provider
     flight = in_flight(tl)
     assert flight.groupby("provider")["jobs"].max().to_dict() == {"sourceress": 1, "audioshake": 1}

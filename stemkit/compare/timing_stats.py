@@ -40,7 +40,18 @@ from stemkit.timing import STAGE_ORDER, clock_offset, delivering
 
 #: the percentiles of :func:`stage_percentiles`
 PERCENTILES = (50, 90, 95, 99)
-PERCENTILE_COLUMNS = ["provider", "stage", "n", "p50", "p90", "p95", "p99", "max", "open_end"]
+PERCENTILE_COLUMNS = [
+    "provider",
+    "stage",
+    "source",
+    "n",
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "max",
+    "open_end",
+]
 
 
 def _flags(col: pd.Series) -> pd.Series:
@@ -48,8 +59,9 @@ def _flags(col: pd.Series) -> pd.Series:
 
 
 def stage_percentiles(tl: pd.DataFrame) -> pd.DataFrame:
-    """Per provider and stage: how many jobs, the 50/90/95/99th percentiles and the maximum of
-    the stage's seconds (linear interpolation between jobs, numpy's default).
+    """Per provider and stage (and clock: ``source``): how many jobs, the 50/90/95/99th
+    percentiles and the maximum of the stage's seconds (linear interpolation between jobs,
+    numpy's default).
 
     A job's stage is that of its delivering attempt (failed attempts are counted by
     :func:`incidents`, not mixed into the latency); ``open_end`` counts jobs whose stage had
@@ -70,12 +82,14 @@ def stage_percentiles(tl: pd.DataFrame) -> pd.DataFrame:
     use = delivering(tl).copy()
     use["open_end"] = _flags(use["open_end"]) if "open_end" in use else False
     per_job = (
-        use.groupby(["provider", "track", "job_id", "stage"], dropna=False)
+        use.groupby(["provider", "track", "job_id", "stage", "source"], dropna=False)
         .agg(seconds=("seconds", "sum"), open_end=("open_end", "any"))
         .reset_index()
     )
     rows = []
-    for (provider, stage), g in per_job.groupby(["provider", "stage"], sort=False):
+    for (provider, stage, source), g in per_job.groupby(
+        ["provider", "stage", "source"], sort=False
+    ):
         s = g["seconds"].astype(float).dropna().to_numpy()
         if not len(s):
             continue
@@ -84,6 +98,7 @@ def stage_percentiles(tl: pd.DataFrame) -> pd.DataFrame:
             {
                 "provider": provider,
                 "stage": stage,
+                "source": source,
                 "n": len(s),
                 **{f"p{p}": round(float(v), 3) for p, v in zip(PERCENTILES, q, strict=True)},
                 "max": round(float(s.max()), 3),
@@ -93,8 +108,11 @@ def stage_percentiles(tl: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=PERCENTILE_COLUMNS)
     rank = {s: i for i, s in enumerate(STAGE_ORDER)}
     out["_r"] = out["stage"].map(lambda s: rank.get(s, len(rank)))
+    out["_s"] = out["source"] != "vendor"
     return (
-        out.sort_values(["provider", "_r"], kind="stable").drop(columns="_r").reset_index(drop=True)
+        out.sort_values(["provider", "_s", "_r"], kind="stable")
+        .drop(columns=["_r", "_s"])
+        .reset_index(drop=True)
     )
 
 
@@ -178,9 +196,22 @@ def throughput(tl: pd.DataFrame, audio_seconds: Mapping[str, float] | None) -> p
     return pd.DataFrame(rows, columns=cols)
 
 
-def incidents(tl: pd.DataFrame, freq: str = "1min") -> pd.DataFrame:
+def _auto_freq(tl: pd.DataFrame) -> str:
+    """A time bin giving a batch's span about 20 bins: 1 s, 10 s, 1 min, 10 min or 1 h."""
+    span = (
+        pd.to_datetime(tl["end"], utc=True).max() - pd.to_datetime(tl["start"], utc=True).min()
+    ).total_seconds()
+    for seconds, freq in ((20, "1s"), (200, "10s"), (1200, "1min"), (12000, "10min")):
+        if span <= seconds:
+            return freq
+    return "1h"
+
+
+def incidents(tl: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
     """Vendor retries (attempts followed by another) and failed jobs (whose last attempt
-    failed), per provider and time bin of ``freq``, at the time the attempt ended.
+    failed), per provider and time bin of ``freq`` (a pandas frequency; by default one that
+    cuts the batch into about 20 bins), at the time the attempt ended. Pass a timeline on
+    our clock (:func:`stemkit.timing.on_our_clock`) to compare the times with our own.
 
     Examples
     --------
@@ -210,7 +241,7 @@ def incidents(tl: pd.DataFrame, freq: str = "1min") -> pd.DataFrame:
     hit = attempts[attempts["retry"] | attempts["failure"]]
     if hit.empty:
         return pd.DataFrame(columns=cols)
-    hit = hit.assign(time=hit["end"].dt.floor(freq))
+    hit = hit.assign(time=hit["end"].dt.floor(freq or _auto_freq(tl)))
     out = (
         hit.groupby(["provider", "time"])
         .agg(retries=("retry", "sum"), failures=("failure", "sum"))
@@ -318,7 +349,7 @@ class TimingDetails:
         figs = {}
         if not self.percentiles.empty:
             figs["latency"] = latency_chart(
-                self.percentiles, title="Latency per stage and provider"
+                self.percentiles, order=STAGE_ORDER, title="Latency per stage and provider"
             )
         if not self.in_flight.empty:
             figs["load"] = load_chart(
@@ -407,13 +438,14 @@ def timing_details(tables: Any, records: Any = None) -> TimingDetails:
         for _, r in clocks.iterrows()
         if r["consistent"] and math.isfinite(r["uncertainty_s"])
     }
+    ours = on_our_clock(tl, offsets) if not tl.empty else None
     return TimingDetails(
         percentiles=stage_percentiles(tl),
         throughput=throughput(tl, audio),
         in_flight=in_flight(tl),
-        incidents=incidents(tl),
+        incidents=incidents(ours if ours is not None else tl),
         clocks=clocks,
         retries=retries,
         warnings=warnings,
-        timeline_on_our_clock=on_our_clock(tl, offsets) if not tl.empty else None,
+        timeline_on_our_clock=ours,
     )

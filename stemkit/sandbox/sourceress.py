@@ -69,7 +69,7 @@ ALGORITHM_STEMS: dict[int, tuple[tuple[str, str], ...]] = {
 }
 FORMATS = ("wav", "mp3", "m4a", "flac")
 #: seconds the failed first attempt of an injected vendor retry lasts
-RETRY_PAUSE = 0.05
+RETRY_PAUSE = 0.3
 
 
 class _Body(BaseModel):
