@@ -621,6 +621,19 @@ SUMMARY_COLUMNS = [
 ]
 
 
+def flags(col: pd.Series) -> pd.Series:
+    """A boolean column as any table gives it back (True/False, "True"/"False", empty: False).
+
+    Examples
+    --------
+    >>> flags(pd.Series([True, "False", "true", None, pd.NA])).tolist()
+    [True, False, True, False, False]
+    """
+    return col.map(
+        lambda v: v.strip().lower() == "true" if isinstance(v, str) else bool(pd.notna(v) and v)
+    ).astype(bool)
+
+
 def delivering(tl: pd.DataFrame) -> pd.DataFrame:
     """Every client row, and each job's vendor stages as last run: the row of the latest
     attempt that ran the stage (a retried processing counts once, its delivering run;
@@ -697,7 +710,7 @@ def summarize(tl: pd.DataFrame, audio_seconds: dict[str, float] | None = None) -
     )
     key = list(zip(wide["provider"], wide["track"], strict=True))
     wide["retries"] = [int(attempts.get(k, 0)) for k in key]
-    proc = use[(use["stage"] == "processing") & use["open_end"].astype(bool)]
+    proc = use[(use["stage"] == "processing") & flags(use["open_end"])]
     notes = {
         (p, t): "processing had no end event; ended at "
         + " / ".join(sorted(set(g["ended_by"].dropna().astype(str))))

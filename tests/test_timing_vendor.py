@@ -390,3 +390,28 @@ def test_latency_distribution_over_http(small_batch):
     on_ours = d.timeline_on_our_clock
     first_vendor = on_ours[on_ours["source"] == "vendor"]["start"].min()
     assert first_vendor >= on_ours[on_ours["source"] == "client"]["start"].min()
+
+
+def test_timeline_tables_written_before_attempts_still_summarise(tmp_path):
+    """A timeline.csv of the old layout (no attempt/failed/open_end/ended_by columns) is read
+    with today's columns, summarised, drawn and given percentiles."""
+    from stemkit.batchdir import read_table
+    from stemkit.plots import timeline_chart
+    from stemkit.timing import COLUMNS
+
+    old = timeline(
+        vendor_fixture("sourceress_progress")["bodies"][1]["events"],
+        provider="sourceress",
+        track="t",
+        job_id="j",
+    )[COLUMNS[:8]]
+    old.to_csv(tmp_path / "timeline.csv", index=False)
+    tl = read_table(tmp_path / "timeline.csv", COLUMNS)
+    for col in ("start", "end"):
+        tl[col] = pd.to_datetime(tl[col], utc=True, format="ISO8601")
+    summary = summarize(tl, {"t": 33.827868})
+    assert summary.loc[0, "processing"] == pytest.approx(50.161)
+    assert summary.loc[0, "retries"] == 0 and not summary.loc[0, "open_end"]
+    assert stage_percentiles(tl).set_index("stage").loc["processing", "p99"] == 50.161
+    assert incidents(tl).empty
+    timeline_chart(tl)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from stemkit.batchdir import BatchFolder
-from stemkit.timing import STAGE_ORDER, clock_offset, delivering
+from stemkit.timing import STAGE_ORDER, clock_offset, delivering, flags
 
 #: the percentiles of :func:`stage_percentiles`
 PERCENTILES = (50, 90, 95, 99)
@@ -52,10 +52,6 @@ PERCENTILE_COLUMNS = [
     "max",
     "open_end",
 ]
-
-
-def _flags(col: pd.Series) -> pd.Series:
-    return col.map(lambda v: str(v).strip().lower() == "true" if pd.notna(v) else False)
 
 
 def stage_percentiles(tl: pd.DataFrame) -> pd.DataFrame:
@@ -80,7 +76,7 @@ def stage_percentiles(tl: pd.DataFrame) -> pd.DataFrame:
     if tl.empty:
         return pd.DataFrame(columns=PERCENTILE_COLUMNS)
     use = delivering(tl).copy()
-    use["open_end"] = _flags(use["open_end"]) if "open_end" in use else False
+    use["open_end"] = flags(use["open_end"]) if "open_end" in use else False
     per_job = (
         use.groupby(["provider", "track", "job_id", "stage", "source"], dropna=False)
         .agg(seconds=("seconds", "sum"), open_end=("open_end", "any"))
@@ -227,7 +223,7 @@ def incidents(tl: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
     if vendor.empty or "attempt" not in vendor:
         return pd.DataFrame(columns=cols)
     vendor["attempt"] = pd.to_numeric(vendor["attempt"], errors="coerce").fillna(1)
-    vendor["failed"] = _flags(vendor["failed"])
+    vendor["failed"] = flags(vendor["failed"])
     vendor["end"] = pd.to_datetime(vendor["end"], utc=True)
     attempts = (
         vendor.groupby(["provider", "track", "job_id", "attempt"], dropna=False)
@@ -428,7 +424,7 @@ def timing_details(tables: Any, records: Any = None) -> TimingDetails:
                 jobs=("track", "count"),
                 **{
                     "vendor retries": ("retries", "sum"),
-                    "open-ended processing": ("open_end", lambda s: int(_flags(s).sum())),
+                    "open-ended processing": ("open_end", lambda s: int(flags(s).sum())),
                 },
             )
             .reset_index()
