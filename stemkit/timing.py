@@ -352,6 +352,8 @@ def stages_from_stamps(
 
 #: a vendor clock off by more than this (beyond the estimate's uncertainty) gets a warning
 SKEW_WARNING_SECONDS = 60.0
+#: resolution of vendor stamps assumed by :func:`clock_offset` (the docs print milliseconds)
+STAMP_RESOLUTION = 0.001
 
 
 def event_bounds(
@@ -429,18 +431,24 @@ class ClockOffset:
         )
 
 
-def clock_offset(bounds: Iterable[Mapping[str, Any]]) -> ClockOffset | None:
+def clock_offset(
+    bounds: Iterable[Mapping[str, Any]], *, resolution: float = STAMP_RESOLUTION
+) -> ClockOffset | None:
     """Estimate a vendor's clock offset from :func:`event_bounds` rows (None without any).
 
     Each row says ``after <= true time <= before`` on our clock, so the offset
-    ``vendor stamp - true time`` lies in ``[stamp - before, stamp - after]``; the estimate is
-    the middle of the intersection of those intervals, ± half its width.
+    ``vendor stamp - true time`` lies in ``[stamp - before, stamp + resolution - after]``
+    (a stamp truncated to ``resolution`` seconds may read up to that much early); the estimate
+    is the middle of the intersection of those intervals, ± half its width. It assumes the
+    vendor stamps an event no earlier than it becomes visible to a poll; a vendor that does
+    not, or a clock that drifts during the batch, gives intervals that do not intersect, and
+    the estimate is flagged not ``consistent``.
 
     Examples
     --------
     >>> rows = [{"timestamp": "2024-01-01T00:05:01Z", "after": "2024-01-01T00:00:00Z",
     ...          "before": "2024-01-01T00:00:02Z"}]
-    >>> c = clock_offset(rows)
+    >>> c = clock_offset(rows, resolution=0)
     >>> c.offset, c.uncertainty, c.warning is not None
     (300.0, 1.0, True)
     """
@@ -450,7 +458,8 @@ def clock_offset(bounds: Iterable[Mapping[str, Any]]) -> ClockOffset | None:
             continue
         ts = parse_time(b["timestamp"], event=b.get("event"))
         lo = (ts - parse_time(b["before"])).total_seconds()
-        hi = (ts - parse_time(b["after"])).total_seconds() if b.get("after") else math.inf
+        after = parse_time(b["after"]) if b.get("after") else None
+        hi = (ts - after).total_seconds() + resolution if after else math.inf
         lows.append(lo)
         highs.append(hi)
         if math.isfinite(hi):
