@@ -158,9 +158,13 @@ class JobFailed(StemkitError):
 
     kind = "job_failed"
 
-    def __init__(self, detail: str, *, job_id: str | None = None, events=(), **kw) -> None:
+    def __init__(
+        self, detail: str, *, job_id: str | None = None, events=(), clock_bounds=(), **kw
+    ) -> None:
         self.job_id = job_id
         self.events = list(events)
+        #: our instants around the vendor's events (see :func:`stemkit.timing.event_bounds`)
+        self.clock_bounds = list(clock_bounds)
         super().__init__(detail, **kw)
 
 

@@ -415,3 +415,21 @@ def test_timeline_tables_written_before_attempts_still_summarise(tmp_path):
     assert stage_percentiles(tl).set_index("stage").loc["processing", "p99"] == 50.161
     assert incidents(tl).empty
     timeline_chart(tl)
+
+
+def test_failed_job_keeps_its_events_bounds_and_a_failed_attempt(vendor, track_dir, tmp_path):
+    from stemkit.batchdir import BatchFolder
+    from stemkit.separate.run import separate_batch
+
+    vendor.job_failure = 1.0
+    try:
+        table = separate_batch(track_dir, ["sourceress"], tmp_path / "b", progress=False)
+    finally:
+        vendor.job_failure = 0.0
+    assert set(table["state"]) == {"failed"}
+    record = BatchFolder(tmp_path / "b").read_record("alpha", "sourceress")
+    assert record["error_kind"] == "job_failed" and record["clock_bounds"]
+    tl = timeline_from_record(record)
+    proc = tl[tl["stage"] == "processing"].iloc[0]
+    assert proc["failed"] and proc["ended_by"] == "next event"  # the "Separation Failed" event
+    assert incidents(tl)["failures"].sum() == 1

@@ -128,6 +128,7 @@ class Provider(Transport, ABC):
                     track=job.track,
                     step="wait",
                     events=st.events,
+                    clock_bounds=st.clock_bounds,
                 )
             return st if st.state == "done" else None
 

@@ -159,6 +159,7 @@ def run_job(
                 {"event": e.name, "timestamp": e.timestamp.isoformat(), "message": e.message}
                 for e in exc.events
             ]
+            record["clock_bounds"] = exc.clock_bounds
             raise
         t2 = utcnow()
         files = provider.fetch(job, final, folder, fmt=fmt)
