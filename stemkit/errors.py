@@ -136,6 +136,13 @@ class ProviderError(StemkitError):
         return self.status in (429, 503)
 
 
+class TimestampError(StemkitError):
+    """A vendor timestamp is in no form stemkit reads (see :func:`stemkit.timing.parse_time`);
+    not retried: the same answer would come again."""
+
+    kind = "timestamp"
+
+
 class AmbiguousSubmission(ProviderError):
     """A job-creating call failed in a way that leaves open whether the service accepted it.
 
@@ -151,9 +158,13 @@ class JobFailed(StemkitError):
 
     kind = "job_failed"
 
-    def __init__(self, detail: str, *, job_id: str | None = None, events=(), **kw) -> None:
+    def __init__(
+        self, detail: str, *, job_id: str | None = None, events=(), clock_bounds=(), **kw
+    ) -> None:
         self.job_id = job_id
         self.events = list(events)
+        #: our instants around the vendor's events (see :func:`stemkit.timing.event_bounds`)
+        self.clock_bounds = list(clock_bounds)
         super().__init__(detail, **kw)
 
 

@@ -53,6 +53,8 @@ STAGE_COLORS = {
     "end to end": "#e0e0e0",
 }
 _EXTRA = plt.get_cmap("tab10").colors
+#: edge of the bars of a failed vendor attempt in the Gantt chart
+FAILED_EDGE = "#d62728"
 
 
 def provider_color(name: str) -> str:
@@ -222,7 +224,10 @@ def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Gantt chart of jobs: one lane per (provider, track) job, one bar per stage.
 
     Vendor stages and the client's own steps are drawn in two sub-lanes; time is seconds from
-    the job's first timestamp.
+    the job's first timestamp. Stages of a vendor attempt that failed (a retry followed, or the
+    attempt reported a failure) are hatched with a red edge; a stage whose end event never came
+    (``open_end``) has a dashed edge. Pass vendor rows moved onto our clock
+    (:func:`stemkit.timing.on_our_clock`) for both sub-lanes to share one clock.
 
     Examples
     --------
@@ -239,7 +244,7 @@ def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
     )
     jobs = list(dict.fromkeys(zip(tl["lane"], tl["track"], strict=True)))
     fig, ax = plt.subplots(figsize=(10, 0.9 + 0.75 * max(1, len(jobs))), layout="constrained")
-    seen = set()
+    seen, marks = set(), set()
     for lane, (provider, track) in enumerate(jobs):
         rows = tl[(tl["lane"] == provider) & (tl["track"] == track)]
         rows = rows[rows["stage"] != "end to end"]
@@ -250,16 +255,22 @@ def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
             offset = -0.18 if r["source"] == "vendor" else 0.18
             left = (pd.Timestamp(r["start"]) - pd.Timestamp(t0)).total_seconds()
             color = STAGE_COLORS.get(r["stage"], "#bbbbbb")
+            failed, open_end = _flag(r.get("failed")), _flag(r.get("open_end"))
             ax.barh(
                 lane + offset,
                 max(r["seconds"], 0.02),
                 left=left,
                 height=0.32,
                 color=color,
-                edgecolor="white",
+                alpha=0.45 if failed else 1.0,
+                hatch="///" if failed else None,
+                edgecolor=FAILED_EDGE if failed else ("#333333" if open_end else "white"),
+                linestyle="--" if open_end else "-",
                 label=r["stage"] if r["stage"] not in seen else None,
             )
             seen.add(r["stage"])
+            marks |= {"failed attempt"} if failed else set()
+            marks |= {"no end event"} if open_end else set()
     ax.set_yticks(range(len(jobs)))
     ax.set_yticklabels(
         [f"{p}\n{t}" if len(set(t for _, t in jobs)) > 1 else p for p, t in jobs], fontsize=9
@@ -270,10 +281,28 @@ def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
     ax.set_xlabel("seconds since the job's first timestamp (upper: vendor, lower: client)")
     ax.grid(axis="x", alpha=0.3)
     if seen:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        handles, labels = ax.get_legend_handles_labels()
+        if "failed attempt" in marks:
+            handles.append(
+                plt.Rectangle((0, 0), 1, 1, fc="white", ec=FAILED_EDGE, hatch="///", alpha=0.6)
+            )
+            labels.append("failed attempt")
+        if "no end event" in marks:
+            handles.append(plt.Rectangle((0, 0), 1, 1, fc="white", ec="#333333", ls="--"))
+            labels.append("no end event")
+        ax.legend(
+            handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False
+        )
     if title:
         ax.set_title(title)
     return fig
+
+
+def _flag(value: Any) -> bool:
+    """A boolean cell as written to CSV and read back (True/False/"True"/NaN)."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value) if pd.notna(value) else False
 
 
 def metric_chart(
@@ -368,6 +397,134 @@ def timing_chart(timing: pd.DataFrame, *, title: str | None = None) -> Figure:
     ax_rtf.set_xticklabels(providers, rotation=20)
     ax_rtf.set_ylabel("real-time factor (lower is faster)")
     ax_rtf.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+#: vendor stage names a client step may share (drawn "(ours)" when it is the client's)
+VENDOR_STAGE_NAMES = ("formatting", "metadata", "trial chunking", "queue wait", "processing")
+#: percentile columns drawn by :func:`latency_chart`, with their markers
+PERCENTILE_MARKERS = {"p90": "^", "p95": "D", "p99": "o", "max": "x"}
+
+
+def latency_chart(
+    percentiles: pd.DataFrame,
+    *,
+    order: list[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Latency as a distribution: per stage, one bar per provider at the median (``p50``) and
+    markers at p90, p95, p99 and the maximum (a table of
+    :func:`stemkit.compare.timing_stats.stage_percentiles`).
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"provider": ["a", "b"], "stage": ["processing"] * 2, "n": [3, 3],
+    ...                   "p50": [1.0, 2.0], "p90": [2.0, 3.0], "p95": [2.5, 3.5],
+    ...                   "p99": [2.9, 3.9], "max": [3.0, 4.0]})
+    >>> len(latency_chart(p).axes)
+    1
+    """
+    if "source" in percentiles:  # the client's "metadata" step is not the vendor's stage
+        percentiles = percentiles.assign(
+            stage=[
+                f"{st} (ours)" if src == "client" and st in VENDOR_STAGE_NAMES else st
+                for st, src in zip(percentiles["stage"], percentiles["source"], strict=True)
+            ]
+        )
+    stages = list(dict.fromkeys(percentiles["stage"]))
+    if order:  # stages named in ``order`` first, in its order; "(ours)" next to its stage
+        rank = {name: i for i, name in enumerate(order)}
+        stages.sort(key=lambda st: rank.get(st.removesuffix(" (ours)"), len(rank)))
+    providers = list(dict.fromkeys(percentiles["provider"]))
+    fig, ax = plt.subplots(
+        figsize=(min(11, max(6, 1.1 * len(stages) + 3)), 3.8), layout="constrained"
+    )
+    width = 0.8 / max(1, len(providers))
+    labelled: set[str] = set()
+
+    def label(name: str) -> str | None:
+        first = name not in labelled
+        labelled.add(name)
+        return name if first else None
+
+    for k, prov in enumerate(providers):
+        for i, stage in enumerate(stages):
+            row = percentiles[(percentiles["provider"] == prov) & (percentiles["stage"] == stage)]
+            if row.empty:
+                continue
+            row = row.iloc[0]
+            x = i - 0.4 + width * (k + 0.5)
+            ax.bar(x, row["p50"], width * 0.9, color=provider_color(prov), alpha=0.85,
+                   label=label(prov))  # fmt: skip
+            for col, marker in PERCENTILE_MARKERS.items():
+                ax.scatter(x, row[col], marker=marker, s=22, color="black", zorder=3,
+                           label=label(col))  # fmt: skip
+    ax.set_xticks(range(len(stages)))
+    ax.set_xticklabels(stages, rotation=20, ha="right")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylabel("seconds (bar: median)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def load_chart(
+    in_flight: pd.DataFrame, incidents: pd.DataFrame, *, title: str | None = None
+) -> Figure:
+    """Jobs in flight over time per provider (a step line) above vendor retries and failed
+    jobs per time bin (tables of :func:`stemkit.compare.timing_stats.in_flight` and
+    :func:`~stemkit.compare.timing_stats.incidents`); time in minutes since the first job.
+
+    Examples
+    --------
+    >>> t = pd.to_datetime(["2024-01-01T00:00Z", "2024-01-01T00:01Z"])
+    >>> f = pd.DataFrame({"provider": ["a", "a"], "time": t, "jobs": [1, 0]})
+    >>> i = pd.DataFrame({"provider": ["a"], "time": t[:1], "retries": [1], "failures": [0]})
+    >>> len(load_chart(f, i).axes)
+    2
+    """
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(10, 4.8), sharex=True, layout="constrained",
+        gridspec_kw={"height_ratios": [2, 1]},
+    )  # fmt: skip
+    times = pd.concat([pd.to_datetime(in_flight["time"], utc=True),
+                       pd.to_datetime(incidents["time"], utc=True)])  # fmt: skip
+    t0 = times.min() if not times.empty else pd.Timestamp(0, tz="UTC")
+
+    def minutes(col: pd.Series) -> np.ndarray:
+        return ((pd.to_datetime(col, utc=True) - t0).dt.total_seconds() / 60).to_numpy()
+
+    for prov, rows in in_flight.groupby("provider", sort=False):
+        ax.step(minutes(rows["time"]), rows["jobs"], where="post", color=provider_color(prov),
+                label=prov)  # fmt: skip
+    ax.set_ylabel("jobs in flight")
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if not in_flight.empty:
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    providers = list(dict.fromkeys(incidents["provider"]))
+    bins = np.diff(np.unique(minutes(incidents["time"]))) if len(incidents) > 1 else []
+    span = np.ptp(minutes(times)) if len(times) else 1.0
+    width = 0.8 * min([*bins, max(span, 1e-3) / 20]) / max(1, len(providers))
+    for k, prov in enumerate(providers):
+        rows = incidents[incidents["provider"] == prov]
+        x = minutes(rows["time"]) + width * k
+        ax2.bar(x, rows["retries"], width, color=provider_color(prov), label=f"{prov} retries",
+                align="edge")  # fmt: skip
+        ax2.bar(x, rows["failures"], width, bottom=rows["retries"], color=FAILED_EDGE,
+                align="edge",
+                hatch="///", alpha=0.6, label="failed jobs" if k == 0 else None)  # fmt: skip
+    ax2.set_ylabel("retries / failures")
+    ax2.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax2.set_xlabel("minutes since the first job started")
+    ax2.grid(axis="y", alpha=0.3)
+    if providers:
+        ax2.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if title:
         fig.suptitle(title)
     return fig

@@ -104,11 +104,16 @@ class BatchTables:
 
     @property
     def timing_summary(self) -> pd.DataFrame:
-        """Median seconds per provider: queue wait, processing, end to end; real-time factor."""
+        """Median seconds per provider: queue wait, processing, end to end; real-time factor;
+        the vendor retries of all its jobs (see :mod:`stemkit.compare.timing_stats` for the
+        distributions)."""
         if self.timing.empty:
             return pd.DataFrame()
         cols = ["queue wait", "processing", "end to end", "rtf"]
-        return self.timing.groupby("provider")[cols].median().round(3)
+        table = self.timing.groupby("provider")[cols].median().round(3)
+        if "retries" in self.timing:
+            table["retries"] = self.timing.groupby("provider")["retries"].sum().astype(int)
+        return table
 
     @property
     def intelligibility_summary(self) -> pd.DataFrame:

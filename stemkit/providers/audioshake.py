@@ -149,9 +149,10 @@ class JobInfo(_Model):
 
     id: str
     clientId: str | None = None
-    createdAt: str | None = None
-    startedAt: str | None = None
-    updatedAt: str | None = None
+    #: timestamps as sent (ISO text or epoch numbers), read by :func:`stemkit.timing.parse_time`
+    createdAt: str | int | float | None = None
+    startedAt: str | int | float | None = None
+    updatedAt: str | int | float | None = None
     requestId: str | None = None
     licenseId: str | None = None
     metadata: dict[str, Any] | None = None
@@ -320,7 +321,13 @@ class AudioShakeProvider(Provider):
                 ("updated", info.updatedAt),
             ):
                 if stamp:
-                    events.append(Event(f"{stem} {label}", parse_time(stamp), info.status))
+                    events.append(
+                        Event(
+                            f"{stem} {label}",
+                            parse_time(stamp, event=f"{stem} job {info.id} {label}At"),
+                            info.status,
+                        )
+                    )
             done = info.status in TERMINAL_OK
             for row in stages_from_stamps(
                 info.createdAt, info.startedAt, info.updatedAt if done else None

@@ -28,6 +28,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from stemkit.errors import (
 from stemkit.http import make_session
 from stemkit.providers.records import Job, JobStatus, Observation, SeparationResult, utcnow
 from stemkit.providers.transport import Transport
+from stemkit.timing import event_bounds, parse_time
 
 log = logging.getLogger("stemkit.providers")
 
@@ -106,10 +108,15 @@ class Provider(Transport, ABC):
         """
         timeout = self.profile.job_timeout if timeout is None else timeout
         last: list[JobStatus] = []
+        polls: list[tuple] = []  # (sent, received, events) of every status request
 
         def check() -> JobStatus | None:
             with self.step("poll", track=job.track):
+                sent = utcnow()
                 st = self.status(job)
+                polls.append((sent, utcnow(), st.events))
+            if st.terminal:
+                st.clock_bounds = event_bounds(polls, created_after=_created_after(job))
             last[:] = [st]
             if on_status:
                 on_status(st)
@@ -121,6 +128,7 @@ class Provider(Transport, ABC):
                     track=job.track,
                     step="wait",
                     events=st.events,
+                    clock_bounds=st.clock_bounds,
                 )
             return st if st.state == "done" else None
 
@@ -203,4 +211,17 @@ class Provider(Transport, ABC):
             observations=obs,
             audio_seconds=info.duration,
             vendor_stages=final.vendor_stages,
+            clock_bounds=final.clock_bounds,
         )
+
+
+def _created_after(job: Job) -> datetime | None:
+    """When we sent the request that created ``job`` (the start of its ``submit`` step, as the
+    provider observed it), or None when the job does not say."""
+    for o in job.meta.get("observations", []):
+        step, start = (
+            (o.step, o.start) if isinstance(o, Observation) else (o.get("step"), o.get("start"))
+        )
+        if step == "submit" and start:
+            return parse_time(start)
+    return None

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stemkit.errors import AuthError, LinkExpired, ProviderError, RequestError
 from stemkit.providers.base import Provider
 from stemkit.providers.files import safe_join
-from stemkit.providers.records import Job, JobStatus, Observation, utcnow
+from stemkit.providers.records import Event, Job, JobStatus, Observation, utcnow
 from stemkit.providers.transport import creates_job, idempotent
 from stemkit.timing import parse_time
 
@@ -70,8 +70,9 @@ class JobInfo(_Model):
     job_name: str | None = None
     status: str | None = None
     profile_name: str | None = None
-    submitted_at: str | None = None
-    completed_at: str | None = None
+    #: timestamps as sent (ISO text or epoch numbers), read by :func:`stemkit.timing.parse_time`
+    submitted_at: str | int | float | None = None
+    completed_at: str | int | float | None = None
     total_audio_length: float | str | None = None
     is_blank_audio: bool | None = None
     error_message: str | None = None
@@ -111,6 +112,8 @@ class TranscriptResult:
     job_id: str = ""
     vendor_stages: list[dict[str, Any]] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
+    #: our own instants around the vendor's stamps (see :func:`stemkit.timing.event_bounds`)
+    clock_bounds: list[dict[str, Any]] = field(default_factory=list)
 
 
 def job_state(details: dict[str, Any] | Details) -> str:
@@ -230,8 +233,14 @@ class LoomProvider(Provider):
         state = job_state(d)
         info = d.job_data.job_info
         rows = []
+        events = [
+            Event(name, parse_time(stamp, event=f"job {job.job_id} {name}_at"), info.status)
+            for name, stamp in (("submitted", info.submitted_at), ("completed", info.completed_at))
+            if stamp
+        ]  # the job's stamps as events, so the life cycle bounds them on our clock
         if state == "done" and info.submitted_at and info.completed_at:
-            start, end = parse_time(info.submitted_at), parse_time(info.completed_at)
+            start = parse_time(info.submitted_at, event=f"job {job.job_id} submitted_at")
+            end = parse_time(info.completed_at, event=f"job {job.job_id} completed_at")
             rows.append(
                 {
                     "stage": "processing",
@@ -249,7 +258,7 @@ class LoomProvider(Provider):
             for t in (d.job_data.job_files.output_files or OutputFiles()).transcripts
             if t.filename
         ]
-        return JobStatus(state, message=message, outputs=outputs, raw=d, vendor_stages=rows)
+        return JobStatus(state, events, message=message, outputs=outputs, raw=d, vendor_stages=rows)
 
     def fetch(
         self, job: Job, status: JobStatus, out_dir: Path, *, fmt: str = "txt"
@@ -312,4 +321,5 @@ class LoomProvider(Provider):
             job_id=job.job_id,
             vendor_stages=final.vendor_stages or [],
             observations=obs,
+            clock_bounds=final.clock_bounds,
         )

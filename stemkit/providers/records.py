@@ -76,6 +76,9 @@ class JobStatus:
     #: stage rows (stage, start, end, seconds[, job_id]) when the vendor reports stamps rather
     #: than named events (see :mod:`stemkit.timing`); None means "derive from events"
     vendor_stages: list[dict[str, Any]] | None = None
+    #: for each vendor event, the instants of our clock it lies between (set by
+    #: :meth:`~stemkit.providers.base.Provider.wait`; see :func:`stemkit.timing.event_bounds`)
+    clock_bounds: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
@@ -94,6 +97,9 @@ class SeparationResult:
     observations: list[Observation] = field(default_factory=list)
     audio_seconds: float | None = None
     vendor_stages: list[dict[str, Any]] | None = None
+    #: our own send/receive instants around each vendor event (for the clock-offset
+    #: estimate); records written before this field existed simply lack it
+    clock_bounds: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (written as ``events.json`` next to the stems)."""
@@ -117,4 +123,5 @@ class SeparationResult:
                 {**r, "start": r["start"].isoformat(), "end": r["end"].isoformat()}
                 for r in self.vendor_stages
             ],
+            "clock_bounds": list(self.clock_bounds or []),
         }

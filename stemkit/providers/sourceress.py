@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stemkit.errors import AudioError, AuthError, LinkExpired, ProviderError, RequestError
 from stemkit.providers.base import Provider
@@ -41,6 +41,7 @@ from stemkit.providers.files import safe_extract, safe_join
 from stemkit.providers.records import Event, Job, JobStatus, Observation, utcnow
 from stemkit.providers.transport import idempotent
 from stemkit.stems import FOUR_STEMS, TWO_STEMS, canonical
+from stemkit.timing import parse_time
 
 #: separationAlgorithm → the vendor's output file names (without extension)
 ALGORITHMS: dict[int, tuple[str, ...]] = {
@@ -91,12 +92,25 @@ class SeparationStarted(_Model):
 
 
 class ProgressEvent(_Model):
-    """One progress event: its name, guid and timestamp (the vendor's clock)."""
+    """One progress event: its name, guid and timestamp (the vendor's clock).
+
+    The timestamp is read by :func:`stemkit.timing.parse_time` (ISO-8601 with any offset or
+    none, epoch seconds or milliseconds); any other form is a
+    :class:`~stemkit.errors.TimestampError` naming the event.
+    """
 
     event: str
     guid: str | None = None
     timestamp: datetime
     message: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_timestamp(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "timestamp" in data:
+            name = data.get("event")
+            data = {**data, "timestamp": parse_time(data["timestamp"], event=name)}
+        return data
 
 
 class Progress(_Model):

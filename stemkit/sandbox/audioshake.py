@@ -284,7 +284,16 @@ class AudioShakeAPI:
         if asset is None or asset.owner != owner:
             return error(404, f"no asset {req.assetId!r}")
         job_id = new_id(12)
-        job = JobRecord(job_id, owner, asset, req, self.root / owner / "jobs" / job_id)
+        now = utc_iso(self.config.faults.vendor_clock())
+        job = JobRecord(
+            job_id,
+            owner,
+            asset,
+            req,
+            self.root / owner / "jobs" / job_id,
+            created_at=now,
+            updated_at=now,
+        )
         job.folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self.jobs[job_id] = job
@@ -355,7 +364,7 @@ class AudioShakeAPI:
     # -- the work -----------------------------------------------------------------------------
     def _process(self, job: JobRecord) -> None:
         meta = job.request.metadata
-        job.started_at = job.updated_at = utc_iso()
+        job.started_at = job.updated_at = utc_iso(self.config.faults.vendor_clock())
         job.status = "processing"
         t0 = time.monotonic()
         if self.config.faults.roll("stuck", job.id):
@@ -391,7 +400,7 @@ class AudioShakeAPI:
             log.exception("audioshake job %s", job.id)
             job.status = "failed"
             job.status_info = {"code": 500, "message": type(exc).__name__}
-        job.updated_at = utc_iso()
+        job.updated_at = utc_iso(self.config.faults.vendor_clock())
         log.debug("job %s %s in %.2f s", job.id, job.status, time.monotonic() - t0)
         self.callbacks.send(
             job.request.callbackUrl,

@@ -23,7 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -86,6 +86,39 @@ def utc_iso(ts: float | None = None) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, as in the vendors' examples."""
     dt = datetime.fromtimestamp(time.time() if ts is None else ts, UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+#: forms :func:`vendor_stamp` writes (``Faults.timestamp_form``)
+STAMP_FORMS = ("iso", "epoch_ms", "epoch_s", "offset", "naive", "nanos", "text")
+
+
+def vendor_stamp(ts: float, form: str = "iso") -> str | int | float:
+    """A timestamp in one of the forms vendors are seen to send: ``iso`` (the doc's
+    ``...T14:51:15.846Z``), ``epoch_ms`` (int), ``epoch_s`` (float), ``offset`` (local time at
+    +05:30), ``naive`` (UTC without a zone), ``nanos`` (nine fractional digits, ``Z``), ``text``
+    (``21/07/2020 14:51:15``, a form no client should guess at).
+
+    Examples
+    --------
+    >>> vendor_stamp(0.5, "offset"), vendor_stamp(0.5, "epoch_ms")
+    ('1970-01-01T05:30:00.500000+05:30', 500)
+    """
+    if form == "iso":
+        return utc_iso(ts)
+    if form == "epoch_ms":
+        return int(round(ts * 1000))
+    if form == "epoch_s":
+        return round(ts, 6)
+    dt = datetime.fromtimestamp(ts, UTC)
+    if form == "offset":
+        return dt.astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat()
+    if form == "naive":
+        return dt.replace(tzinfo=None).isoformat(timespec="microseconds")
+    if form == "nanos":
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}789Z"
+    if form == "text":
+        return dt.strftime("%d/%m/%Y %H:%M:%S")
+    raise ValueError(f"timestamp_form must be one of {STAMP_FORMS}, not {form!r}")
 
 
 def local_iso(ts: float) -> str:

@@ -22,7 +22,21 @@ url_expiry      a signed URL is issued already expired
 job_failure     the job fails with a message
 stuck           the job never finishes (progress stops at "Processing")
 ambiguous       a job-creating POST is processed, then answered ``502`` (the answer is lost)
+vendor_retry    the vendor's first attempt at a job fails inside the vendor and it queues the
+                job again (Sourceress: a second "Queue message received" with "Attempt number
+                2" and a second "Processing"); the client sees one job that took longer
+drop_finalising the job completes (``outputFiles`` filled) without its "Finalising" event
+clock_skew_s    not a rate: seconds the vendor's clock is ahead of ours (negative: behind);
+                every vendor timestamp (Sourceress events, AudioShake and Loom job stamps)
+                is written on that clock
+timestamp_form  not a rate: the form of Sourceress event stamps (``iso`` as the doc, or
+                ``epoch_ms``, ``epoch_s``, ``offset``, ``naive``, ``nanos``, ``text``; see
+                :func:`stemkit.sandbox.common.vendor_stamp`)
 ==============  ===========================================================================
+
+The in-job faults of a vendor (``job_failure``, ``vendor_retry``, ``drop_finalising``) are drawn
+per job in the order the jobs are processed (key ``"<vendor> job"``), so the same seed and the
+same jobs meet the same faults whatever the random job ids.
 
 Examples
 --------
@@ -38,6 +52,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +79,10 @@ class Faults:
     job_failure: float = 0.0
     stuck: float = 0.0
     ambiguous: float = 0.0
+    vendor_retry: float = 0.0
+    drop_finalising: float = 0.0
+    clock_skew_s: float = 0.0
+    timestamp_form: str = "iso"
     injected: Counter = field(default_factory=Counter, repr=False)
     _calls: Counter = field(default_factory=Counter, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -73,6 +92,17 @@ class Faults:
         return any(getattr(self, n) > 0 for n in (
             "error_5xx", "rate_429", "drop", "slow", "malformed", "token_expiry", "url_expiry",
             "job_failure", "stuck", "ambiguous"))  # fmt: skip
+
+    def vendor_clock(self) -> float:
+        """Now, in epoch seconds, on the emulated vendor's clock (``clock_skew_s`` ahead).
+
+        Examples
+        --------
+        >>> import time
+        >>> round(Faults(clock_skew_s=300).vendor_clock() - time.time())
+        300
+        """
+        return time.time() + self.clock_skew_s
 
     def roll(self, fault: str, key: str) -> bool:
         """Whether ``fault`` hits this call of ``key`` (a route or a job id)."""

@@ -163,6 +163,7 @@ class LoomAPI:
             body.profile_name,
             inputs,
             self.root / owner / "jobs" / job_id,
+            submitted_at=utc_iso(self.config.faults.vendor_clock()),
         )
         job.folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
@@ -338,4 +339,4 @@ class LoomAPI:
         except Exception as exc:  # noqa: BLE001 - report, never crash the server
             log.exception("loom job %s", job.id)
             job.state, job.error_message = "error", f"internal error: {type(exc).__name__}"
-        job.completed_at = utc_iso()
+        job.completed_at = utc_iso(self.config.faults.vendor_clock())

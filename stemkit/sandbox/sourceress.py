@@ -56,7 +56,7 @@ from stemkit.sandbox.common import (
     new_id,
     parse_body,
     require_param,
-    utc_iso,
+    vendor_stamp,
 )
 
 log = logging.getLogger("stemkit.sandbox.sourceress")
@@ -67,6 +67,8 @@ ALGORITHM_STEMS: dict[int, tuple[tuple[str, str], ...]] = {
     7: (("vocals", "vocals"), ("drums", "drums"), ("bass", "bass"), ("other", "other")),
 }
 FORMATS = ("wav", "mp3", "m4a", "flac")
+#: seconds the failed first attempt of an injected vendor retry lasts
+RETRY_PAUSE = 0.3
 
 
 class _Body(BaseModel):
@@ -204,8 +206,14 @@ class SourceressAPI:
         return sep
 
     def _event(self, sep: Separation, name: str, message: str | None = "") -> None:
+        faults = self.config.faults
         sep.events.append(
-            {"event": name, "guid": str(uuid.uuid4()), "timestamp": utc_iso(), "message": message}
+            {
+                "event": name,
+                "guid": str(uuid.uuid4()),
+                "timestamp": vendor_stamp(faults.vendor_clock(), faults.timestamp_form),
+                "message": message,
+            }
         )
 
     def duplicates(self) -> int:
@@ -391,9 +399,14 @@ class SourceressAPI:
     def _process(self, sep: Separation) -> None:
         """The queued part: separation by the engine, then the output files."""
         try:
+            faults = self.config.faults
             self._event(sep, "Queue message received", "Attempt number 1")
             self._event(sep, "Processing", None)
-            faults = self.config.faults
+            if faults.roll("vendor_retry", "sourceress job"):
+                # injected: the first attempt dies inside the vendor, which queues it again
+                time.sleep(RETRY_PAUSE)
+                self._event(sep, "Queue message received", "Attempt number 2")
+                self._event(sep, "Processing", None)
             if faults.roll("stuck", sep.id):
                 return  # injected: progress never completes
             if faults.roll("job_failure", sep.id):
@@ -403,7 +416,8 @@ class SourceressAPI:
             result = self.separator.separate(y.T, sr, [s for s, _ in stems])
             if self.config.processing_delay:
                 time.sleep(self.config.processing_delay)
-            self._event(sep, "Finalising", None)
+            if not faults.roll("drop_finalising", "sourceress job"):
+                self._event(sep, "Finalising", None)
             for stem, vendor_name in stems:
                 path = sep.folder / f"{vendor_name}.wav"
                 sf.write(path, result[stem].T, sr, subtype="FLOAT")

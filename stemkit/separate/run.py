@@ -159,6 +159,7 @@ def run_job(
                 {"event": e.name, "timestamp": e.timestamp.isoformat(), "message": e.message}
                 for e in exc.events
             ]
+            record["clock_bounds"] = exc.clock_bounds
             raise
         t2 = utcnow()
         files = provider.fetch(job, final, folder, fmt=fmt)
@@ -175,6 +176,7 @@ def run_job(
             observations,
             info.duration,
             final.vendor_stages,
+            clock_bounds=final.clock_bounds,
         )
         record.update(result.to_dict(), state="done", error=None)
         record["stems"] = {k: Path(v).name for k, v in files.items()}

@@ -97,6 +97,7 @@ def transcribe_one(
                 {"step": o.step, "start": o.start.isoformat(), "end": o.end.isoformat()}
                 for o in result.observations
             ],
+            clock_bounds=result.clock_bounds,
         )
     except StemkitError as exc:
         exc.at(provider="loom", track=track)
