@@ -76,6 +76,10 @@ class JobStatus:
     #: stage rows (stage, start, end, seconds[, job_id]) when the vendor reports stamps rather
     #: than named events (see :mod:`stemkit.timing`); None means "derive from events"
     vendor_stages: list[dict[str, Any]] | None = None
+    #: what the vendor bills for the job, in its own unit (AudioShake: credits), if it says
+    cost: float | None = None
+    #: stems the vendor failed while the others completed: stem -> the vendor's message
+    failed_stems: dict[str, str] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:
@@ -94,6 +98,10 @@ class SeparationResult:
     observations: list[Observation] = field(default_factory=list)
     audio_seconds: float | None = None
     vendor_stages: list[dict[str, Any]] | None = None
+    #: the vendor's cost of the job (credits for AudioShake), None when it reports none
+    cost: float | None = None
+    #: stems that failed at the vendor while the others completed: stem -> message
+    failed_stems: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (written as ``events.json`` next to the stems)."""
@@ -102,6 +110,8 @@ class SeparationResult:
             "track": self.track,
             "job_id": self.job_id,
             "audio_seconds": self.audio_seconds,
+            "cost": self.cost,
+            "failed_stems": dict(self.failed_stems),
             "stems": {k: str(v) for k, v in self.stems.items()},
             "events": [
                 {"event": e.name, "timestamp": e.timestamp.isoformat(), "message": e.message}

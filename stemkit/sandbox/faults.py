@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: POST routes that create a (paid) job: a drop or 502 there leaves the client unsure
-CREATE_ROUTES = re.compile(r"/(separation/(separate|trial)|job/?|jobs/submit)$")
+CREATE_ROUTES = re.compile(r"/(separation/(separate|trial)|job/?|jobs/submit|tasks/?)$")
 
 
 @dataclass
