@@ -122,6 +122,8 @@ class Asset(_Model):
 
 
 class Output(_Model):
+    """One output file of a target: name, format and a signed link (1 h)."""
+
     name: str | None = None
     format: str | None = None
     link: str

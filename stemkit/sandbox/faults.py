@@ -65,6 +65,8 @@ class Faults:
     stuck: float = 0.0
     ambiguous: float = 0.0
     injected: Counter = field(default_factory=Counter, repr=False)
+    #: the same hits by (fault, route or job id), e.g. ``("drop", "POST /audioshake/tasks")``
+    injected_at: Counter = field(default_factory=Counter, repr=False)
     _calls: Counter = field(default_factory=Counter, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -87,6 +89,7 @@ class Faults:
         if hit:
             with self._lock:
                 self.injected[fault] += 1
+                self.injected_at[(fault, key)] += 1
         return hit
 
 
