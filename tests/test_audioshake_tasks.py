@@ -19,7 +19,12 @@ from stemkit.audio import load_audio
 from stemkit.batchdir import BatchFolder
 from stemkit.errors import RequestError
 from stemkit.providers import connect
-from stemkit.providers.audioshake_tasks import AudioShakeTasksProvider, TaskInfo, target
+from stemkit.providers.audioshake_tasks import (
+    AudioShakeTasksProvider,
+    TaskInfo,
+    target,
+    task_request,
+)
 from stemkit.providers.files import sha256_file
 from stemkit.sandbox import SandboxConfig, SandboxServer
 from stemkit.sandbox.audioshake_tasks import credits
@@ -99,13 +104,11 @@ def test_doc_examples_match_the_schema_and_the_client_reads_them():
         info = TaskInfo.model_validate(doc[name])
         assert info.targets
     Asset.model_validate(doc["asset_response"])
-    body = AudioShakeTasksProvider  # the doc's create request is what the client builds
-    from stemkit.providers.audioshake_tasks import task_request
-
+    # the doc's create request is exactly what the client builds for vocals + accompaniment
     built = task_request(
         asset_id="your_asset_id", targets=[target("vocals"), target("accompaniment")]
     )
-    assert built == doc["create_request"] and body.name == "audioshake-tasks"
+    assert built == doc["create_request"]
 
 
 # -- every route ---------------------------------------------------------------------------
@@ -259,8 +262,6 @@ def _no_network(client, monkeypatch):
     ],
 )
 def test_client_refuses_bad_input_before_sending(client, monkeypatch, kwargs, words):
-    from stemkit.providers.audioshake_tasks import task_request
-
     _no_network(client, monkeypatch)
     with pytest.raises(RequestError, match=words):
         task_request(**kwargs)
@@ -314,8 +315,14 @@ def test_a_failed_target_fails_that_stem_only(sandbox, fast_profile, track_dir, 
     assert list(rec["failed_stems"]) == ["guitar"]
     assert "not available in the sandbox engine" in rec["failed_stems"]["guitar"]
     assert rec["cost"] == 1  # the failed target is not billed
-    failures = load_batch(out).failures
-    assert set(failures["stem"]) == {"guitar"} and set(failures["state"]) == {"done"}
+    b = load_batch(out)
+    assert set(b.failures["stem"]) == {"guitar"} and set(b.failures["state"]) == {"done"}
+    # cost in the report: credits per provider, per track, per audio minute; jobs table column
+    assert list(b.jobs["cost"]) == [1, 1]
+    row = b.cost.loc["audioshake-tasks"]
+    minutes = b.jobs["audio_seconds"].sum() / 60
+    assert row["credits"] == 2 and row["credits per track"] == 1
+    assert row["credits per audio minute"] == pytest.approx(2 / minutes, rel=1e-3)
 
 
 def test_expired_links_are_refreshed_by_getting_the_task_again(tmp_path, track_dir):
@@ -358,10 +365,10 @@ def test_rate_limit_answers_429_with_retry_after_and_the_client_backs_off(tmp_pa
         assert [r.status_code for r in codes] == [200, 200, 200, 429]
         assert int(codes[-1].headers["Retry-After"]) >= 1
         assert "rate limit" in codes[-1].json()["message"]
-        # the client: 2 calls a second allowed, it makes 6 and waits as told
-        server.config.audioshake_rate_window = 1.0
+        # the client: 2 calls in 2 s allowed, it makes 6 and waits as told
+        server.config.audioshake_rate_window = 2.0
         server.config.audioshake_rate_limit = 2
-        time.sleep(1.1)  # let the window empty (not a timing assertion)
+        time.sleep(2.1)  # let the window empty (not a timing assertion)
         client = client_of(server)
         for _ in range(6):
             assert client.list_tasks(take=1) == []

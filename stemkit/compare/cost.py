@@ -10,10 +10,10 @@ Examples
 >>> jobs = pd.DataFrame({"track": ["a", "b", "a"], "provider": ["x", "x", "y"],
 ...                      "state": ["done"] * 3, "cost": [2.0, 4.0, None],
 ...                      "audio_seconds": [60.0, 120.0, 60.0]})
->>> cost_summary(jobs)
-          jobs  credits  credits per track  credits per audio minute
-provider
-x            2      6.0                3.0                       2.0
+>>> cost_summary(jobs).loc["x"].to_dict()  # y reports no cost: left out
+{'jobs': 2.0, 'credits': 6.0, 'credits per track': 3.0, 'credits per audio minute': 2.0}
+>>> list(cost_summary(jobs).index)
+['x']
 """
 
 from __future__ import annotations

@@ -384,7 +384,7 @@ class AudioShakeTasksProvider(Provider):
     def _create(self, path: Path, asset: Asset, targets, metadata: str, pending) -> TaskInfo:
         """Create the task: upload again if the asset expired; on a lost answer, find the
         task by its submission key, or send again when a bounded look finds none."""
-        lost = 0
+        lost, uploaded_again = 0, False
         for _ in range(self.create_attempts + 1):
             body = task_request(asset_id=asset.id, targets=targets, metadata=metadata)
             self.hooks.pending_create = {**pending, "asset_id": asset.id}
@@ -399,9 +399,10 @@ class AudioShakeTasksProvider(Provider):
                     break
                 # not found after a bounded look: nothing was created, send it again
             except RequestError as exc:
-                if exc.status not in (404, 410):
+                if exc.status not in (404, 410) or uploaded_again:
                     raise
                 asset = self._asset(path, fresh=True)  # expired or unknown: upload again
+                uploaded_again = True
             finally:
                 self.hooks.pending_create = None
         raise ProviderError(
