@@ -85,6 +85,12 @@ def run_job(
     ambiguous       a submission may have been accepted: report it, do not submit
     ==============  =============================================================
 
+    A provider that can find a lost create again (``provider.reconciles``, e.g. AudioShake's
+    Tasks API by the submission key in its ``metadata``) is asked instead, for ``creating``
+    and ``ambiguous`` rows that kept what it needs (``pending_create``): found → the job is
+    resumed; not found after its bounded look → submitted again (nothing was created); the
+    vendor cannot be asked → stays ambiguous.
+
     Returns the record written to ``record.json``: ``state`` is ``done`` or ``failed``, with
     ``error`` (a message naming provider, track and step) when failed.
     """
