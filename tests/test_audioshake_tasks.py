@@ -527,3 +527,14 @@ def _track(track_dir, name):
     from stemkit.separate.manifest import load_manifest
 
     return next(t for t in load_manifest(track_dir) if t.name == name)
+
+
+def test_injected_target_failures_fail_the_job_when_every_target_fails(tmp_path, track_dir):
+    from stemkit.errors import JobFailed
+
+    with own_sandbox(tmp_path, faults=Faults(job_failure=1.0)) as server:
+        client = client_of(server)
+        with pytest.raises(JobFailed, match="injected failure") as err:
+            client.separate(track_dir / "alpha" / "mixture.wav", tmp_path / "out")
+        task = client.get_task(err.value.job_id)
+    assert {t.status for t in task.targets} == {"error"} and task.cost == 0

@@ -430,42 +430,59 @@ class AudioShakeTasksAPI:
 
     # -- the work -----------------------------------------------------------------------------
     def _process(self, task: TaskRecord) -> None:
+        """Run every target of ``task``: one engine call for all the targets it can make
+        (they share its analysis), then each target ends on its own."""
         try:
             y, sr = load_audio(task.source)
         except AudioError as exc:
             for target in task.targets:
                 self._finish(task, target, error={"code": 422, "message": str(exc)})
             return
-        seconds = y.shape[1] / sr
+        runnable = []
         for target in task.targets:
             if self.config.faults.roll("stuck", target.id):
                 continue  # injected: this target stays "processing" for ever
-            try:
-                if self.config.faults.roll("job_failure", target.id):
-                    raise ValueError("injected failure of the target's worker")
-                model = target.request.model
-                if model not in ENGINE_STEMS:
-                    raise ValueError(f"model {model!r} is not available in the sandbox engine")
-                name = ENGINE_STEMS[model]
-                stem = self.separate(y, sr, [name])[name]
-                if self.config.processing_delay:
-                    time.sleep(self.config.processing_delay)
-                folder = task.folder / target.id
-                folder.mkdir(parents=True, exist_ok=True)
-                outputs = []
-                for fmt in target.request.formats:
-                    outputs.append((model, fmt, _write(folder / f"{model}.{fmt}", stem, sr, fmt)))
-                    if target.request.residual:
-                        path = folder / f"{model}_residual.{fmt}"
-                        outputs.append((f"{model}_residual", fmt, _write(path, y - stem, sr, fmt)))
-                target.outputs = outputs
-                target.duration = round(seconds, 2)
-                self._finish(task, target, cost=credits(seconds))
-            except (AudioError, ValueError) as exc:
-                self._finish(task, target, error={"code": 422, "message": str(exc)})
-            except Exception as exc:  # noqa: BLE001 - report, never crash the server
-                log.exception("audioshake task %s target %s", task.id, target.id)
-                self._finish(task, target, error={"code": 500, "message": type(exc).__name__})
+            model = target.request.model
+            if self.config.faults.roll("job_failure", target.id):
+                self._finish(task, target, error={"code": 500, "message": "injected failure "
+                             "of the target's worker"})  # fmt: skip
+            elif model not in ENGINE_STEMS:
+                message = f"model {model!r} is not available in the sandbox engine"
+                self._finish(task, target, error={"code": 422, "message": message})
+            else:
+                runnable.append(target)
+        names = sorted({ENGINE_STEMS[t.request.model] for t in runnable})
+        try:
+            stems = self.separate(y, sr, names) if names else {}
+        except Exception:  # noqa: BLE001 - then each target tries on its own, below
+            log.exception("audioshake task %s: one engine call for %s", task.id, names)
+            stems = {}
+        for target in runnable:
+            self._run_target(task, target, y, sr, stems)
+
+    def _run_target(self, task: TaskRecord, target: TargetRecord, y, sr, stems) -> None:
+        model = target.request.model
+        try:
+            name = ENGINE_STEMS[model]
+            stem = stems[name] if name in stems else self.separate(y, sr, [name])[name]
+            if self.config.processing_delay:
+                time.sleep(self.config.processing_delay)
+            folder = task.folder / target.id
+            folder.mkdir(parents=True, exist_ok=True)
+            outputs = []
+            for fmt in target.request.formats:
+                outputs.append((model, fmt, _write(folder / f"{model}.{fmt}", stem, sr, fmt)))
+                if target.request.residual:
+                    path = folder / f"{model}_residual.{fmt}"
+                    outputs.append((f"{model}_residual", fmt, _write(path, y - stem, sr, fmt)))
+            target.outputs = outputs
+            target.duration = round(y.shape[1] / sr, 2)
+            self._finish(task, target, cost=credits(y.shape[1] / sr))
+        except (AudioError, ValueError) as exc:
+            self._finish(task, target, error={"code": 422, "message": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - report, never crash the server
+            log.exception("audioshake task %s target %s", task.id, target.id)
+            self._finish(task, target, error={"code": 500, "message": type(exc).__name__})
 
     def _finish(
         self, task: TaskRecord, target: TargetRecord, *, cost: int | None = None, error=None
