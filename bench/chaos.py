@@ -3,6 +3,7 @@ until done. Prints what survived: jobs done, stems verified, duplicate submissio
 the sandbox, faults injected, secrets found in outputs, files written outside the output folder.
 
     .venv/bin/python bench/chaos.py [--tracks 5] [--seed 1] [--kills 6] [--drop-creates]
+                                    [--drop 0.05] [--providers sourceress ...]
 
 ``--drop-creates`` drops the answers of job-creating calls too: the legacy APIs then leave
 such jobs ambiguous (reported, never resubmitted), AudioShake's Tasks API finds them again by
@@ -25,6 +26,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, from the repo
 
+from stemkit.batchdir import BatchFolder  # noqa: E402
 from stemkit.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from stemkit.sandbox.faults import CREATE_ROUTES, Faults  # noqa: E402
 from stemkit.separate.ledger import Ledger  # noqa: E402
@@ -80,6 +82,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kills", type=int, default=6)
     ap.add_argument("--drop-creates", action="store_true", help="drop create answers too")
+    ap.add_argument("--drop", type=float, default=0.05, help="rate of dropped connections")
     ap.add_argument("--providers", nargs="+", default=PROVIDERS)
     args = ap.parse_args()
     providers = args.providers
@@ -98,7 +101,7 @@ def main() -> None:
         faults = Faults(
             seed=args.seed,
             error_5xx=0.10,
-            drop=0.05,
+            drop=args.drop,
             token_expiry=0.03,
             url_expiry=0.05,
             rate_429=0.02,
@@ -122,15 +125,19 @@ def main() -> None:
                 max_rounds=args.kills + 10,
             )
             stats = requests.get(f"{server.url}/_sandbox/stats").json()
-            lost = sum(
-                n for (fault, key), n in faults.injected_at.items()
-                if fault == "drop" and CREATE_ROUTES.search(key.split(" ", 1)[1])
-                and key.startswith("POST ")
-            )  # fmt: skip
+            lost = {
+                key: n for (fault, key), n in faults.injected_at.items()
+                if fault == "drop" and key.startswith("POST ")
+                and CREATE_ROUTES.search(key.split(" ", 1)[1])
+            }  # fmt: skip
         ambiguous: dict[str, int] = {p: 0 for p in providers}
+        reconciled: list[str] = []  # lost creates of killed runs, looked up on the next
         for row in Ledger(out_root / "out").jobs():
             if row["state"] == "ambiguous":
                 ambiguous[row["provider"]] += 1
+            rec = BatchFolder(out_root / "out").read_record(row["track"], row["provider"]) or {}
+            if rec.get("reconciled"):
+                reconciled.append(rec["reconciled"].split(":")[0])
         leaks = scan_for_secrets(out_root, list(SECRETS.values()))
         stray = sorted(set(os.listdir(work)) - before) + sorted(set(os.listdir(out_root)) - {"out"})
         print(f"{args.tracks} tracks x {len(providers)} providers, seed {args.seed}")
@@ -138,9 +145,10 @@ def main() -> None:
         print(f"rounds / kills:           {report.rounds} / {report.kills}")
         print(f"jobs done:                {report.jobs_done} of {report.jobs}")
         print(f"stems verified (sha256):  {report.stems_verified}, bad: {report.stems_bad}")
-        print(f"duplicate submissions:    {stats['duplicates']}")
+        print(f"duplicate submissions:    {stats['duplicates']} {stats['duplicates_by_api']}")
         print(f"create answers dropped:   {lost} (drop_creates={args.drop_creates})")
         print(f"ambiguous jobs:           {ambiguous}")
+        print(f"reconciled after a kill:  {reconciled} (in the last round's records)")
         print(
             f"separations submitted:    sourceress {stats['sourceress']['separations']}, "
             f"audioshake jobs {stats['audioshake']['jobs']}, "

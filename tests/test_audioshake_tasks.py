@@ -538,3 +538,15 @@ def test_injected_target_failures_fail_the_job_when_every_target_fails(tmp_path,
             client.separate(track_dir / "alpha" / "mixture.wav", tmp_path / "out")
         task = client.get_task(err.value.job_id)
     assert {t.status for t in task.targets} == {"error"} and task.cost == 0
+
+
+def test_profile_of_the_tasks_api_and_its_environment_variables():
+    from stemkit.config import load_profile
+
+    env = {"STEMKIT_SANDBOX_URL": "http://127.0.0.1:9000", "STEMKIT_AUDIOSHAKE_TASKS_KEY": "k1"}
+    tasks = load_profile("audioshake-tasks", environ=env)
+    assert tasks.base_url == "http://127.0.0.1:9000/audioshake"  # the vendor's shared base
+    assert tasks.key.get_secret_value() == "k1"
+    legacy = load_profile("audioshake", environ=env)  # STEMKIT_AUDIOSHAKE_TASKS_* is not its
+    assert legacy.token.get_secret_value() == "demo-token" and legacy.key is None
+    assert load_profile("audioshake-tasks", environ={}).key.get_secret_value() == "demo-key"

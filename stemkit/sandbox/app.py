@@ -63,16 +63,20 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     loom = LoomAPI(config, signer, workers)
 
     async def stats(request: Request) -> JSONResponse:
+        by_api = {
+            "sourceress": sourceress.duplicates(),
+            "audioshake": audioshake.duplicates(),
+            "audioshake_tasks": tasks.duplicates(),
+            "loom": loom.duplicates(),
+        }
         return JSONResponse(
             {
                 "sourceress": dict(sourceress.stats),
                 "audioshake": dict(audioshake.stats),
                 "audioshake_tasks": dict(tasks.stats),
                 "loom": dict(loom.stats),
-                "duplicates": sourceress.duplicates()
-                + audioshake.duplicates()
-                + tasks.duplicates()
-                + loom.duplicates(),
+                "duplicates": sum(by_api.values()),
+                "duplicates_by_api": by_api,
                 "injected": dict(config.faults.injected),
                 "callbacks": list(sourceress.callbacks.log)
                 + list(audioshake.callbacks.log)
