@@ -48,7 +48,7 @@ class BatchTables:
             {"track": r.track, "provider": r.provider, "stem": stem, "state": r.state,
              "error_kind": "stem failed", "step": "separate", "error": message}
             for r in self.jobs.itertuples()
-            for stem, message in json.loads(getattr(r, "failed_stems", None) or "{}").items()
+            for stem, message in _failed_stems(getattr(r, "failed_stems", None)).items()
         ]  # fmt: skip
         parts = [df.reindex(columns=cols)] + ([pd.DataFrame(rows)] if rows else [])
         return pd.concat(parts, ignore_index=True).reindex(columns=cols)
@@ -130,6 +130,11 @@ class BatchTables:
     @property
     def tracks(self) -> list[str]:
         return [t["name"] for t in self.info.get("tracks", [])]
+
+
+def _failed_stems(cell) -> dict[str, str]:
+    """The ``failed_stems`` cell of the jobs table (JSON text, or empty) as a dict."""
+    return json.loads(cell) if isinstance(cell, str) and cell else {}
 
 
 def load_batch(folder: str | Path | BatchFolder) -> BatchTables:
