@@ -107,7 +107,8 @@ def serve(
     _sandbox_settings(config)
     typer.echo(
         f"stemkit sandbox on http://{host}:{port}: /sourceress (demo/demo), "
-        "/audioshake (token demo-token), /loom (key demo, secret demo)"
+        "/audioshake (token demo-token; Tasks API x-api-key demo-key), "
+        "/loom (key demo, secret demo)"
     )
     run(
         host=host,

@@ -15,7 +15,8 @@ Sources, later ones win:
        password = "..."
 
 3. a ``.env`` file in the working directory, then the process environment:
-   ``STEMKIT_<PROVIDER>_<FIELD>`` (e.g. ``STEMKIT_SOURCERESS_PASSWORD``) overrides the field for
+   ``STEMKIT_<PROVIDER>_<FIELD>`` (e.g. ``STEMKIT_SOURCERESS_PASSWORD``; a ``-`` in the
+   provider key becomes ``_``: ``STEMKIT_AUDIOSHAKE_TASKS_KEY``) overrides the field for
    whatever profile is selected; ``STEMKIT_PROFILE`` selects the default profile;
    ``STEMKIT_SANDBOX_URL`` moves the sandbox (default ``http://127.0.0.1:8765``).
 
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from stemkit.errors import ConfigError
 from stemkit.http import register_secret
 
-PROVIDERS = ("sourceress", "audioshake", "loom", "local")
+PROVIDERS = ("sourceress", "audioshake", "audioshake-tasks", "loom", "local")
 DEFAULT_PROFILE = "sandbox"
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
 
@@ -50,9 +51,14 @@ DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
 SANDBOX_CREDENTIALS: dict[str, dict[str, str]] = {
     "sourceress": {"username": "demo", "password": "demo"},
     "audioshake": {"token": "demo-token"},
+    "audioshake-tasks": {"key": "demo-key"},
     "loom": {"key": "demo", "secret": "demo"},
     "local": {},
 }
+
+#: where a provider lives on the sandbox when it is not ``/<provider key>`` (AudioShake's two
+#: APIs share the vendor's base)
+SANDBOX_PATHS: dict[str, str] = {"audioshake-tasks": "audioshake"}
 
 _SECRET_FIELDS = ("password", "token", "key", "secret")
 
@@ -96,6 +102,17 @@ class Profile(BaseModel):
             if value is not None and value.get_secret_value():
                 out.append(value.get_secret_value())
         return out
+
+
+def env_prefix(provider: str) -> str:
+    """The prefix of a provider's environment variables.
+
+    Examples
+    --------
+    >>> env_prefix("audioshake-tasks")
+    'STEMKIT_AUDIOSHAKE_TASKS_'
+    """
+    return f"STEMKIT_{provider.upper().replace('-', '_')}_"
 
 
 def sandbox_url(environ: Mapping[str, str] | None = None) -> str:
@@ -170,7 +187,8 @@ def load_profile(
 
     fields: dict = {}
     if name == DEFAULT_PROFILE:
-        fields.update(base_url=f"{sandbox_url(env)}/{provider}", **SANDBOX_CREDENTIALS[provider])
+        path = SANDBOX_PATHS.get(provider, provider)
+        fields.update(base_url=f"{sandbox_url(env)}/{path}", **SANDBOX_CREDENTIALS[provider])
     elif name not in profiles:
         known = ", ".join(sorted({DEFAULT_PROFILE, *profiles})) or DEFAULT_PROFILE
         raise ConfigError(
@@ -179,9 +197,12 @@ def load_profile(
             hint=f"define [profiles.{name}.{provider}] in stemkit.toml; known profiles: {known}",
         )
     fields.update(profiles.get(name, {}).get(provider, {}))
-    prefix = f"STEMKIT_{provider.upper()}_"
+    prefix = env_prefix(provider)
+    # STEMKIT_AUDIOSHAKE_TASKS_KEY belongs to audioshake-tasks, not to audioshake
+    longer = [env_prefix(p) for p in PROVIDERS if p != provider]
+    longer = [x for x in longer if x.startswith(prefix)]
     for var, value in env.items():
-        if var.startswith(prefix):
+        if var.startswith(prefix) and not any(var.startswith(x) for x in longer):
             fields[var[len(prefix) :].lower()] = value
     fields.update(overrides)
     fields.update(provider=provider, name=name)

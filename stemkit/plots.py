@@ -34,6 +34,7 @@ PROVIDER_COLORS = {
     "mixture": "#9e9e9e",
     "sourceress": "#1f77b4",
     "audioshake": "#ff7f0e",
+    "audioshake-tasks": "#d62728",
     "local": "#2ca02c",
     "loom": "#9467bd",
     "oracle": "#8c564b",

@@ -31,6 +31,7 @@ CREDS = {
     "token": "tok-b41d7e22",
     "key": "key-6e0a9c",
     "secret": "sec-f81b2d4c",
+    "api_key": "ask-5d2e8b1c",
 }
 CRED_ENV = {
     "STEMKIT_SOURCERESS_USERNAME": CREDS["username"],
@@ -38,6 +39,7 @@ CRED_ENV = {
     "STEMKIT_AUDIOSHAKE_TOKEN": CREDS["token"],
     "STEMKIT_LOOM_KEY": CREDS["key"],
     "STEMKIT_LOOM_SECRET": CREDS["secret"],
+    "STEMKIT_AUDIOSHAKE_TASKS_KEY": CREDS["api_key"],
 }
 
 
@@ -50,6 +52,7 @@ def sandbox(tmp_path_factory) -> SandboxServer:
         sourceress_users={CREDS["username"]: CREDS["password"], "other-user": "other-password"},
         audioshake_tokens={CREDS["token"]: "qa", "other-token": "other-client"},
         loom_keys={CREDS["key"]: CREDS["secret"]},
+        audioshake_api_keys={CREDS["api_key"]: "qa", "other-key": "other-client"},
         workers=2,
     )
     saved = {k: os.environ.get(k) for k in CRED_ENV}
@@ -73,6 +76,8 @@ def fast_profile(monkeypatch):
     monkeypatch.setenv("STEMKIT_LOCAL_POLL_INTERVAL", "0.05")
     monkeypatch.setenv("STEMKIT_AUDIOSHAKE_POLL_INTERVAL", "0.05")
     monkeypatch.setenv("STEMKIT_AUDIOSHAKE_POLL_MAX", "0.2")
+    monkeypatch.setenv("STEMKIT_AUDIOSHAKE_TASKS_POLL_INTERVAL", "0.05")
+    monkeypatch.setenv("STEMKIT_AUDIOSHAKE_TASKS_POLL_MAX", "0.2")
 
 
 def music(seconds: float = 4.0, sr: int = 22050, seed: int = 0) -> dict[str, np.ndarray]:

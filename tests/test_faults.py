@@ -24,6 +24,7 @@ SECRETS = {
     "token": "chaos-token-9x8y7z",
     "key": "chaos-key-1a2b",
     "secret": "chaos-secret-5t6u7v",
+    "api_key": "chaos-apikey-3w4e",
 }
 
 
@@ -35,6 +36,7 @@ def faulty(tmp_path, **faults):
         sourceress_users={"chaos-user": SECRETS["password"]},
         audioshake_tokens={SECRETS["token"]: "chaos"},
         loom_keys={SECRETS["key"]: SECRETS["secret"]},
+        audioshake_api_keys={SECRETS["api_key"]: "chaos"},
         faults=Faults(**faults),
     )
     with SandboxServer(config, set_env=False) as server:
@@ -49,6 +51,9 @@ def env_for(server) -> dict[str, str]:
         "STEMKIT_AUDIOSHAKE_TOKEN": SECRETS["token"],
         "STEMKIT_LOOM_KEY": SECRETS["key"],
         "STEMKIT_LOOM_SECRET": SECRETS["secret"],
+        "STEMKIT_AUDIOSHAKE_TASKS_KEY": SECRETS["api_key"],
+        "STEMKIT_AUDIOSHAKE_TASKS_POLL_INTERVAL": "0.05",
+        "STEMKIT_AUDIOSHAKE_TASKS_POLL_MAX": "0.3",
         "STEMKIT_SOURCERESS_POLL_INTERVAL": "0.05",
         "STEMKIT_AUDIOSHAKE_POLL_INTERVAL": "0.05",
         "STEMKIT_SOURCERESS_POLL_MAX": "0.3",
@@ -92,7 +97,7 @@ def test_transient_faults_are_survived(tmp_path, track_dir, use_env):
         url_expiry=0.2,
     ) as server:
         use_env(server)
-        for provider in ("sourceress", "audioshake"):
+        for provider in ("sourceress", "audioshake", "audioshake-tasks"):
             result = connect(provider).separate(
                 track_dir / "alpha" / "mixture.wav", tmp_path / provider, track="alpha"
             )
@@ -212,3 +217,41 @@ def test_chaos_batch_with_kills_finishes_without_duplicates_or_leaks(tmp_path, t
     assert scan_for_secrets(work, list(SECRETS.values())) == []
     assert set(os.listdir(tmp_path)) == before  # nothing written beside the output folder
     assert set(os.listdir(work)) == {"out"}
+
+
+def test_chaos_with_dropped_creates_leaves_no_duplicate_and_no_ambiguous_task(tmp_path, track_dir):
+    """AudioShake's Tasks API with its creates' answers dropped too (``drop_creates``), 5xx,
+    expired URLs and the process SIGKILLed at random points: every lost create is found by
+    its submission key (or safely sent again), so nothing is left ambiguous or paid twice."""
+    work = tmp_path / "work"
+    work.mkdir()
+    with faulty(
+        tmp_path,
+        seed=51,  # the first two creates are dropped (the draws are deterministic)
+        error_5xx=0.05,
+        drop=0.25,
+        drop_creates=True,
+        url_expiry=0.05,
+        rate_429=0.02,
+        retry_after=0.2,
+    ) as server:
+        out = work / "out"
+        report = run_until_done(
+            track_dir,
+            ["audioshake-tasks"],
+            out,
+            env=env_for(server),
+            seed=3,
+            kill_after=(0.0, 0.6),
+            kill_rounds=3,
+            max_rounds=10,
+        )
+        s = stats(server)
+        lost_creates = server.config.faults.injected_at[("drop", "POST /audioshake/tasks")]
+    assert lost_creates >= 1 and report.kills >= 1
+    assert s["duplicates"] == 0
+    assert [r for r in Ledger(out).jobs() if r["state"] == "ambiguous"] == []
+    assert report.jobs == report.jobs_done == 2, report
+    assert report.stems_verified == 4 and not report.stems_bad
+    assert s["injected"].get("drop", 0) > 0, s["injected"]
+    assert scan_for_secrets(work, list(SECRETS.values())) == []

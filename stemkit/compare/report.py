@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ class BatchTables:
 
     folder: Path
     info: dict
-    jobs: pd.DataFrame  # one row per track × provider: state, error
+    jobs: pd.DataFrame  # one row per track × provider: state, cost, failed stems, error
     metrics: pd.DataFrame  # tidy metrics of every track
     timeline: pd.DataFrame  # every job's stages
     timing: pd.DataFrame  # per job: queue wait, processing, end to end, rtf
@@ -60,10 +61,26 @@ class BatchTables:
 
     @property
     def failures(self) -> pd.DataFrame:
-        """Failed jobs with their messages (never hidden from the report)."""
-        cols = ["track", "provider", "error_kind", "step", "error"]
+        """Failed jobs, and failed stems of jobs whose other stems completed, with their
+        messages (never hidden from the report)."""
+        cols = ["track", "provider", "stem", "state", "error_kind", "step", "error"]
         df = self.jobs[self.jobs["state"] != "done"]
-        return df.reindex(columns=cols).reset_index(drop=True)
+        rows = [
+            {"track": r.track, "provider": r.provider, "stem": stem, "state": r.state,
+             "error_kind": "stem failed", "step": "separate", "error": message}
+            for r in self.jobs.itertuples()
+            for stem, message in _failed_stems(getattr(r, "failed_stems", None)).items()
+        ]  # fmt: skip
+        parts = [df.reindex(columns=cols)] + ([pd.DataFrame(rows)] if rows else [])
+        return pd.concat(parts, ignore_index=True).reindex(columns=cols)
+
+    @property
+    def cost(self) -> pd.DataFrame:
+        """Credits per provider (total, per track, per audio minute), for the vendors that
+        report a cost (see :mod:`stemkit.compare.cost`)."""
+        from stemkit.compare.cost import cost_summary
+
+        return cost_summary(self.jobs)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -141,6 +158,11 @@ class BatchTables:
         return [t["name"] for t in self.info.get("tracks", [])]
 
 
+def _failed_stems(cell) -> dict[str, str]:
+    """The ``failed_stems`` cell of the jobs table (JSON text, or empty) as a dict."""
+    return json.loads(cell) if isinstance(cell, str) and cell else {}
+
+
 def load_batch(folder: str | Path | BatchFolder) -> BatchTables:
     """Collect the tables of a batch folder and write the batch-wide ones to ``tables/``.
 
@@ -175,6 +197,11 @@ def load_batch(folder: str | Path | BatchFolder) -> BatchTables:
                     "state": rec.get("state"),
                     "job_id": rec.get("job_id"),
                     "audio_seconds": rec.get("audio_seconds"),
+                    "cost": rec.get("cost"),
+                    # stem -> message, as JSON text (a table cell that Parquet keeps)
+                    "failed_stems": json.dumps(rec["failed_stems"])
+                    if rec.get("failed_stems")
+                    else None,
                     "error_kind": rec.get("error_kind"),
                     "step": rec.get("step"),
                     "error": rec.get("error"),

@@ -16,6 +16,7 @@ from stemkit.providers.records import Job, JobStatus, SeparationResult
 _REGISTRY = {
     "sourceress": "stemkit.providers.sourceress:SourceressProvider",
     "audioshake": "stemkit.providers.audioshake:AudioShakeProvider",
+    "audioshake-tasks": "stemkit.providers.audioshake_tasks:AudioShakeTasksProvider",
     "loom": "stemkit.providers.loom:LoomProvider",
     "local": "stemkit.providers.local:LocalProvider",
 }

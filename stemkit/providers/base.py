@@ -56,6 +56,9 @@ class Provider(Transport, ABC):
     name: str = "base"
     #: canonical stem sets this provider can deliver, largest first
     stem_sets: tuple[tuple[str, ...], ...] = ()
+    #: True when a create whose answer was lost can be found at the vendor again
+    #: (:meth:`reconcile`); the others leave such a create ``ambiguous``
+    reconciles: bool = False
 
     def __init__(
         self,
@@ -93,6 +96,17 @@ class Provider(Transport, ABC):
         self, job: Job, status: JobStatus, out_dir: Path, *, fmt: str = "wav"
     ) -> dict[str, Path]:
         """Download the finished job's stems into ``out_dir`` as ``<canonical stem>.<fmt>``."""
+
+    def reconcile(self, pending: dict[str, Any], *, track: str) -> Job | None:
+        """Find the job of a create whose answer was lost, from what ``hooks.pending_create``
+        held when it was sent (the ledger keeps it in the ``creating``/``ambiguous`` row).
+
+        Returns the :class:`Job` to resume, or None when a bounded look found none (nothing
+        was created: safe to submit again). Raises a :class:`~stemkit.errors.StemkitError`
+        when the vendor cannot be asked (still ambiguous). Only for providers with
+        :attr:`reconciles`.
+        """
+        raise NotImplementedError(f"{self.name} cannot look up a lost create")
 
     # -- shared life cycle -------------------------------------------------------------------
     def wait(
@@ -212,6 +226,8 @@ class Provider(Transport, ABC):
             audio_seconds=info.duration,
             vendor_stages=final.vendor_stages,
             clock_bounds=final.clock_bounds,
+            cost=final.cost,
+            failed_stems=dict(final.failed_stems),
         )
 
 

@@ -79,6 +79,10 @@ class JobStatus:
     #: for each vendor event, the instants of our clock it lies between (set by
     #: :meth:`~stemkit.providers.base.Provider.wait`; see :func:`stemkit.timing.event_bounds`)
     clock_bounds: list[dict[str, Any]] = field(default_factory=list)
+    #: what the vendor bills for the job, in its own unit (AudioShake: credits), if it says
+    cost: float | None = None
+    #: stems the vendor failed while the others completed: stem -> the vendor's message
+    failed_stems: dict[str, str] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:
@@ -100,6 +104,10 @@ class SeparationResult:
     #: our own send/receive instants around each vendor event (for the clock-offset
     #: estimate); records written before this field existed simply lack it
     clock_bounds: list[dict[str, Any]] | None = None
+    #: the vendor's cost of the job (credits for AudioShake), None when it reports none
+    cost: float | None = None
+    #: stems that failed at the vendor while the others completed: stem -> message
+    failed_stems: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (written as ``events.json`` next to the stems)."""
@@ -108,6 +116,8 @@ class SeparationResult:
             "track": self.track,
             "job_id": self.job_id,
             "audio_seconds": self.audio_seconds,
+            "cost": self.cost,
+            "failed_stems": dict(self.failed_stems),
             "stems": {k: str(v) for k, v in self.stems.items()},
             "events": [
                 {"event": e.name, "timestamp": e.timestamp.isoformat(), "message": e.message}

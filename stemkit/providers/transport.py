@@ -125,11 +125,17 @@ class Transport:
     def creating(self, fn: Callable[..., Any], *args, **kwargs) -> Any:
         """Call a *job-creating* operation: sent again only when the service said it did no
         work (429, 503); any other failure after sending is an :class:`AmbiguousSubmission`.
+
+        Before each send, the ``before_create`` hook (if any) is called with
+        ``hooks.pending_create``: what a provider that can find a lost create again
+        (:attr:`~stemkit.providers.base.Provider.reconciles`) needs to look for it, e.g. its
+        submission key; None for the others.
         """
         before = getattr(self.hooks, "before_create", None)
         for attempt in range(1, self.profile.retries + 2):
             if before is not None:
-                before()  # e.g. the ledger notes that a paid job is being created now
+                # e.g. the ledger notes that a paid job is being created now, and how to find it
+                before(getattr(self.hooks, "pending_create", None))
             try:
                 return fn(*args, **kwargs)
             except ProviderError as exc:

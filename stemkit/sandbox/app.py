@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from stemkit.sandbox.audioshake import AudioShakeAPI
+from stemkit.sandbox.audioshake_tasks import AudioShakeTasksAPI
 from stemkit.sandbox.common import (
     SandboxConfig,
     Signer,
@@ -59,17 +60,28 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     workers = Workers(config.workers)
     sourceress = SourceressAPI(config, signer, workers)
     audioshake = AudioShakeAPI(config, signer, workers)
+    tasks = AudioShakeTasksAPI(config, signer, workers)
     loom = LoomAPI(config, signer, workers)
 
     async def stats(request: Request) -> JSONResponse:
+        by_api = {
+            "sourceress": sourceress.duplicates(),
+            "audioshake": audioshake.duplicates(),
+            "audioshake_tasks": tasks.duplicates(),
+            "loom": loom.duplicates(),
+        }
         return JSONResponse(
             {
                 "sourceress": dict(sourceress.stats),
                 "audioshake": dict(audioshake.stats),
+                "audioshake_tasks": dict(tasks.stats),
                 "loom": dict(loom.stats),
-                "duplicates": sourceress.duplicates() + audioshake.duplicates() + loom.duplicates(),
+                "duplicates": sum(by_api.values()),
+                "duplicates_by_api": by_api,
                 "injected": dict(config.faults.injected),
-                "callbacks": list(sourceress.callbacks.log) + list(audioshake.callbacks.log),
+                "callbacks": list(sourceress.callbacks.log)
+                + list(audioshake.callbacks.log)
+                + list(tasks.callbacks.log),
             }
         )
 
@@ -79,7 +91,8 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     app = Starlette(
         routes=[
             Mount("/sourceress", routes=sourceress.routes()),
-            Mount("/audioshake", routes=audioshake.routes()),
+            # the legacy job API and the current Tasks API share the vendor's base
+            Mount("/audioshake", routes=audioshake.routes() + tasks.routes()),
             Mount("/loom", routes=loom.routes()),
             Route("/_sandbox/stats", stats, methods=["GET"]),
             Route("/_sandbox/personas", personas, methods=["GET"]),
@@ -98,6 +111,7 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
     app.state.config = config
     app.state.sourceress = sourceress
     app.state.audioshake = audioshake
+    app.state.audioshake_tasks = tasks
     app.state.loom = loom
     app.state.workers = workers
     return app

@@ -50,6 +50,18 @@ class SandboxConfig:
     sourceress_users: dict[str, str] = field(default_factory=lambda: {"demo": "demo"})
     #: AudioShake bearer tokens: token -> client id
     audioshake_tokens: dict[str, str] = field(default_factory=lambda: {"demo-token": "demo"})
+    #: AudioShake Tasks API keys (``x-api-key``): key -> client id
+    audioshake_api_keys: dict[str, str] = field(default_factory=lambda: {"demo-key": "demo"})
+    #: Tasks API: seconds an uploaded asset lives (72 h documented) and an output link (1 h)
+    audioshake_asset_ttl: float = 72 * 3600.0
+    audioshake_link_ttl: float = 3600.0
+    #: Tasks API rate limit: requests per key within ``audioshake_rate_window`` seconds
+    #: (60 per second documented); above it a 429 with ``Retry-After``
+    audioshake_rate_limit: int = 60
+    audioshake_rate_window: float = 1.0
+    #: Tasks API webhooks, per account as on the vendor's dashboard: client id -> URL
+    #: (POSTed only when loopback; otherwise recorded)
+    audioshake_webhooks: dict[str, str] = field(default_factory=dict)
     #: Loom key -> secret
     loom_keys: dict[str, str] = field(default_factory=lambda: {"demo": "demo"})
     token_ttl: float = 86400.0
@@ -149,8 +161,11 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 async def http_exception_handler(request: Request, exc: HTTPException) -> JSONResponse:
-    """Answer an HTTP exception in the vendors' error shape (``{message, success}``)."""
-    return error(exc.status_code, exc.detail or "error")
+    """Answer an HTTP exception in the vendors' error shape (``{message, success}``), with its
+    headers (e.g. ``Retry-After`` of a 429)."""
+    resp = error(exc.status_code, exc.detail or "error")
+    resp.headers.update(exc.headers or {})
+    return resp
 
 
 async def unhandled_exception_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -58,7 +58,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: POST routes that create a (paid) job: a drop or 502 there leaves the client unsure
-CREATE_ROUTES = re.compile(r"/(separation/(separate|trial)|job/?|jobs/submit)$")
+CREATE_ROUTES = re.compile(r"/(separation/(separate|trial)|job/?|jobs/submit|tasks/?)$")
 
 
 @dataclass
@@ -84,6 +84,8 @@ class Faults:
     clock_skew_s: float = 0.0
     timestamp_form: str = "iso"
     injected: Counter = field(default_factory=Counter, repr=False)
+    #: the same hits by (fault, route or job id), e.g. ``("drop", "POST /audioshake/tasks")``
+    injected_at: Counter = field(default_factory=Counter, repr=False)
     _calls: Counter = field(default_factory=Counter, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -117,6 +119,7 @@ class Faults:
         if hit:
             with self._lock:
                 self.injected[fault] += 1
+                self.injected_at[(fault, key)] += 1
         return hit
 
 

@@ -85,6 +85,12 @@ def run_job(
     ambiguous       a submission may have been accepted: report it, do not submit
     ==============  =============================================================
 
+    A provider that can find a lost create again (``provider.reconciles``, e.g. AudioShake's
+    Tasks API by the submission key in its ``metadata``) is asked instead, for ``creating``
+    and ``ambiguous`` rows that kept what it needs (``pending_create``): found → the job is
+    resumed; not found after its bounded look → submitted again (nothing was created); the
+    vendor cannot be asked → stays ambiguous.
+
     Returns the record written to ``record.json``: ``state`` is ``done`` or ``failed``, with
     ``error`` (a message naming provider, track and step) when failed.
     """
@@ -114,6 +120,16 @@ def run_job(
             if files is not None:
                 previous["resumed"] = "skipped: already downloaded and verified"
                 return previous
+        if row and row["state"] in ("creating", "ambiguous") and _pending(row, provider):
+            # the vendor can tell: find the lost create, or learn that it never happened
+            found = _reconcile(provider, track.name, row)
+            if found is not None:
+                ledger.mark(track.name, provider.name, key, "submitted", job=found.to_dict())
+                row = ledger.get(track.name, provider.name, key)
+                record["reconciled"] = f"lost create found: task {found.job_id} resumed"
+            else:
+                row = None  # not found after a bounded look: nothing was created
+                record["reconciled"] = "lost create not found at the vendor: submitted again"
         if row and row["state"] == "creating":  # killed while a paid job was being created
             ledger.mark(
                 track.name,
@@ -136,8 +152,12 @@ def run_job(
             record["resumed"] = f"job {job.job_id} resumed, not submitted again"
         else:
             ledger.mark(track.name, provider.name, key, "submitting")
-            provider.hooks.before_create = lambda: ledger.mark(
-                track.name, provider.name, key, "creating"
+            provider.hooks.before_create = lambda pending=None: ledger.mark(
+                track.name,
+                provider.name,
+                key,
+                "creating",
+                job={"pending_create": pending} if pending else None,
             )
             t0 = utcnow()
             try:
@@ -177,6 +197,8 @@ def run_job(
             info.duration,
             final.vendor_stages,
             clock_bounds=final.clock_bounds,
+            cost=final.cost,
+            failed_stems=dict(final.failed_stems),
         )
         record.update(result.to_dict(), state="done", error=None)
         record["stems"] = {k: Path(v).name for k, v in files.items()}
@@ -191,6 +213,26 @@ def run_job(
         log.warning("%s", exc.message)
     batch.write_record(track.name, provider.name, record)
     return record
+
+
+def _pending(row: dict[str, Any], provider: Provider) -> dict[str, Any] | None:
+    """What the provider needs to find a lost create, if it can and the ledger kept it."""
+    job = row.get("job") or {}
+    return job.get("pending_create") if provider.reconciles else None
+
+
+def _reconcile(provider: Provider, track: str, row: dict[str, Any]) -> Job | None:
+    """Ask the vendor for the lost create of ``row``; a failure to ask leaves it ambiguous."""
+    try:
+        with provider.step("reconcile", track=track):
+            return provider.reconcile(row["job"]["pending_create"], track=track)
+    except StemkitError as exc:
+        raise AmbiguousSubmission(
+            f"an earlier submission may have been accepted, and looking it up failed "
+            f"({exc.detail})",
+            hint="rerun later to look again; --force submits again without looking",
+            step="reconcile",
+        ) from None
 
 
 def _check_stem(path: Path, provider: str, track: str) -> None:
@@ -323,6 +365,7 @@ def separate_batch(
                     "state",
                     "job_id",
                     "audio_seconds",
+                    "cost",
                     "error_kind",
                     "error",
                     "resumed",
