@@ -31,6 +31,7 @@ def persona_sandbox(tmp_path, text: str):
         workers=2,
         sourceress_users={"chaos-user": SECRETS["password"]},
         audioshake_tokens={SECRETS["token"]: "chaos"},
+        audioshake_api_keys={SECRETS["api_key"]: "chaos"},
         loom_keys={SECRETS["key"]: SECRETS["secret"]},
     )
     with SandboxServer(config, set_env=False) as server:
@@ -167,3 +168,19 @@ def test_known_answer_without_the_mixture_fails_the_job_as_documented(tmp_path, 
                 tmp_path / "odd" / "mixture.wav", tmp_path / "o", track="odd", stems=["vocals"]
             )
         assert requests.get(f"{server.url}/_sandbox/stats").status_code == 200
+
+
+def test_the_tasks_api_runs_audioshakes_persona(tmp_path, track_dir, use_env):
+    """AudioShake's two APIs are one vendor: the Tasks API gets its defects too."""
+    text = "[vendors.audioshake.defects]\ngain_db = -6\n"
+    mix_path = track_dir / "alpha" / "mixture.wav"
+    mix, sr = load_audio(mix_path)
+    with persona_sandbox(tmp_path, text) as server:
+        use_env(server)
+        got = _stems(
+            connect("audioshake-tasks").separate(
+                mix_path, tmp_path / "t", track="alpha", stems=["vocals"]
+            )
+        )
+    clean = engine.separate(mix, sr, ["vocals"])["vocals"]
+    np.testing.assert_allclose(got["vocals"], 0.5012 * clean, atol=2e-4)

@@ -8,7 +8,8 @@ its median, a **bootstrap 95 % confidence interval** of that median (percentile 
 one metric are adjusted together for multiple comparisons by Holm's step-down method
 (:func:`statsmodels.stats.multitest.multipletests`), over every pair of providers and stem:
 a batch asks "who is better on SDR?" of many pairs and stems, and some would look significant
-by chance. (Each metric is its own question, so its own family.) :func:`sentences` turns the table into
+by chance. (Each metric is its own question, so its own family.) :func:`sentences` turns the
+table into
 plain text, with "too few tracks to call" below :data:`MIN_TRACKS`.
 
 Examples
@@ -154,7 +155,8 @@ def paired_comparisons(
     pd.DataFrame
         :data:`COLUMNS`: per pair, stem and metric, the tracks both were scored on
         (``n_tracks``), the median of ``a - b`` with its interval, the Wilcoxon p-value and the
-        Holm-adjusted one (over every row of the same metric). NaN where fewer than 2 tracks pair up.
+        Holm-adjusted one (over every row of the same metric). NaN where fewer than 2 tracks
+        pair up.
     """
     long = _long(metrics, intelligibility)
     rows = []

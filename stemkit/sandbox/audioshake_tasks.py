@@ -14,8 +14,9 @@ on the target and summed on the task.
 
 Requests are checked by :mod:`stemkit.sandbox.audioshake_tasks_rules`; answers match
 :mod:`stemkit.sandbox.audioshake_tasks_schema`. The separation itself goes through one
-function, :func:`separate_targets` (the API holds it as :attr:`AudioShakeTasksAPI.separate`),
-the single place where vendor personas can replace or degrade the engine.
+function, :attr:`AudioShakeTasksAPI.separate`: AudioShake's persona (engine and defects, the
+same as the legacy API's; :mod:`stemkit.sandbox.personas`). :func:`separate_targets` is the
+clean default engine.
 
 Examples
 --------
@@ -72,8 +73,8 @@ FILES_ROUTE = "/audioshake/tasks-files"
 
 
 def separate_targets(audio: np.ndarray, sr: int, stems: Sequence[str]) -> dict[str, np.ndarray]:
-    """Separate ``audio`` into ``stems`` (engine stem names): the one call of the Tasks API
-    into :mod:`stemkit.dsp.engine` (personas wire in here).
+    """Separate ``audio`` into ``stems`` (engine stem names) with the clean default engine
+    (:mod:`stemkit.dsp.engine`); the API itself runs AudioShake's persona.
 
     Parameters
     ----------
@@ -190,9 +191,10 @@ class AudioShakeTasksAPI:
         self.assets: dict[str, TaskAsset] = {}
         self.tasks: dict[str, TaskRecord] = {}
         self.stats = {"assets": 0, "tasks": 0, "targets": 0, "rate_limited": 0, "webhooks": 0}
-        #: the separation function (audio, sr, stem names) -> stems; personas may replace it
+        #: the separation function (audio, sr, stem names) -> stems: AudioShake's persona
+        #: (engine and defects, :mod:`stemkit.sandbox.personas`), shared with the legacy API
         self.separate: Callable[[np.ndarray, int, Sequence[str]], dict[str, np.ndarray]] = (
-            separate_targets
+            config.separator("audioshake").separate
         )
         self._lock = threading.Lock()
 
