@@ -9,8 +9,7 @@ one metric are adjusted together for multiple comparisons by Holm's step-down me
 (:func:`statsmodels.stats.multitest.multipletests`), over every pair of providers and stem:
 a batch asks "who is better on SDR?" of many pairs and stems, and some would look significant
 by chance. (Each metric is its own question, so its own family.) :func:`sentences` turns the
-table into
-plain text, with "too few tracks to call" below :data:`MIN_TRACKS`.
+table into plain text, with "too few tracks to call" below :data:`MIN_TRACKS`.
 
 Examples
 --------
