@@ -156,17 +156,18 @@ bleed_db = -10
         assert sdr(ref, y) == pytest.approx(10.0, abs=0.05), name
 
 
-def test_known_answer_without_the_mixture_fails_the_job_as_documented(tmp_path, track_dir, use_env):
-    text = f'[vendors.audioshake]\nengine = "reference"\nreferences = "{track_dir}"\n'
+@pytest.mark.parametrize("provider", ["sourceress", "audioshake"])
+def test_known_answer_without_the_mixture_fails_the_job_as_documented(
+    tmp_path, track_dir, use_env, provider
+):
+    text = f'[vendors.{provider}]\nengine = "reference"\nreferences = "{track_dir}"\n'
     (tmp_path / "odd").mkdir()
     y, sr = load_audio(track_dir / "alpha" / "mixture.wav")
     sf.write(tmp_path / "odd" / "mixture.wav", (0.5 * y).T, sr)
     with persona_sandbox(tmp_path, text) as server:
         use_env(server)
         with pytest.raises(JobFailed, match="no reference for this mixture"):
-            connect("audioshake").separate(
-                tmp_path / "odd" / "mixture.wav", tmp_path / "o", track="odd", stems=["vocals"]
-            )
+            connect(provider).separate(tmp_path / "odd" / "mixture.wav", tmp_path / "o", track="o")
         assert requests.get(f"{server.url}/_sandbox/stats").status_code == 200
 
 
