@@ -32,6 +32,7 @@ from typing import Any
 from stemkit.batchdir import BatchFolder
 from stemkit.errors import StemkitError
 from stemkit.resources import bundled
+from stemkit.runner import WarmKernel, execute
 from stemkit.separate.manifest import load_manifest
 
 log = logging.getLogger("stemkit.batch")
@@ -53,24 +54,6 @@ class BatchResult:
     def all_failed(self) -> bool:
         """True when no track produced any stem (the batch should exit non-zero)."""
         return self.tracks > 0 and len(self.tracks_failed) >= self.tracks
-
-
-def execute(notebook: Path, output: Path, parameters: dict, cwd: Path | None = None) -> Path:
-    """Execute one notebook with papermill (no progress bar of its own)."""
-    import papermill as pm
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(
-        str(notebook),
-        str(output),
-        parameters=parameters,
-        progress_bar=False,
-        cwd=str(cwd) if cwd else None,
-        kernel_name="python3",
-        # the kernel's own log (plain-TCP warning, shutdown notices) is noise on the console
-        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-    )
-    return output
 
 
 def _watch_records(out: Path, total: int, stop: threading.Event) -> None:
@@ -103,8 +86,15 @@ def _watch_records(out: Path, total: int, stop: threading.Event) -> None:
     bar.close()
 
 
+#: this worker process's kernel: every analysis it runs reuses it (see stemkit.runner)
+_KERNEL: WarmKernel | None = None
+
+
 def _analyze_one(notebook: str, output: str, batch_dir: str, track: str) -> str:
-    execute(Path(notebook), Path(output), {"batch_dir": batch_dir, "track": track})
+    global _KERNEL
+    if _KERNEL is None:
+        _KERNEL = WarmKernel()
+    _KERNEL.execute(notebook, output, {"batch_dir": batch_dir, "track": track})
     BatchFolder(batch_dir).fingerprint_path(track).write_text(inputs_fingerprint(batch_dir, track))
     return track
 
