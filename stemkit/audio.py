@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from stemkit.atomic import atomic_path, commit, temp_name
 from stemkit.errors import AudioError
 
 #: Output formats stemkit can write, and how.
@@ -133,9 +134,8 @@ def write_float(path: str | os.PathLike, y: np.ndarray, sr: int) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    sf.write(tmp, np.atleast_2d(np.asarray(y, np.float32)).T, sr, subtype="FLOAT", format="WAV")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.atleast_2d(np.asarray(y, np.float32)).T, sr, subtype="FLOAT", format="WAV")
     return path
 
 
@@ -284,7 +284,7 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sr: int, fmt: str | None
         raise AudioError(f"cannot write format {fmt!r}; supported: {', '.join(FORMATS)}")
     y = np.atleast_2d(np.asarray(y, dtype=np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
+    tmp = temp_name(path)
     if fmt == "m4a":
         with tempfile.TemporaryDirectory() as tdir:
             wav = Path(tdir) / "in.wav"
@@ -310,11 +310,12 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sr: int, fmt: str | None
                 text=True,
             )
         if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
             raise AudioError(f"ffmpeg could not encode {path.name}: {proc.stderr.strip()[-200:]}")
     else:
         spec = FORMATS[fmt]
         sf.write(tmp, np.clip(y, -1, 1).T, sr, format=spec["format"], subtype=spec["subtype"])
-    os.replace(tmp, path)
+    commit(tmp, path)
     return path
 
 

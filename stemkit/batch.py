@@ -243,6 +243,7 @@ def run_batch(
     executor: str = "local",
     scheduler: str | None = None,
     notebooks: str | Path | None = None,
+    wait: float = 0,
 ) -> BatchResult:
     """Separate, analyse and compare a manifest; write ``<out>/report.html``.
 
@@ -263,11 +264,47 @@ def run_batch(
     executor, scheduler : str
         Where the per-track analysis notebooks run: ``"local"`` processes, or ``"dask"`` on
         the cluster at ``scheduler`` (an address; None starts a LocalCluster).
+    wait : float
+        One process at a time runs a batch in ``out``: seconds to wait for another one to
+        finish (``-1``: for ever) before :class:`~stemkit.errors.BatchBusy` is raised.
     """
 
+    batch = BatchFolder(out)
+    with batch.lock("batch", wait=wait):
+        return _run_locked(
+            manifest,
+            providers,
+            batch,
+            profile=profile,
+            stems=stems,
+            fmt=fmt,
+            workers=workers,
+            force=force,
+            transcribe=transcribe,
+            executor=executor,
+            scheduler=scheduler,
+            notebooks=notebooks,
+        )
+
+
+def _run_locked(
+    manifest: str | Path,
+    providers: Sequence[str],
+    batch: BatchFolder,
+    *,
+    profile: str | None,
+    stems: Sequence[str] | None,
+    fmt: str,
+    workers: int | None,
+    force: bool,
+    transcribe: bool,
+    executor: str,
+    scheduler: str | None,
+    notebooks: str | Path | None,
+) -> BatchResult:
+    """:func:`run_batch` with the folder's ``batch`` lock held."""
     from stemkit.compare.report import render_html
 
-    batch = BatchFolder(out)
     out = batch.root
     nb_dir = Path(notebooks) if notebooks else bundled("notebooks")
     tracks = load_manifest(manifest)

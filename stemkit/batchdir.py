@@ -16,6 +16,7 @@ path (under the batch folder)                  what
 ``analysis/<track>/.work/``                    scratch audio of one analysis (removed after)
 ``tables/<name>.csv`` / ``.parquet``           the batch's tables, all tracks together
 ``notebooks/``                                 the executed notebooks
+``.<phase>.lock`` / ``.<phase>.owner``         one writer per batch (see :meth:`~BatchFolder.lock`)
 ``report.html``                                the report
 =============================================  ===============================================
 
@@ -39,13 +40,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from stemkit.errors import StemkitError
+from stemkit.atomic import atomic_path, write_json, write_text
+from stemkit.errors import BatchBusy, StemkitError
 
 #: what a person reads; what :func:`stemkit.publish.publish` copies
 PUBLISHED = ("report.html", "batch.json", "tables", "analysis", "notebooks")
@@ -95,10 +99,11 @@ def _read_json(path: Path) -> Any:
 
 def _write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    write_json(path, data)
+
+
+def _write_text(path: Path, text: str) -> None:
+    write_text(path, text)
 
 
 class BatchFolder:
@@ -171,6 +176,53 @@ class BatchFolder:
                 f"track {name!r} is not in this batch", track=name, hint=f"see {self.info_path}"
             )
         return entry
+
+    # -- one writer per batch --------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, phase: str = "separate", *, wait: float = 0) -> Iterator[None]:
+        """Hold the folder's ``phase`` lock (a :mod:`filelock` lock file) for a ``with`` block.
+
+        Two processes never write one batch folder at once: the second waits up to ``wait``
+        seconds (``-1``: for ever) and then raises :class:`~stemkit.errors.BatchBusy` naming the
+        folder and the process that holds it. ``"batch"`` is held by a whole ``stemkit batch``
+        run, ``"separate"`` by the separate phase (which runs in that batch's notebook kernel,
+        another process, hence two names).
+
+        Parameters
+        ----------
+        phase : str
+            ``"batch"`` or ``"separate"``.
+        wait : float
+            Seconds to wait for the other writer; 0 fails at once.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> b = BatchFolder(tempfile.mkdtemp())
+        >>> with b.lock("separate"):
+        ...     pass
+        """
+        from filelock import FileLock, Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        owner = self.root / f".{phase}.owner"
+        lock = FileLock(self.root / f".{phase}.lock", timeout=wait, thread_local=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = owner.read_text().strip() if owner.is_file() else "unknown"
+            raise BatchBusy(
+                f"another stemkit process ({holder}) is writing to the batch folder "
+                f"{self.root} ({phase} phase)",
+                step=phase,
+                hint="wait for it to finish (or stop it), or use another --out folder",
+            ) from None
+        try:
+            _write_text(owner, f"pid {os.getpid()} on {socket.gethostname()}")
+            yield
+        finally:
+            lock.release()
 
     # -- the separate phase ---------------------------------------------------------------------
 
@@ -250,10 +302,8 @@ class BatchFolder:
     def write_analysis(self, track: str, name: str, df: pd.DataFrame) -> Path:
         """Write one per-track table."""
         path = self.analysis_table(track, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        df.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False)
         return path
 
     def read_all(self, name: str, columns: Sequence[str] = ()) -> pd.DataFrame:
@@ -294,9 +344,11 @@ class BatchFolder:
         """Write one batch table as ``tables/<name>.csv`` (and ``.parquet``)."""
         self.tables_dir.mkdir(parents=True, exist_ok=True)
         path = self.tables_dir / f"{name}.csv"
-        df.to_csv(path, index=False)
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False)
         if parquet:
-            df.to_parquet(self.tables_dir / f"{name}.parquet", index=False)
+            with atomic_path(self.tables_dir / f"{name}.parquet") as tmp:
+                df.to_parquet(tmp, index=False)
         return path
 
     @property

@@ -109,8 +109,14 @@ def batch(
     publish: str = typer.Option(
         None, help="Then copy the report, tables and analyses to this fsspec URL (s3://...)."
     ),
+    wait: float = typer.Option(
+        0, help="Seconds to wait when another process runs a batch in OUT (-1: for ever)."
+    ),
 ) -> None:
-    """Separate, analyse and compare every track; write OUT/report.html."""
+    """Separate, analyse and compare every track; write OUT/report.html.
+
+    One process at a time writes OUT: a second `stemkit batch` on the same folder waits
+    --wait seconds, then exits with a message naming the process that holds it."""
     from stemkit.batch import run_batch
     from stemkit.sandbox import SandboxServer
 
@@ -135,6 +141,7 @@ def batch(
                 transcribe=transcribe,
                 executor=executor,
                 scheduler=scheduler,
+                wait=wait,
             )
     except StemkitError as exc:
         _fail(f"error: {exc}")
@@ -220,6 +227,7 @@ def demo(
         scheduler=None,
         sandbox=True,
         publish=None,
+        wait=0,
     )
 
 

@@ -174,6 +174,12 @@ class AudioError(StemkitError):
     kind = "audio"
 
 
+class BatchBusy(StemkitError):
+    """Another process is writing to the same batch folder (one writer per batch)."""
+
+    kind = "busy"
+
+
 class IntegrityError(StemkitError):
     """A downloaded file failed verification (size, checksum, path outside the output folder)."""
 

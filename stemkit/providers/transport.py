@@ -13,7 +13,6 @@ import base64
 import functools
 import hashlib
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ import requests
 import tenacity
 from pydantic import ValidationError
 
+from stemkit.atomic import commit, temp_name
 from stemkit.config import Profile
 from stemkit.errors import (
     AmbiguousSubmission,
@@ -250,7 +250,7 @@ class Transport:
 
     def _download_once(self, url: str, dest: Path, expected_size, headers) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.partial")
+        tmp = temp_name(dest)
         cap = self.profile.max_download_bytes
         size = 0
         md5 = hashlib.md5(usedforsecurity=False)
@@ -290,5 +290,5 @@ class Transport:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        os.replace(tmp, dest)
+        commit(tmp, dest)
         return dest

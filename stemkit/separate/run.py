@@ -264,21 +264,42 @@ def separate_batch(
     options: dict[str, Any] | None = None,
     force: bool = False,
     progress: bool = True,
+    wait: float = 0,
 ) -> pd.DataFrame:
     """Separate every track of ``manifest`` with every provider; return one row per job.
 
     Jobs run concurrently, at most ``profile.max_in_flight`` per provider. A failing track or
-    provider becomes a ``failed`` row; the others go on.
+    provider becomes a ``failed`` row; the others go on. One process at a time writes a batch
+    folder: another one already separating there makes this wait ``wait`` seconds, then raise
+    :class:`~stemkit.errors.BatchBusy` (see :meth:`stemkit.batchdir.BatchFolder.lock`).
 
     Examples
     --------
     >>> df = separate_batch("data/demo", ["sourceress", "local"], "reports/x")  # doctest: +SKIP
     >>> df.groupby("provider")["state"].value_counts()                        # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     tracks = list(manifest) if not isinstance(manifest, str | Path) else load_manifest(manifest)
+    with BatchFolder(out).lock("separate", wait=wait):
+        return _separate_locked(
+            tracks, providers, out, profile, stems, fmt, options, force, progress
+        )
+
+
+def _separate_locked(
+    tracks: Sequence[Track],
+    providers: Sequence[str],
+    out: Path,
+    profile: str | None,
+    stems: Sequence[str] | None,
+    fmt: str,
+    options: dict[str, Any] | None,
+    force: bool,
+    progress: bool,
+) -> pd.DataFrame:
+    """:func:`separate_batch`, with the folder's ``separate`` lock held."""
+    from tqdm.auto import tqdm
+
     clients = {name: connect(name, profile) for name in providers}
     caps = {name: threading.Semaphore(c.profile.max_in_flight) for name, c in clients.items()}
     ledger = Ledger(out)

@@ -108,18 +108,19 @@ def transcribe_one(
 
 
 def transcribe_batch(
-    out: str | Path, *, profile: str | None = None, progress: bool = True
+    out: str | Path, *, profile: str | None = None, progress: bool = True, wait: float = 0
 ) -> pd.DataFrame:
     """Transcribe every speech source of every track with a script in a batch folder.
 
     Runs after the separate step (it needs the stems); jobs run concurrently up to the loom
     profile's ``max_in_flight``. Returns one row per (track, source) with state and error.
+    Holds the folder's ``separate`` lock (one writer per batch; ``wait`` as in
+    :func:`stemkit.separate.run.separate_batch`).
 
     Examples
     --------
     >>> transcribe_batch("reports/demo")   # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
 
     out = BatchFolder(out)
     info = out.info()
@@ -132,6 +133,13 @@ def transcribe_batch(
     if not todo:
         return pd.DataFrame(columns=["track", "source", "state", "error"])
     loom = connect("loom", profile)
+    with out.lock("separate", wait=wait):
+        return _transcribe_all(loom, out, todo, progress)
+
+
+def _transcribe_all(loom, out: BatchFolder, todo: list, progress: bool) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
     ledger = Ledger(out.root)
     with ThreadPoolExecutor(max(1, loom.profile.max_in_flight)) as pool:
         futures = [pool.submit(transcribe_one, loom, out, ledger, *item) for item in todo]

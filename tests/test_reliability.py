@@ -1,0 +1,96 @@
+"""Reliability and security of a batch folder and of the sandbox (issue 16): one writer per
+batch, safe track names, atomic record files, redaction everywhere, bounded inputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.test_faults import env_for, faulty, stats
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _child(manifest: Path, out: Path, env: dict[str, str], *providers: str) -> subprocess.Popen:
+    """A real separate phase in its own process (``python -m tests.support.chaos child``)."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.chaos", "child", str(manifest), str(out), *providers],
+        env={**os.environ, **env, "PYTHONPATH": path},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+# -- 3. one writer per batch -----------------------------------------------------------------
+
+
+def test_two_processes_on_one_batch_folder_never_submit_twice(tmp_path, track_dir):
+    """Two separate phases started at once on one folder: 0 duplicate submissions; the one
+    that did not get the folder says so and names the folder."""
+    with faulty(tmp_path, seed=1) as server:
+        server.config.processing_delay = 1.0
+        env = env_for(server)
+        out = tmp_path / "out"
+        procs = [_child(track_dir, out, env, "sourceress") for _ in range(2)]
+        results = [(*p.communicate(timeout=240), p.returncode) for p in procs]
+        results = [(code, out_, err) for out_, err, code in results]
+        s = stats(server)
+    assert s["duplicates"] == 0, (s, results)
+    assert s["sourceress"]["separations"] == 2, s
+    codes = sorted(r[0] for r in results)
+    assert codes[0] == 0, results
+    if codes[1] != 0:  # the second one refused the folder: a clear message, no traceback
+        loser = next(r for r in results if r[0] != 0)
+        assert "another stemkit process" in loser[2] and str(out.resolve()) in loser[2], loser
+    leftovers = [p.name for p in out.rglob("*.partial")]
+    assert leftovers == []
+
+
+def test_second_stemkit_batch_on_a_busy_folder_exits_with_a_clear_message(tmp_path, track_dir):
+    """``stemkit batch`` while another process holds the folder: exit 1 at once, the message
+    names the folder and the holder; nothing is submitted."""
+    from stemkit.batchdir import BatchFolder
+
+    out = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from stemkit.batchdir import BatchFolder\n"
+            f"with BatchFolder({str(out)!r}).lock('batch'):\n"
+            "    print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stemkit.cli",
+                "batch",
+                str(track_dir),
+                "--out",
+                str(out),
+                "--no-sandbox",
+                "--no-transcribe",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 1, proc
+    assert "another stemkit process (pid" in proc.stderr and str(out.resolve()) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not BatchFolder(out).exists()  # the second run wrote nothing
