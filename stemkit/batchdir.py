@@ -106,6 +106,18 @@ def _write_text(path: Path, text: str) -> None:
     write_text(path, text)
 
 
+def _part(name: str, what: str = "track") -> str:
+    """``name`` as one folder of the layout; a name that would leave it is refused (the
+    manifest validates names with row numbers first, see
+    :func:`stemkit.separate.manifest.track_name`; this guards every other way in)."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\x00"):
+        raise StemkitError(
+            f"refusing {what} name {name!r}: it is a path, not a folder of the batch",
+            hint="track, provider and source names are plain folder names",
+        )
+    return name
+
+
 class BatchFolder:
     """A batch folder on disk, with every path of its layout (see the module docstring).
 
@@ -233,7 +245,7 @@ class BatchFolder:
 
     def job_dir(self, track: str, provider: str) -> Path:
         """Folder of one job's stems and ``record.json``."""
-        return self.root / "stems" / track / provider
+        return self.root / "stems" / _part(track) / _part(provider, "provider")
 
     def read_record(self, track: str, provider: str) -> dict[str, Any] | None:
         """The ``record.json`` of a job, or None if the job never ran."""
@@ -262,7 +274,7 @@ class BatchFolder:
 
     def transcript_dir(self, track: str, source: str) -> Path:
         """Folder of one transcription (``transcript.txt``, ``words.json``, ``record.json``)."""
-        return self.root / "transcripts" / track / source
+        return self.root / "transcripts" / _part(track) / _part(source, "source")
 
     def read_transcript_record(self, track: str, source: str) -> dict[str, Any] | None:
         """The ``record.json`` of a transcription, or None."""
@@ -274,14 +286,14 @@ class BatchFolder:
 
     def transcript_records(self, track: str) -> list[dict[str, Any]]:
         """Every transcription record of one track, sorted by source."""
-        paths = sorted((self.root / "transcripts" / track).glob("*/record.json"))
+        paths = sorted((self.root / "transcripts" / _part(track)).glob("*/record.json"))
         return [json.loads(p.read_text()) for p in paths]
 
     # -- the analyze phase ----------------------------------------------------------------------
 
     def analysis_dir(self, track: str) -> Path:
         """Folder of one track's analysis."""
-        return self.root / "analysis" / track
+        return self.root / "analysis" / _part(track)
 
     def analysis_table(self, track: str, name: str) -> Path:
         """Path of one per-track table (one of :data:`ANALYSIS_TABLES`)."""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.test_faults import env_for, faulty, stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,3 +96,81 @@ def test_second_stemkit_batch_on_a_busy_folder_exits_with_a_clear_message(tmp_pa
     assert "another stemkit process (pid" in proc.stderr and str(out.resolve()) in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not BatchFolder(out).exists()  # the second run wrote nothing
+
+
+# -- 10. track names are not paths -----------------------------------------------------------
+
+
+def _csv(tmp_path, rows: list[str], *, bom: bool = False, name: str = "m.csv") -> Path:
+    path = tmp_path / name
+    text = "track,mixture\n" + "".join(f"{r}\n" for r in rows)
+    path.write_bytes(("\ufeff" if bom else "").encode() + text.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/tmp/x",
+        "../..",
+        "..",
+        "a/../../b",
+        "a/b",
+        "\\\\server\\share",
+        "C:evil",
+        ".hidden",
+        "a\x00b",
+    ],
+)
+def test_track_names_that_are_paths_are_refused_naming_the_row(tmp_path, name):
+    from stemkit.errors import ConfigError
+    from stemkit.separate.manifest import load_manifest
+
+    manifest = _csv(tmp_path, ["ok,mix.wav", f'"{name}",mix.wav'])
+    with pytest.raises(ConfigError) as info:
+        load_manifest(manifest)
+    assert "line 3" in str(info.value) and "track" in str(info.value)
+
+
+def test_names_that_share_a_folder_are_duplicates(tmp_path):
+    from stemkit.errors import ConfigError
+    from stemkit.separate.manifest import load_manifest
+
+    manifest = _csv(tmp_path, ["a,mix.wav", "a/,mix.wav", "./a,mix.wav"])
+    with pytest.raises(ConfigError, match="line 3.*line 2|same folder"):
+        load_manifest(manifest)
+
+
+def test_excel_csv_with_a_bom_is_read(tmp_path):
+    from stemkit.separate.manifest import load_manifest
+
+    manifest = _csv(tmp_path, ["song #1?,mix.wav"], bom=True)
+    tracks = load_manifest(manifest)
+    assert [t.name for t in tracks] == ["song #1?"]
+
+
+def test_batch_folder_refuses_a_track_name_that_leaves_it(tmp_path):
+    from stemkit.batchdir import BatchFolder
+    from stemkit.errors import StemkitError
+
+    batch = BatchFolder(tmp_path / "b")
+    for bad in ("../x", "/etc", "a/b", ".."):
+        with pytest.raises(StemkitError, match="track name"):
+            batch.job_dir(bad, "local")
+    assert batch.job_dir("song #1?", "local").parent.name == "song #1?"
+
+
+def test_signed_links_of_files_with_query_and_fragment_characters_work(sandbox, tmp_path):
+    """A file named ``mix #1?.wav`` is uploaded and its signed link downloads it."""
+    import requests
+    import soundfile as sf
+
+    from stemkit.providers import connect
+    from tests.conftest import music
+
+    path = tmp_path / "mix #1?.wav"
+    sf.write(path, music(seconds=1.0)["mixture"].T, 22050)
+    asset = connect("audioshake").upload_file(path)
+    resp = requests.get(asset.link, timeout=30)
+    assert resp.status_code == 200, (resp.status_code, resp.text[:200])
+    assert resp.content == path.read_bytes()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from pydantic import BaseModel, ValidationError
@@ -155,7 +155,10 @@ class Signer:
         key = path.relative_to(root).as_posix()
         q = self.sign(method, key, ttl)
         base = str(request.base_url).rstrip("/")
-        return f"{base}{route}/{key}?expires={q['expires']}&sig={q['sig']}", q["expires"]
+        # percent-encoded: a key with ``?``, ``#`` or ``%`` in a file name stays one path
+        # (the route's ``{key:path}`` is decoded again before it is verified)
+        url = f"{base}{route}/{quote(key, safe='/')}?expires={q['expires']}&sig={q['sig']}"
+        return url, q["expires"]
 
     def resolve(self, request: Request, root: Path) -> Path | int:
         """The file a signed storage request names (``{key:path}`` under ``root``), or the
