@@ -104,7 +104,7 @@ def _watch_records(out: Path, total: int, stop: threading.Event) -> None:
 
 def _analyze_one(notebook: str, output: str, batch_dir: str, track: str) -> str:
     execute(Path(notebook), Path(output), {"batch_dir": batch_dir, "track": track})
-    BatchFolder(batch_dir).fingerprint_path(track).write_text(inputs_fingerprint(batch_dir, track))
+    BatchFolder(batch_dir).write_fingerprint(track, inputs_fingerprint(batch_dir, track))
     return track
 
 

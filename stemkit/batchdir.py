@@ -39,6 +39,7 @@ True
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,8 @@ import pandas as pd
 
 from stemkit.atomic import atomic_path, write_json, write_text
 from stemkit.errors import BatchBusy, StemkitError
+
+log = logging.getLogger("stemkit.batchdir")
 
 #: what a person reads; what :func:`stemkit.publish.publish` copies
 PUBLISHED = ("report.html", "batch.json", "tables", "analysis", "notebooks")
@@ -93,8 +96,16 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] = ()) -> pd.DataF
 
 
 def _read_json(path: Path) -> Any:
-    """The content of a JSON file, or None when it does not exist."""
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The content of a JSON record, or None when it does not exist or is cut short (a file
+    written in place by an older stemkit and killed mid-write): the step that writes it runs
+    again instead of failing on every rerun."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        log.warning("%s is not valid JSON (cut short?): treated as missing", path)
+        return None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -164,7 +175,13 @@ class BatchFolder:
                 f"{self.root} is not a batch folder (no batch.json)",
                 hint="run `stemkit batch MANIFEST --out FOLDER` first, or pick another folder",
             )
-        return json.loads(self.info_path.read_text())
+        info = _read_json(self.info_path)
+        if not isinstance(info, dict):
+            raise StemkitError(
+                f"{self.info_path} is damaged (not a JSON object)",
+                hint="rerun `stemkit batch` on this folder: it writes batch.json again",
+            )
+        return info
 
     def write_info(self, info: dict[str, Any]) -> None:
         """Write ``batch.json`` (atomically)."""
@@ -287,7 +304,7 @@ class BatchFolder:
     def transcript_records(self, track: str) -> list[dict[str, Any]]:
         """Every transcription record of one track, sorted by source."""
         paths = sorted((self.root / "transcripts" / _part(track)).glob("*/record.json"))
-        return [json.loads(p.read_text()) for p in paths]
+        return [r for p in paths if (r := _read_json(p)) is not None]
 
     # -- the analyze phase ----------------------------------------------------------------------
 
@@ -336,6 +353,19 @@ class BatchFolder:
     def bracket_path(self, track: str) -> Path:
         """``bracket.json``: cached scores of the SiSEC bracket of one track."""
         return self.analysis_dir(track) / "bracket.json"
+
+    def read_bracket(self, track: str) -> dict[str, Any]:
+        """The cached bracket scores of a track (``{}`` when missing or damaged)."""
+        data = _read_json(self.bracket_path(track))
+        return data if isinstance(data, dict) and "rows" in data else {}
+
+    def write_bracket(self, track: str, data: dict[str, Any]) -> None:
+        """Write ``bracket.json`` atomically."""
+        _write_json(self.bracket_path(track), data)
+
+    def write_fingerprint(self, track: str, digest: str) -> None:
+        """Write ``inputs.sha256`` atomically."""
+        _write_text(self.fingerprint_path(track), digest)
 
     def fingerprint_path(self, track: str) -> Path:
         """``inputs.sha256``: digest of everything the track's last analysis read."""

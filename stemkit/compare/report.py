@@ -19,6 +19,7 @@ import pandas as pd
 
 from stemkit.analyze.intelligibility import COLUMNS as INTEL_COLUMNS
 from stemkit.analyze.track import METRIC_COLUMNS, VERDICT_COLUMNS
+from stemkit.atomic import write_text
 from stemkit.batchdir import BatchFolder
 from stemkit.timing import COLUMNS as TIMELINE_COLUMNS
 from stemkit.timing import summarize
@@ -225,7 +226,7 @@ def render_html(notebook: str | Path, html: str | Path) -> Path:
     )
     body, _ = exporter.from_notebook_node(nb)
     html = Path(html)
-    html.write_text(body, encoding="utf-8")
+    write_text(html, body)
     return html
 
 

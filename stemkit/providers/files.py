@@ -8,6 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from stemkit.atomic import atomic_write
 from stemkit.errors import (
     IntegrityError,
 )
@@ -80,8 +81,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
             if info.is_dir():
                 continue
             target = safe_join(dest, info.filename)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as dst:
+            with zf.open(info) as src, atomic_write(target, "wb") as dst:
                 while block := src.read(1 << 20):
                     dst.write(block)
             out.append(target)
