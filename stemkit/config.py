@@ -194,6 +194,8 @@ def load_profile(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
         )
         raise ConfigError(f"invalid profile {name!r}: {problems}", provider=provider) from None
+    public = set(SANDBOX_CREDENTIALS[provider].values()) if name == DEFAULT_PROFILE else set()
     for value in result.secret_values():
-        register_secret(value)
+        if value not in public:  # the sandbox's documented demo/demo is no secret
+            register_secret(value)
     return result

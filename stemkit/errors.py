@@ -47,7 +47,7 @@ class StemkitError(Exception):
         self.provider = provider
         self.track = track
         self.step = step
-        self.hint = hint
+        self.hint = redact(hint) if hint else hint
         super().__init__(self.message)
 
     @property
@@ -56,8 +56,10 @@ class StemkitError(Exception):
 
     @property
     def message(self) -> str:
+        from stemkit.http import redact
+
         text = f"{self.where}: {self.detail}" if self.where else self.detail
-        return f"{text} ({self.hint})" if self.hint else text
+        return redact(f"{text} ({self.hint})" if self.hint else text)
 
     def __str__(self) -> str:
         return self.message
@@ -78,8 +80,10 @@ class StemkitError(Exception):
         return self
 
     def to_dict(self) -> dict[str, str | None]:
-        """The error as a row for status files and failure tables."""
-        return {
+        """The error as a row for status files and failure tables (every field redacted)."""
+        from stemkit.http import redact
+
+        row = {
             "error_kind": self.kind,
             "error": self.message,
             "detail": self.detail,
@@ -88,6 +92,7 @@ class StemkitError(Exception):
             "step": self.step,
             "hint": self.hint,
         }
+        return {k: redact(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 class ConfigError(StemkitError):

@@ -231,3 +231,123 @@ def test_atomic_write_leaves_the_old_file_or_the_new_one_under_kill_9(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert len(json.loads(path.read_text())["pad"]) == 20000
+
+
+# -- 8. no secret past the redaction ------------------------------------------------------------
+
+
+class _Capture(__import__("logging").Handler):
+    """Every formatted line any logger emits (what a console or a notebook would show)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=0)
+        self.setFormatter(__import__("logging").Formatter("%(name)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture()
+def every_log():
+    import logging
+
+    handler = _Capture()
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old)
+
+
+def test_urllib3_retry_warnings_carry_no_signature(every_log):
+    """A connection retry logs the full URL (urllib3's own warning): the signature and any
+    registered secret are gone before any handler sees it."""
+    import requests
+
+    from stemkit.http import make_session, register_secret
+    from stemkit.sandbox.server import free_port
+
+    register_secret("sec-retry-77aa1")
+    url = f"http://127.0.0.1:{free_port()}/f/a.wav?expires=1&sig=0123456789abcdef&k=sec-retry-77aa1"
+    with pytest.raises(requests.ConnectionError):
+        make_session(timeout=2, retries=1, backoff=0).get(url)
+    text = "\n".join(every_log.lines)
+    assert "Retrying" in text  # the warning was emitted
+    assert "0123456789abcdef" not in text and "sec-retry-77aa1" not in text, text
+
+
+def test_tracebacks_in_any_logger_are_redacted(every_log):
+    import logging
+
+    from stemkit.http import register_secret
+
+    register_secret("tb-secret-9182")
+    try:
+        raise ValueError("upload to https://x/y?sig=ffee0011 failed with tb-secret-9182")
+    except ValueError:
+        logging.getLogger("some.library").exception("it broke for %s", "tb-secret-9182")
+    text = "\n".join(every_log.lines)
+    assert "Traceback" in text and "ValueError" in text
+    assert "tb-secret-9182" not in text and "ffee0011" not in text, text
+
+
+def test_hints_and_short_secrets_are_redacted():
+    from stemkit.errors import ProviderError
+    from stemkit.http import redact, register_secret
+
+    register_secret("q7Zx")  # a 4-character password is still a password
+    err = ProviderError("refused", hint="the password q7Zx was refused; see ?token=abc123")
+    assert "q7Zx" not in str(err) and "abc123" not in str(err)
+    assert all("q7Zx" not in str(v) for v in err.to_dict().values())
+    assert redact("user demo, password q7Zx.") == "user demo, password ***."
+    assert redact("a path /data/q7Zxyz/mix.wav") == "a path /data/q7Zxyz/mix.wav"
+
+
+def test_sandbox_access_log_records_no_signature(tmp_path):
+    """``stemkit serve`` at log level info prints an access line per request: without the
+    signature of a signed link."""
+    import time
+
+    import requests
+
+    from stemkit.sandbox.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stemkit.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "sb"),
+            "--log-level",
+            "info",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                requests.get(f"{url}/_sandbox/stats", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        r = requests.get(f"{url}/audioshake/storage/x.wav?expires=9999999999&sig=deadbeef4242")
+        assert r.status_code == 403
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "/audioshake/storage/x.wav" in out, out  # the access line is there
+    assert "deadbeef4242" not in out, out
