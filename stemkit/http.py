@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -158,8 +159,20 @@ def _install_log_redaction() -> None:
 _install_log_redaction()
 
 
+class CrossHostRedirect(requests.exceptions.InvalidURL):
+    """A redirect would have carried a request body (which may hold credentials: Sourceress'
+    password, Loom's key and secret) to another host; refused."""
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
 class TimeoutSession(requests.Session):
-    """A :class:`requests.Session` that applies a default timeout to every request."""
+    """A :class:`requests.Session` that applies a default timeout to every request and never
+    sends a request body to another host on a redirect (307/308 keep the body; requests only
+    strips the ``Authorization`` header)."""
 
     def __init__(self, timeout: float | tuple[float, float]) -> None:
         super().__init__()
@@ -168,6 +181,18 @@ class TimeoutSession(requests.Session):
     def request(self, method, url, **kwargs):  # noqa: D102 - same as requests
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, **kwargs)
+
+    def rebuild_auth(self, prepared_request, response):  # noqa: D102 - requests' hook
+        old, new = response.request.url, prepared_request.url
+        if prepared_request.body is not None and self.should_strip_auth(old, new):
+            raise CrossHostRedirect(
+                f"refused a redirect (HTTP {response.status_code}) from {_origin(old)} to "
+                f"{_origin(new)}: it would send the request body, which may hold credentials, "
+                "to another host",
+                request=prepared_request,
+                response=response,
+            )
+        super().rebuild_auth(prepared_request, response)
 
 
 def make_session(

@@ -351,3 +351,76 @@ def test_sandbox_access_log_records_no_signature(tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert "/audioshake/storage/x.wav" in out, out  # the access line is there
     assert "deadbeef4242" not in out, out
+
+
+# -- 9. credentials in a body never follow a redirect to another host -------------------------
+
+
+@pytest.fixture()
+def redirect_to_other_host():
+    """A server on 127.0.0.1 that answers every POST with a 307 to ``localhost`` (another host
+    name), where a second server records every body it receives."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[bytes] = []
+
+    class Catch(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"token": "x", "expiry": 60}')
+
+        def log_message(self, *args):
+            pass
+
+    catcher = ThreadingHTTPServer(("localhost", 0), Catch)
+
+    class Redirect(Catch):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(307)
+            self.send_header("Location", f"http://localhost:{catcher.server_port}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    redirector = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    for srv in (catcher, redirector):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{redirector.server_port}", received
+    finally:
+        for srv in (catcher, redirector):
+            srv.shutdown()
+            srv.server_close()
+
+
+def test_sourceress_password_does_not_follow_a_cross_host_redirect(redirect_to_other_host):
+    from stemkit.errors import StemkitError
+    from stemkit.providers import connect
+
+    base, received = redirect_to_other_host
+    client = connect(
+        "sourceress", base_url=base, username="u1", password="redirect-pw-551", retries=0
+    )
+    with pytest.raises(StemkitError, match="redirect"):
+        client.authenticate()
+    assert received == []
+
+
+def test_loom_key_and_secret_do_not_follow_a_cross_host_redirect(redirect_to_other_host, tmp_path):
+    import soundfile as sf
+
+    from stemkit.errors import StemkitError
+    from stemkit.providers import connect
+    from tests.conftest import music
+
+    base, received = redirect_to_other_host
+    path = tmp_path / "a.wav"
+    sf.write(path, music(seconds=0.5)["mixture"].T, 22050)
+    client = connect("loom", base_url=base, key="k1", secret="redirect-secret-8", retries=0)
+    with pytest.raises(StemkitError, match="redirect"):
+        client.upload_audio(path)
+    assert received == []

@@ -147,7 +147,8 @@ class LoomProvider(Provider):
         return {"key": p.key.get_secret_value(), "secret": p.secret.get_secret_value()}
 
     def _post(self, path: str, what: str, **kw) -> dict[str, Any]:
-        resp = self.session.post(f"{self.profile.base_url}{path}", **kw)
+        with self.step(what):  # network failures become stemkit errors (redacted)
+            resp = self.session.post(f"{self.profile.base_url}{path}", **kw)
         self.check_response(resp, what)
         body = self.json(resp, what)
         if not isinstance(body, dict):
@@ -267,7 +268,8 @@ class LoomProvider(Provider):
                 continue
             kind = "words" if t.filename.endswith(".json") else "transcript"
             suffix = Path(t.filename).suffix or ".txt"
-            out[kind] = self.download(t.download_url, safe_join(out_dir, f"{kind}{suffix}"))
+            with self.step(f"download {kind}"):
+                out[kind] = self.download(t.download_url, safe_join(out_dir, f"{kind}{suffix}"))
         if "transcript" not in out:
             raise RequestError("the job finished but lists no text transcript")
         return out

@@ -35,7 +35,7 @@ from stemkit.errors import (
     RequestError,
     StemkitError,
 )
-from stemkit.http import redact
+from stemkit.http import CrossHostRedirect, redact
 
 log = logging.getLogger("stemkit.providers")
 
@@ -179,6 +179,14 @@ class Transport:
                 track=track,
                 step=step,
                 hint="the service is slow or down; rerun later to resume",
+            ) from None
+        except CrossHostRedirect as exc:
+            raise RequestError(
+                redact(str(exc)),
+                provider=self.name,
+                track=track,
+                step=step,
+                hint=f"check base_url of profile {self.profile.name!r}: the service moved?",
             ) from None
         except requests.RequestException as exc:
             raise ProviderError(
