@@ -424,3 +424,22 @@ def test_loom_key_and_secret_do_not_follow_a_cross_host_redirect(redirect_to_oth
     with pytest.raises(StemkitError, match="redirect"):
         client.upload_audio(path)
     assert received == []
+
+
+# -- 6. one job's unexpected failure is that job's failed row -----------------------------------
+
+
+def test_an_os_error_in_one_job_is_that_jobs_failed_row(tmp_path, track_dir):
+    """A disk-level failure (here: the job's folder cannot be created, as with ENOSPC or a
+    read-only folder) fails that job only; the other track is separated."""
+    from stemkit.separate.run import separate_batch
+
+    out = tmp_path / "b"
+    (out / "stems" / "alpha").mkdir(parents=True)
+    (out / "stems" / "alpha" / "local").write_text("a file where a folder must go")
+    table = separate_batch(track_dir, ["local"], out, progress=False)
+    rows = table.set_index("track")
+    assert rows.loc["beta", "state"] == "done"
+    assert rows.loc["alpha", "state"] == "failed"
+    assert "local / alpha" in rows.loc["alpha", "error"], rows.loc["alpha", "error"]
+    assert "Error" in rows.loc["alpha", "error"]  # says what happened (the OS error)

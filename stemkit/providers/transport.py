@@ -271,6 +271,10 @@ class Transport:
                     )
                 self.check_response(resp, f"download of {dest.name}")
                 declared = resp.headers.get("Content-Length")
+                if declared is not None and not declared.strip().isdigit():
+                    raise ProviderError(f"download of {dest.name}: bad Content-Length {declared!r}")
+                if resp.headers.get("Content-Encoding", "identity") not in ("identity", ""):
+                    declared = None  # the length of the encoded body, not of the file
                 if declared is not None and int(declared) > cap:
                     raise IntegrityError(
                         f"{dest.name} would be {int(declared)} bytes, over "

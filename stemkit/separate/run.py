@@ -102,6 +102,7 @@ def run_job(
     }
     key = None
     submitted = False
+    creating: list[bool] = []  # set once the paid call may have been sent
     try:
         with provider.step("check", track=track.name):
             info = check_audio(track.mixture)
@@ -136,9 +137,12 @@ def run_job(
             record["resumed"] = f"job {job.job_id} resumed, not submitted again"
         else:
             ledger.mark(track.name, provider.name, key, "submitting")
-            provider.hooks.before_create = lambda: ledger.mark(
-                track.name, provider.name, key, "creating"
-            )
+
+            def before_create() -> None:
+                creating.append(True)
+                ledger.mark(track.name, provider.name, key, "creating")
+
+            provider.hooks.before_create = before_create
             t0 = utcnow()
             try:
                 job = provider.submit(
@@ -187,8 +191,36 @@ def run_job(
                 track.name, provider.name, key, _state_after(exc, submitted), error=exc.message
             )
         log.warning("%s", exc.message)
-    batch.write_record(track.name, provider.name, record)
+    except Exception as exc:  # noqa: BLE001 - one job's failure never stops the batch
+        err = unexpected(exc, provider=provider.name, track=track.name)
+        record.update(err.to_dict(), state="failed")
+        if key is not None:
+            state = "submitted" if submitted else "ambiguous" if creating else "failed"
+            ledger.mark(track.name, provider.name, key, state, error=err.message)
+        log.warning("%s", err.message)
+        log.debug("traceback of %s", err.message, exc_info=True)
+    try:
+        batch.write_record(track.name, provider.name, record)
+    except OSError as exc:  # the disk is full or the folder unwritable: the row still says so
+        record["error"] = f"{record.get('error') or 'done'}; record.json not written: {exc}"
+        log.warning("%s / %s: record.json not written: %s", provider.name, track.name, exc)
     return record
+
+
+def unexpected(exc: BaseException, **where: str | None) -> StemkitError:
+    """A :class:`StemkitError` for an exception that is not one (an OS error, a bug, a
+    vendor answer no parser foresaw), so it becomes one job's failed row.
+
+    Examples
+    --------
+    >>> unexpected(OSError(28, "No space left on device"), provider="local", track="t").detail
+    'OSError: [Errno 28] No space left on device'
+    """
+    return StemkitError(
+        f"{type(exc).__name__}: {exc}",
+        hint="not a vendor error: check disk space and permissions; rerun to resume",
+        **where,
+    )
 
 
 def _check_stem(path: Path, provider: str, track: str) -> None:
@@ -307,16 +339,21 @@ def _separate_locked(
 
     def task(track: Track, name: str) -> dict[str, Any]:
         with caps[name]:
-            return run_job(
-                clients[name],
-                track,
-                out,
-                ledger,
-                stems=stems,
-                fmt=fmt,
-                options=options,
-                force=force,
-            )
+            try:
+                return run_job(
+                    clients[name],
+                    track,
+                    out,
+                    ledger,
+                    stems=stems,
+                    fmt=fmt,
+                    options=options,
+                    force=force,
+                )
+            except Exception as exc:  # noqa: BLE001 - e.g. the ledger's disk is full
+                err = unexpected(exc, provider=name, track=track.name)
+                log.warning("%s", err.message)
+                return {"track": track.name, "provider": name, **err.to_dict(), "state": "failed"}
 
     workers = sum(c.profile.max_in_flight for c in clients.values())
     records = []

@@ -26,6 +26,7 @@ from stemkit.errors import StemkitError
 from stemkit.providers import connect
 from stemkit.providers.files import sha256_file
 from stemkit.separate.ledger import Ledger
+from stemkit.separate.run import unexpected
 from stemkit.stems import SPEECH_STEMS
 
 log = logging.getLogger("stemkit.separate.transcribe")
@@ -103,6 +104,10 @@ def transcribe_one(
         record.update(exc.to_dict(), state="failed")
         if "key" in locals():
             ledger.mark(track, f"loom:{source}", key, "failed", error=exc.message)
+    except Exception as exc:  # noqa: BLE001 - one job's failure never stops the batch
+        err = unexpected(exc, provider="loom", track=track)
+        record.update(err.to_dict(), state="failed")
+        log.warning("%s", err.message)
     batch.write_transcript_record(track, source, record)
     return record
 
