@@ -154,10 +154,13 @@ def analyze_batch(
     executor: str = "local",
     scheduler: str | None = None,
     force: bool = False,
+    tracks_forced: Sequence[str] = (),
 ) -> list[str]:
     """Run the analysis notebook of every track whose inputs changed since its last
     analysis (all with ``force``), in local processes or on a Dask cluster. Waiting on
     vendors is over by now: this is the CPU-bound part. Returns the failure messages.
+
+    ``tracks_forced`` names tracks analysed again whatever their inputs.
 
     Examples
     --------
@@ -169,7 +172,11 @@ def analyze_batch(
     batch = BatchFolder(out)
     out = batch.root
     nb_dir = Path(nb_dir) if nb_dir else bundled("notebooks")
-    todo = [t for t in tracks if force or not _up_to_date(out, t, batch.notebook("analyze", t))]
+    todo = [
+        t
+        for t in tracks
+        if force or t in tracks_forced or not _up_to_date(out, t, batch.notebook("analyze", t))
+    ]
     if len(todo) < len(tracks):
         log.info(
             "analysis: %d of %d tracks unchanged, skipped", len(tracks) - len(todo), len(tracks)
@@ -238,7 +245,8 @@ def run_batch(
     stems: Sequence[str] | None = None,
     fmt: str = "wav",
     workers: int | None = None,
-    force: bool = False,
+    force: bool | Sequence[str] = False,
+    retry: Sequence[str] = (),
     transcribe: bool = True,
     executor: str = "local",
     scheduler: str | None = None,
@@ -257,6 +265,10 @@ def run_batch(
         Batch folder; rerunning into the same folder resumes (see :mod:`stemkit.separate.ledger`).
     profile : str, optional
         Profile name for every provider (default: ``$STEMKIT_PROFILE`` or ``sandbox``).
+    force : bool or list of str
+        Submit again what it names (``TRACK`` or ``TRACK/PROVIDER``; ``True``: everything).
+    retry : list of str
+        Ledger states to submit again, e.g. ``["ambiguous"]``.
     workers : int, optional
         Analysis notebooks run at once (default: CPU count).
     transcribe : bool
@@ -280,6 +292,7 @@ def run_batch(
             fmt=fmt,
             workers=workers,
             force=force,
+            retry=retry,
             transcribe=transcribe,
             executor=executor,
             scheduler=scheduler,
@@ -296,7 +309,8 @@ def _run_locked(
     stems: Sequence[str] | None,
     fmt: str,
     workers: int | None,
-    force: bool,
+    force: bool | Sequence[str],
+    retry: Sequence[str],
     transcribe: bool,
     executor: str,
     scheduler: str | None,
@@ -327,7 +341,8 @@ def _run_locked(
                 "profile": profile,
                 "stems": list(stems) if stems else None,
                 "fmt": fmt,
-                "force": force,
+                "force": force if isinstance(force, bool) else list(force),
+                "retry": list(retry),
                 "transcribe": transcribe,
             },
         )
@@ -351,7 +366,8 @@ def _run_locked(
         workers=workers,
         executor=executor,
         scheduler=scheduler,
-        force=force,
+        force=force is True or "all" in (force or ()),
+        tracks_forced=() if isinstance(force, bool) else [f.split("/")[0] for f in force],
     )
 
     t0 = time.monotonic()

@@ -145,10 +145,17 @@ class AmbiguousSubmission(ProviderError):
     """A job-creating call failed in a way that leaves open whether the service accepted it.
 
     stemkit never submits such a job again by itself (it could be paid twice): the ledger
-    marks it ``ambiguous`` and a person decides (``--force`` submits again).
+    marks it ``ambiguous`` and a person decides (``stemkit jobs resolve``, ``--retry
+    ambiguous`` or ``--force TRACK`` submit again).
     """
 
     kind = "ambiguous"
+
+
+class Abandoned(StemkitError):
+    """A person gave this job up (``stemkit jobs resolve ... --abandon``): never submitted."""
+
+    kind = "abandoned"
 
 
 class JobFailed(StemkitError):

@@ -443,3 +443,100 @@ def test_an_os_error_in_one_job_is_that_jobs_failed_row(tmp_path, track_dir):
     assert rows.loc["alpha", "state"] == "failed"
     assert "local / alpha" in rows.loc["alpha", "error"], rows.loc["alpha", "error"]
     assert "Error" in rows.loc["alpha", "error"]  # says what happened (the OS error)
+
+
+# -- 2. a targeted way out of ambiguous; --force only for what it names ------------------------
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stemkit.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_ambiguous_jobs_are_resolved_one_by_one(tmp_path, track_dir, monkeypatch):
+    """Both jobs end ambiguous; ``jobs resolve --abandon`` settles one for good, ``--resubmit``
+    submits the other again (and only it); ``--retry ambiguous`` is the batch-wide way."""
+    from stemkit.batchdir import BatchFolder
+    from stemkit.separate.ledger import Ledger
+    from stemkit.separate.run import separate_batch
+
+    with faulty(tmp_path, ambiguous=1.0) as server:
+        for k, v in env_for(server).items():
+            monkeypatch.setenv(k, v)
+        out = tmp_path / "b"
+        separate_batch(track_dir, ["sourceress"], out, progress=False)
+        assert {r["state"] for r in Ledger(out).jobs()} == {"ambiguous"}
+        hint = BatchFolder(out).read_record("alpha", "sourceress")["error"]
+        assert "stemkit jobs resolve" in hint and "--resubmit" in hint
+        server.config.faults.ambiguous = 0.0
+        before = stats(server)["sourceress"]["separations"]
+
+        r = _cli("jobs", "resolve", str(out), "alpha", "sourceress", "--abandon")
+        assert r.returncode == 0, r.stderr
+        r = _cli("jobs", "resolve", str(out), "beta", "sourceress", "--resubmit")
+        assert r.returncode == 0, r.stderr
+        table = separate_batch(track_dir, ["sourceress"], out, progress=False).set_index("track")
+        assert table.loc["beta", "state"] == "done"
+        assert (
+            table.loc["alpha", "state"] == "failed" and "abandoned" in table.loc["alpha", "error"]
+        )
+        assert stats(server)["sourceress"]["separations"] == before + 1
+        # abandoned stays abandoned on a plain rerun; --retry names the states to submit again
+        separate_batch(track_dir, ["sourceress"], out, progress=False)
+        assert stats(server)["sourceress"]["separations"] == before + 1
+        table = separate_batch(track_dir, ["sourceress"], out, progress=False, retry=["abandoned"])
+        assert set(table["state"]) == {"done"}
+        assert stats(server)["sourceress"]["separations"] == before + 2
+        # --force names what it pays for again: one track, not the batch
+        separate_batch(track_dir, ["sourceress"], out, progress=False, force=["beta"])
+        assert stats(server)["sourceress"]["separations"] == before + 3
+
+        r = _cli("jobs", "resolve", str(out), "nosuch", "sourceress", "--abandon")
+        assert r.returncode == 1 and "nosuch" in r.stderr
+
+
+def test_a_failed_token_refresh_inside_a_create_is_not_ambiguous():
+    """The login fails (HTTP 500 on /auth) before the paid call is sent: a plain error that a
+    rerun may retry, not an ambiguous submission."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from stemkit.errors import AmbiguousSubmission, ProviderError
+    from stemkit.providers import connect
+
+    paths: list[str] = []
+
+    class Vendor(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            paths.append(self.path)
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"message": "auth backend down"}')
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Vendor)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        client = connect(
+            "sourceress",
+            base_url=f"http://127.0.0.1:{srv.server_port}",
+            username="u",
+            password="pw-refresh-1234",
+            retries=0,
+        )
+        with pytest.raises(ProviderError) as info:
+            client.start_separation("upload-1", 6)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert not isinstance(info.value, AmbiguousSubmission), info.value
+    assert paths == ["/auth/"]  # the paid call was never sent

@@ -47,6 +47,13 @@ def _retry_after(resp: requests.Response) -> float | None:
         return None
 
 
+#: what to do about an ambiguous submission (the vendors offer no lookup by content)
+AMBIGUOUS_HINT = (
+    "not submitted again automatically; check with the vendor, then run `stemkit jobs "
+    "resolve OUT TRACK PROVIDER --resubmit` (or --abandon), or rerun the batch with "
+    "--retry ambiguous or --force TRACK"
+)
+
 TRANSIENT = (
     ProviderError,
     requests.ConnectionError,
@@ -133,6 +140,8 @@ class Transport:
             try:
                 return fn(*args, **kwargs)
             except ProviderError as exc:
+                if exc.step == "auth":  # logging in (a token refresh) failed: not sent
+                    raise
                 if exc.not_processed and attempt <= self.profile.retries:
                     time.sleep(self._wait_seconds(attempt, exc))
                     continue
@@ -141,8 +150,7 @@ class Transport:
                 raise AmbiguousSubmission(
                     f"{exc.detail}: the service may have accepted the job",
                     status=exc.status,
-                    hint="not submitted again automatically; check with the vendor, then "
-                    "rerun with --force to submit again",
+                    hint=AMBIGUOUS_HINT,
                 ) from None
             except (
                 requests.ConnectionError,
@@ -152,8 +160,7 @@ class Transport:
                 raise AmbiguousSubmission(
                     f"connection lost while submitting ({type(exc).__name__}): the service "
                     "may have accepted the job",
-                    hint="not submitted again automatically; check with the vendor, then "
-                    "rerun with --force to submit again",
+                    hint=AMBIGUOUS_HINT,
                 ) from None
         raise AssertionError("unreachable")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import pandas as pd
 
 from stemkit.batchdir import BatchFolder
 from stemkit.errors import (
+    Abandoned,
     AmbiguousSubmission,
     AudioError,
     IntegrityError,
@@ -38,6 +39,7 @@ from stemkit.errors import (
 from stemkit.providers import Provider, connect
 from stemkit.providers.files import sha256_file
 from stemkit.providers.records import Job, Observation, SeparationResult, utcnow
+from stemkit.providers.transport import AMBIGUOUS_HINT
 from stemkit.separate.ledger import Ledger
 from stemkit.separate.manifest import Track, load_manifest
 from stemkit.timing import parse_time
@@ -69,10 +71,12 @@ def run_job(
     fmt: str = "wav",
     options: dict[str, Any] | None = None,
     force: bool = False,
+    retry: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Run (or resume) one track on one provider; never raises a :class:`StemkitError`.
+    """Run (or resume) one track on one provider; never raises.
 
-    The ledger decides what happens (``force`` ignores it and submits again):
+    The ledger decides what happens (``force`` ignores it and submits again; a state named
+    in ``retry``, e.g. ``"ambiguous"``, is submitted again):
 
     ==============  =============================================================
     ledger state    this run
@@ -83,6 +87,7 @@ def run_job(
     submitted       resume the job: wait and download; nothing is submitted
     done            skip if every stem is on disk with its checksum, else download again
     ambiguous       a submission may have been accepted: report it, do not submit
+    abandoned       a person gave it up (``stemkit jobs resolve``): do not submit
     ==============  =============================================================
 
     Returns the record written to ``record.json``: ``state`` is ``done`` or ``failed``, with
@@ -109,6 +114,9 @@ def run_job(
             record["audio_seconds"] = info.duration
             key = ledger.request_key(sha256_file(track.mixture), stems, {**options, "fmt": fmt})
         row = None if force else ledger.get(track.name, provider.name, key)
+        state = row["state"] if row else None
+        if state in retry or (state == "creating" and "ambiguous" in retry):
+            row = None  # a person asked for jobs in this state to be submitted again
         previous = batch.read_record(track.name, provider.name)
         if row and row["state"] == "done" and previous and previous.get("state") == "done":
             files = _verified(ledger, track.name, provider.name, list(previous["stems"]))
@@ -127,8 +135,14 @@ def run_job(
         if row and row["state"] == "ambiguous":
             raise AmbiguousSubmission(
                 f"an earlier submission may have been accepted ({row['error']})",
-                hint="not submitted again automatically; check with the vendor, then rerun "
-                "with --force to submit again",
+                hint=AMBIGUOUS_HINT,
+                step="submit",
+            )
+        if row and row["state"] == "abandoned":
+            raise Abandoned(
+                f"abandoned by hand ({row['error']})",
+                hint=f"`stemkit jobs resolve OUT {track.name} {provider.name} --resubmit` "
+                "or --retry abandoned submits it again",
                 step="submit",
             )
         if row and row["state"] in ("submitted", "done") and row["job"]:
@@ -239,10 +253,41 @@ def _check_stem(path: Path, provider: str, track: str) -> None:
         ) from None
 
 
+def forced(force: bool | Sequence[str] | None, track: str, provider: str) -> bool:
+    """Whether ``force`` names this job: ``True`` (all), or ``TRACK`` / ``TRACK/PROVIDER``.
+
+    Examples
+    --------
+    >>> forced(["alpha"], "alpha", "local"), forced(["alpha/sourceress"], "alpha", "local")
+    (True, False)
+    """
+    if isinstance(force, bool) or force is None:
+        return bool(force)
+    names = {force} if isinstance(force, str) else set(force)
+    return "all" in names or track in names or f"{track}/{provider}" in names
+
+
+def _check_retry(retry: Sequence[str] | str | None) -> frozenset[str]:
+    from stemkit.separate.ledger import STATES
+
+    if isinstance(retry, str):
+        retry = [r.strip() for r in retry.split(",") if r.strip()]
+    states = frozenset(retry or ())
+    allowed = {"ambiguous", "abandoned", "failed", "submitted", "done"}
+    if states - allowed:
+        raise StemkitError(
+            f"--retry {','.join(sorted(states - allowed))}: not a state to retry",
+            hint=f"name some of {', '.join(sorted(allowed))} (ledger states: {', '.join(STATES)})",
+        )
+    return states
+
+
 def _state_after(exc: StemkitError, submitted: bool) -> str:
     """Ledger state after a failure: keep a submitted job for the next run to resume."""
     if isinstance(exc, AmbiguousSubmission):
         return "ambiguous"
+    if isinstance(exc, Abandoned):
+        return "abandoned"
     if submitted and not isinstance(exc, JobFailed):
         return "submitted"  # a timeout or a failed download: the job lives on at the vendor
     return "failed"
@@ -294,9 +339,10 @@ def separate_batch(
     stems: Sequence[str] | None = None,
     fmt: str = "wav",
     options: dict[str, Any] | None = None,
-    force: bool = False,
+    force: bool | Sequence[str] = False,
     progress: bool = True,
     wait: float = 0,
+    retry: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Separate every track of ``manifest`` with every provider; return one row per job.
 
@@ -304,6 +350,10 @@ def separate_batch(
     provider becomes a ``failed`` row; the others go on. One process at a time writes a batch
     folder: another one already separating there makes this wait ``wait`` seconds, then raise
     :class:`~stemkit.errors.BatchBusy` (see :meth:`stemkit.batchdir.BatchFolder.lock`).
+
+    ``force`` submits again (and pays again) what it names: ``True`` every job, or a list of
+    ``TRACK`` / ``TRACK/PROVIDER`` names. ``retry`` names ledger states to submit again
+    (``["ambiguous", "abandoned"]``); a ``failed`` job is always submitted again.
 
     Examples
     --------
@@ -314,7 +364,7 @@ def separate_batch(
     tracks = list(manifest) if not isinstance(manifest, str | Path) else load_manifest(manifest)
     with BatchFolder(out).lock("separate", wait=wait):
         return _separate_locked(
-            tracks, providers, out, profile, stems, fmt, options, force, progress
+            tracks, providers, out, profile, stems, fmt, options, force, progress, retry
         )
 
 
@@ -326,10 +376,12 @@ def _separate_locked(
     stems: Sequence[str] | None,
     fmt: str,
     options: dict[str, Any] | None,
-    force: bool,
+    force: bool | Sequence[str],
     progress: bool,
+    retry: Sequence[str],
 ) -> pd.DataFrame:
     """:func:`separate_batch`, with the folder's ``separate`` lock held."""
+    retry = _check_retry(retry)
     from tqdm.auto import tqdm
 
     clients = {name: connect(name, profile) for name in providers}
@@ -348,7 +400,8 @@ def _separate_locked(
                     stems=stems,
                     fmt=fmt,
                     options=options,
-                    force=force,
+                    force=forced(force, track.name, name),
+                    retry=retry,
                 )
             except Exception as exc:  # noqa: BLE001 - e.g. the ledger's disk is full
                 err = unexpected(exc, provider=name, track=track.name)
