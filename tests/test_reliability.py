@@ -540,3 +540,64 @@ def test_a_failed_token_refresh_inside_a_create_is_not_ambiguous():
         srv.server_close()
     assert not isinstance(info.value, AmbiguousSubmission), info.value
     assert paths == ["/auth/"]  # the paid call was never sent
+
+
+# -- 4. transcription goes through the ledger ----------------------------------------------------
+
+
+def _speech_batch(out: Path, track_dir: Path) -> None:
+    from stemkit.separate.manifest import Track
+    from stemkit.separate.run import write_batch_info
+
+    tracks = [Track(n, track_dir / n / "mixture.wav", {}, "la la la") for n in ("alpha", "beta")]
+    write_batch_info(out, tracks, [], profile=None, stems=None, fmt="wav")
+
+
+def test_an_ambiguous_transcription_is_never_resubmitted_by_itself(
+    tmp_path, track_dir, monkeypatch
+):
+    from stemkit.batchdir import BatchFolder
+    from stemkit.separate.ledger import Ledger
+    from stemkit.separate.transcribe import transcribe_batch
+
+    with faulty(tmp_path, ambiguous=1.0) as server:
+        for k, v in env_for(server).items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("STEMKIT_LOOM_POLL_INTERVAL", "0.05")
+        out = tmp_path / "b"
+        _speech_batch(out, track_dir)
+        table = transcribe_batch(out, progress=False)
+        assert set(table["state"]) == {"failed"}
+        assert {r["state"] for r in Ledger(out).jobs()} == {"ambiguous"}
+        rec = BatchFolder(out).read_transcript_record("alpha", "mixture")
+        assert rec["error_kind"] == "ambiguous"
+        jobs = stats(server)["loom"]["jobs"]
+        server.config.faults.ambiguous = 0.0
+        transcribe_batch(out, progress=False)
+        assert stats(server)["loom"]["jobs"] == jobs  # not paid twice
+        table = transcribe_batch(out, progress=False, retry=["ambiguous"])
+        assert set(table["state"]) == {"done"}
+        assert stats(server)["loom"]["jobs"] == jobs + 2
+
+
+def test_a_submitted_transcription_is_resumed_not_resubmitted(tmp_path, track_dir, monkeypatch):
+    """A transcription whose wait timed out stays ``submitted``; the rerun picks up the same
+    job."""
+    from stemkit.separate.ledger import Ledger
+    from stemkit.separate.transcribe import transcribe_batch
+
+    with faulty(tmp_path) as server:
+        for k, v in env_for(server).items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("STEMKIT_LOOM_POLL_INTERVAL", "0.05")
+        monkeypatch.setenv("STEMKIT_LOOM_JOB_TIMEOUT", "0.01")  # gives up at the first poll
+        out = tmp_path / "b"
+        _speech_batch(out, track_dir)
+        table = transcribe_batch(out, progress=False)
+        assert set(table["state"]) == {"failed"}
+        assert {r["state"] for r in Ledger(out).jobs()} == {"submitted"}
+        jobs = stats(server)["loom"]["jobs"]
+        monkeypatch.setenv("STEMKIT_LOOM_JOB_TIMEOUT", "120")
+        table = transcribe_batch(out, progress=False)
+        assert set(table["state"]) == {"done"}, table
+        assert stats(server)["loom"]["jobs"] == jobs

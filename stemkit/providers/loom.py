@@ -113,6 +113,13 @@ class TranscriptResult:
     observations: list[Observation] = field(default_factory=list)
 
 
+def _observation(o: Observation | dict[str, Any]) -> Observation:
+    """An observation of this run, or one read back from the ledger (a resumed job)."""
+    if isinstance(o, Observation):
+        return o
+    return Observation(o["step"], parse_time(o["start"]), parse_time(o["end"]))
+
+
 def job_state(details: dict[str, Any] | Details) -> str:
     """``done``, ``failed`` or ``running`` from a details/poll body, by the rules above.
 
@@ -293,12 +300,23 @@ class LoomProvider(Provider):
         audio_path = Path(audio_path)
         track = track or audio_path.stem
         job = self.submit(audio_path, track=track)
+        return self.finish(job, out_dir, timeout=timeout)
+
+    def finish(
+        self, job: Job, out_dir: str | Path, *, timeout: float | None = None
+    ) -> TranscriptResult:
+        """Wait for a submitted job (this run's or a resumed one) and download its transcript.
+
+        Examples
+        --------
+        >>> r = loom.finish(Job.from_dict(ledger_row["job"]), "out/")   # doctest: +SKIP
+        """
         t1 = utcnow()
         final = self.wait(job, timeout=timeout)
         t2 = utcnow()
         files = self.fetch(job, final, Path(out_dir))
         obs = [
-            *job.meta.get("observations", []),
+            *(_observation(o) for o in job.meta.get("observations", [])),
             Observation("wait", t1, t2),
             Observation("download", t2, utcnow()),
         ]

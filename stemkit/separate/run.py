@@ -202,7 +202,7 @@ def run_job(
         record.update(exc.to_dict(), state="failed")
         if key is not None:
             ledger.mark(
-                track.name, provider.name, key, _state_after(exc, submitted), error=exc.message
+                track.name, provider.name, key, state_after(exc, submitted), error=exc.message
             )
         log.warning("%s", exc.message)
     except Exception as exc:  # noqa: BLE001 - one job's failure never stops the batch
@@ -267,7 +267,14 @@ def forced(force: bool | Sequence[str] | None, track: str, provider: str) -> boo
     return "all" in names or track in names or f"{track}/{provider}" in names
 
 
-def _check_retry(retry: Sequence[str] | str | None) -> frozenset[str]:
+def check_retry(retry: Sequence[str] | str | None) -> frozenset[str]:
+    """The ledger states a ``--retry`` names (``"ambiguous,abandoned"`` or a list), checked.
+
+    Examples
+    --------
+    >>> sorted(check_retry("ambiguous, abandoned"))
+    ['abandoned', 'ambiguous']
+    """
     from stemkit.separate.ledger import STATES
 
     if isinstance(retry, str):
@@ -282,8 +289,15 @@ def _check_retry(retry: Sequence[str] | str | None) -> frozenset[str]:
     return states
 
 
-def _state_after(exc: StemkitError, submitted: bool) -> str:
-    """Ledger state after a failure: keep a submitted job for the next run to resume."""
+def state_after(exc: StemkitError, submitted: bool) -> str:
+    """Ledger state after a failure: keep a submitted job for the next run to resume.
+
+    Examples
+    --------
+    >>> from stemkit.errors import JobTimeout
+    >>> state_after(JobTimeout("still running"), submitted=True)
+    'submitted'
+    """
     if isinstance(exc, AmbiguousSubmission):
         return "ambiguous"
     if isinstance(exc, Abandoned):
@@ -381,7 +395,7 @@ def _separate_locked(
     retry: Sequence[str],
 ) -> pd.DataFrame:
     """:func:`separate_batch`, with the folder's ``separate`` lock held."""
-    retry = _check_retry(retry)
+    retry = check_retry(retry)
     from tqdm.auto import tqdm
 
     clients = {name: connect(name, profile) for name in providers}
