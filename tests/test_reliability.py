@@ -601,3 +601,45 @@ def test_a_submitted_transcription_is_resumed_not_resubmitted(tmp_path, track_di
         table = transcribe_batch(out, progress=False)
         assert set(table["state"]) == {"done"}, table
         assert stats(server)["loom"]["jobs"] == jobs
+
+
+# -- 5. AudioShake: every stem's job is kept as it is created -----------------------------------
+
+
+def _seed_failing_second_create() -> int:
+    """A fault seed whose 503 spares the upload and the first job, and hits the second."""
+    from stemkit.sandbox.faults import Faults
+
+    for seed in range(1000):
+        f = Faults(seed=seed, error_5xx=0.5)
+        if (
+            not f.roll("error_5xx", "POST /audioshake/upload/")
+            and not f.roll("error_5xx", "POST /audioshake/job/")
+            and f.roll("error_5xx", "POST /audioshake/job/")
+        ):
+            return seed
+    raise AssertionError("no seed")
+
+
+def test_audioshake_stem_jobs_created_before_a_failure_are_not_paid_again(
+    tmp_path, track_dir, monkeypatch
+):
+    from stemkit.separate.manifest import load_manifest
+    from stemkit.separate.run import separate_batch
+
+    alpha = [t for t in load_manifest(track_dir) if t.name == "alpha"]
+    with faulty(tmp_path, seed=_seed_failing_second_create(), error_5xx=0.5) as server:
+        for k, v in env_for(server).items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("STEMKIT_AUDIOSHAKE_RETRIES", "0")
+        out = tmp_path / "b"
+        table = separate_batch(alpha, ["audioshake"], out, progress=False)
+        assert set(table["state"]) == {"failed"}, table
+        assert stats(server)["audioshake"]["jobs"] == 1  # the first stem's job exists
+        server.config.faults.error_5xx = 0.0
+        table = separate_batch(alpha, ["audioshake"], out, progress=False)
+        assert set(table["state"]) == {"done"}, table
+        s = stats(server)
+    assert s["audioshake"]["jobs"] == 2, s  # only the missing stem was created
+    assert s["audioshake"]["uploads"] == 1, s  # and the asset was reused
+    assert s["duplicates"] == 0

@@ -156,7 +156,14 @@ def run_job(
                 creating.append(True)
                 ledger.mark(track.name, provider.name, key, "creating")
 
+            def on_partial(partial: Job) -> None:  # a multi-call submission, part way
+                ledger.mark(track.name, provider.name, key, "submitting", job=partial.to_dict())
+
             provider.hooks.before_create = before_create
+            provider.hooks.on_partial = on_partial
+            provider.hooks.resume_from = (
+                None if force else _partial(ledger.get(track.name, provider.name, key))
+            )
             t0 = utcnow()
             try:
                 job = provider.submit(
@@ -164,6 +171,8 @@ def run_job(
                 )
             finally:
                 provider.hooks.before_create = None
+                provider.hooks.on_partial = None
+                provider.hooks.resume_from = None
             job.meta.setdefault("observations", [Observation("submit", t0, utcnow())])
             observations = list(job.meta["observations"])
             ledger.mark(track.name, provider.name, key, "submitted", job=job.to_dict())
@@ -251,6 +260,13 @@ def _check_stem(path: Path, provider: str, track: str) -> None:
             step="verify",
             hint="the service sent something else; rerun to download again",
         ) from None
+
+
+def _partial(row: dict[str, Any] | None) -> Job | None:
+    """The partial submission an earlier run recorded (some of a job's paid calls made)."""
+    if row and row.get("job") and row["job"].get("meta", {}).get("partial"):
+        return Job.from_dict(row["job"])
+    return None
 
 
 def forced(force: bool | Sequence[str] | None, track: str, provider: str) -> bool:
