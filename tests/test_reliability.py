@@ -643,3 +643,165 @@ def test_audioshake_stem_jobs_created_before_a_failure_are_not_paid_again(
     assert s["audioshake"]["jobs"] == 2, s  # only the missing stem was created
     assert s["audioshake"]["uploads"] == 1, s  # and the asset was reused
     assert s["duplicates"] == 0
+
+
+# -- 7. bounded inputs in the sandbox -----------------------------------------------------------
+
+_LAUNCH = """
+import sys, time
+from stemkit.sandbox import SandboxConfig, SandboxServer
+cfg = SandboxConfig(data_dir=sys.argv[1], loom_keys={"k-mem": "s-mem-123"},
+                    audioshake_tokens={"t-mem-123": "c"})
+server = SandboxServer(cfg, set_env=False).start()
+print(server.url, flush=True)
+time.sleep(900)
+"""
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def _multipart(fields: dict[str, str], megabytes: int):
+    boundary = "stemkitboundary42"
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+        for k, v in fields.items()
+    )
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+
+    def body():
+        yield head.encode()
+        block = b"\0" * (1 << 20)
+        for _ in range(megabytes):
+            yield block
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    return body(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_a_300_mb_upload_is_refused_413_with_the_servers_memory_flat(tmp_path):
+    import http.client
+    from urllib.parse import urlsplit
+
+    import requests
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCH, str(tmp_path / "sb")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        url = proc.stdout.readline().strip()
+        before = _peak_rss_mb(proc.pid)
+        # streamed (chunked, no length): refused once past the cap of 250 MB
+        body, headers = _multipart({"key": "k-mem", "secret": "s-mem-123"}, 300)
+        try:
+            status = requests.post(
+                f"{url}/loom/upload/audio", data=body, headers=headers
+            ).status_code
+        except requests.ConnectionError:  # the server closed the upload it refused
+            status = 413
+        # a declared length over the cap: 413 before a byte of the body is read
+        host = urlsplit(url)
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+        conn.putrequest("POST", "/loom/upload/audio")
+        conn.putheader("Content-Type", headers["Content-Type"])
+        conn.putheader("Content-Length", str(300 << 20))
+        conn.endheaders()
+        declared = conn.getresponse()
+        after = _peak_rss_mb(proc.pid)
+        stored = [p for p in (tmp_path / "sb").rglob("*") if p.is_file()]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert status == 413
+    assert declared.status == 413
+    assert after - before < 60, (before, after)  # not the 300 MB
+    assert stored == []
+
+
+def test_json_bodies_are_capped(sandbox):
+    import requests
+
+    big = '{"username": "u", "password": "' + "x" * (2 << 20) + '"}'
+    r = requests.post(
+        f"{sandbox.url}/sourceress/auth/", data=big, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 413, r.text[:200]
+
+
+def test_decoded_audio_over_the_limit_fails_the_job_clearly(tmp_path, track_dir, monkeypatch):
+    from stemkit.separate.run import separate_batch
+
+    with faulty(tmp_path) as server:
+        for k, v in env_for(server).items():
+            monkeypatch.setenv(k, v)
+        server.config.max_audio_seconds = 2.0  # the tracks are 4 s
+        table = separate_batch(track_dir, ["audioshake"], tmp_path / "b", progress=False)
+    assert set(table["state"]) == {"failed"}
+    assert table["error"].str.contains("above the limit of 2 s").all(), table["error"].tolist()
+
+
+def test_ffmpeg_opens_local_files_only(tmp_path):
+    """A 'wav' that is an HLS playlist naming a URL: not fetched (no SSRF), a clear error."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from stemkit.audio import load_audio
+    from stemkit.errors import AudioError
+
+    hits: list[str] = []
+
+    class Spy(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            hits.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Spy)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    path = tmp_path / "mixture.wav"
+    path.write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n"
+        f"http://127.0.0.1:{srv.server_port}/secret.wav\n#EXT-X-ENDLIST\n"
+    )
+    try:
+        with pytest.raises(AudioError):
+            load_audio(path)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert hits == []
+
+
+def test_zip_bombs_and_entry_floods_are_refused(tmp_path):
+    import zipfile
+
+    from stemkit.errors import IntegrityError
+    from stemkit.providers.files import safe_extract
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("vocals.wav", b"\0" * (20 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(IntegrityError, match="uncompressed"):
+        safe_extract(bomb, tmp_path / "x", max_bytes=5 << 20)
+    flood = tmp_path / "flood.zip"
+    with zipfile.ZipFile(flood, "w") as zf:
+        for i in range(1500):
+            zf.writestr(f"f{i}.txt", b"x")
+    with pytest.raises(IntegrityError, match="entries"):
+        safe_extract(flood, tmp_path / "y")
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*.wav"))

@@ -16,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import secrets
 import threading
@@ -58,6 +57,10 @@ class SandboxConfig:
     #: extra seconds a job spends "processing" (to imitate a slow vendor in benchmarks)
     processing_delay: float = 0.0
     max_upload_bytes: int = 500 * 1024 * 1024
+    #: decoded-audio limits of every job (checked from the header before decoding)
+    max_audio_seconds: float = 3600.0
+    max_sample_rate: int = 192_000
+    max_channels: int = 16
     #: injected faults (none by default), see :mod:`stemkit.sandbox.faults`
     faults: Faults = field(default_factory=Faults)
 
@@ -108,10 +111,9 @@ async def unhandled_exception_handler(request: Request, exc: Exception) -> JSONR
 
 async def parse_body(request: Request, model: type[M]) -> M:
     """Validate a JSON body with ``model``; malformed input becomes a 400 with a message."""
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise HTTPException(400, "request body is not valid JSON") from None
+    from stemkit.sandbox.uploads import read_json
+
+    data = await read_json(request)  # under a cap: 413 past it
     if not isinstance(data, dict):
         raise HTTPException(400, "request body must be a JSON object")
     try:

@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from stemkit.audio import load_audio, write_audio
+from stemkit.audio import write_audio
 from stemkit.dsp import engine
 from stemkit.errors import AudioError
 from stemkit.sandbox.common import (
@@ -59,6 +59,7 @@ from stemkit.sandbox.common import (
     require_param,
     utc_iso,
 )
+from stemkit.sandbox.uploads import decode
 
 log = logging.getLogger("stemkit.sandbox.sourceress")
 
@@ -290,7 +291,7 @@ class SourceressAPI:
                 raise AudioError("the file holds no audio samples")
         except Exception:  # noqa: BLE001 - anything soundfile cannot read goes through ffmpeg
             try:
-                y, sr = load_audio(upload.path)
+                y, sr = decode(upload.path, self.config)
                 meta = {"duration": y.shape[1] / sr, "numChannels": y.shape[0], "sampleRate": sr}
             except AudioError as exc:
                 upload.metadata = {"message": f"unreadable audio: {exc.detail}", "success": False}
@@ -355,7 +356,7 @@ class SourceressAPI:
         """Formatting, metadata and trial chunking; then queue the separation."""
         try:
             self._event(sep, "Formatting Request File", "Formatting requestData into wav")
-            y, sr = load_audio(sep.upload.path)
+            y, sr = decode(sep.upload.path, self.config)
             self._event(sep, "Request Formatting Done", "")
             self._event(sep, "Requesting Metadata", "Requesting metadata from server")
             meta = {"duration": y.shape[1] / sr, "numChannels": y.shape[0], "sampleRate": sr}
