@@ -805,3 +805,78 @@ def test_zip_bombs_and_entry_floods_are_refused(tmp_path):
     with pytest.raises(IntegrityError, match="entries"):
         safe_extract(flood, tmp_path / "y")
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*.wav"))
+
+
+# -- 12. smaller items ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "var,value",
+    [("MAX_IN_FLIGHT", "0"), ("POLL_INTERVAL", "0"), ("TIMEOUT", "-1"), ("RETRIES", "-1")],
+)
+def test_profile_values_that_would_hang_or_break_are_refused(var, value):
+    from stemkit.config import load_profile
+    from stemkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=var.lower()):
+        load_profile("sourceress", environ={f"STEMKIT_SOURCERESS_{var}": value})
+
+
+def test_a_gzip_encoded_download_passes_the_length_check(tmp_path):
+    """A server that compresses on the fly sends the *encoded* length; the file is whole."""
+    import gzip
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from stemkit.providers import connect
+
+    payload = b"RIFF" + bytes(range(256)) * 400
+    encoded = gzip.compress(payload)
+
+    class Gzip(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Gzip)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        client = connect("local")
+        dest = client.download(f"http://127.0.0.1:{srv.server_port}/x.wav", tmp_path / "x.wav")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert dest.read_bytes() == payload
+
+
+def test_sandbox_stats_show_no_callback_secrets(sandbox, track_dir):
+    """Every tenant can read ``/_sandbox/stats``: callback URLs appear without their query
+    (where webhook tokens live)."""
+    import requests
+
+    from stemkit.providers import connect
+
+    client = connect("sourceress")
+    job = client.submit(
+        track_dir / "alpha" / "mixture.wav",
+        track="alpha",
+        callback_url="http://127.0.0.1:9/hook?token=hook-secret-77",
+    )
+    client.wait(job, timeout=120)
+    text = requests.get(f"{sandbox.url}/_sandbox/stats").text
+    assert "hook-secret-77" not in text
+    assert "127.0.0.1:9/hook" in text
+
+
+def test_injected_drops_are_not_logged_as_sandbox_bugs(tmp_path, every_log):
+    import requests
+
+    with faulty(tmp_path, drop=1.0) as server, pytest.raises(requests.RequestException):
+        requests.post(f"{server.url}/sourceress/auth/", json={"username": "a", "password": "b"})
+    assert not [line for line in every_log.lines if "sandbox bug" in line], every_log.lines

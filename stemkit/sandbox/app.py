@@ -68,7 +68,11 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
                 "loom": dict(loom.stats),
                 "duplicates": sourceress.duplicates() + audioshake.duplicates() + loom.duplicates(),
                 "injected": dict(config.faults.injected),
-                "callbacks": list(sourceress.callbacks.log) + list(audioshake.callbacks.log),
+                # any tenant can read this: callback URLs without their query (webhook tokens)
+                "callbacks": [
+                    {**e, "url": str(e.get("url", "")).split("?")[0].split("#")[0]}
+                    for e in [*sourceress.callbacks.log, *audioshake.callbacks.log]
+                ],
             }
         )
 

@@ -56,6 +56,7 @@ from stemkit.sandbox.common import (
     file_response,
     new_id,
     parse_body,
+    same_secret,
     utc_iso,
 )
 from stemkit.sandbox.uploads import decode, read_form, read_json
@@ -193,7 +194,9 @@ class AudioShakeAPI:
     def _client(self, request: Request) -> str:
         header = request.headers.get("authorization", "")
         token = header.removeprefix("Bearer ").strip()
-        client = self.config.audioshake_tokens.get(token)
+        client = next(
+            (c for t, c in self.config.audioshake_tokens.items() if same_secret(t, token)), None
+        )
         if not header.startswith("Bearer ") or client is None:
             raise HTTPException(401, "invalid or missing bearer token")
         return client

@@ -36,6 +36,7 @@ from stemkit.sandbox.common import (
     file_response,
     new_id,
     parse_body,
+    same_secret,
     utc_iso,
 )
 from stemkit.sandbox.uploads import decode, read_form
@@ -110,7 +111,8 @@ class LoomAPI:
         ]
 
     def _owner(self, key: str | None, secret: str | None) -> str | None:
-        if key and self.config.loom_keys.get(key) == secret:
+        expected = self.config.loom_keys.get(key or "")
+        if key and expected is not None and secret is not None and same_secret(expected, secret):
             return key
         return None
 

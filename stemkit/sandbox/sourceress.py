@@ -57,6 +57,7 @@ from stemkit.sandbox.common import (
     new_id,
     parse_body,
     require_param,
+    same_secret,
     utc_iso,
 )
 from stemkit.sandbox.uploads import decode
@@ -225,7 +226,8 @@ class SourceressAPI:
     # -- auth and upload ----------------------------------------------------------------------
     async def auth(self, request: Request) -> Response:
         body = await parse_body(request, AuthBody)
-        if self.config.sourceress_users.get(body.username) != body.password:
+        expected = self.config.sourceress_users.get(body.username)
+        if expected is None or not same_secret(expected, body.password):
             return error(401, "invalid username or password")
         token = self.tokens.issue(body.username, self.config.token_ttl)
         self.stats["auth"] += 1
