@@ -152,6 +152,17 @@ class AmbiguousSubmission(ProviderError):
     kind = "ambiguous"
 
 
+class JobLost(StemkitError):
+    """The service no longer knows a job it accepted (404 for its id): it was lost, e.g. by a
+    sandbox restarted without durable state. Not submitted again by itself."""
+
+    kind = "lost"
+
+    def __init__(self, detail: str, *, job_id: str | None = None, **kw) -> None:
+        self.job_id = job_id
+        super().__init__(detail, **kw)
+
+
 class Abandoned(StemkitError):
     """A person gave this job up (``stemkit jobs resolve ... --abandon``): never submitted."""
 

@@ -880,3 +880,38 @@ def test_injected_drops_are_not_logged_as_sandbox_bugs(tmp_path, every_log):
     with faulty(tmp_path, drop=1.0) as server, pytest.raises(requests.RequestException):
         requests.post(f"{server.url}/sourceress/auth/", json={"username": "a", "password": "b"})
     assert not [line for line in every_log.lines if "sandbox bug" in line], every_log.lines
+
+
+# -- 1. a job the vendor no longer knows is "lost", never an endless "submitted" ---------------
+
+
+def test_a_submitted_job_the_vendor_forgot_is_lost_with_a_way_out(tmp_path, track_dir, monkeypatch):
+    """The ledger says submitted, the (restarted, stateless) vendor answers 404: the row says
+    ``lost`` and what to do; reruns do not resubmit by themselves; ``--retry lost`` does."""
+    from stemkit.batchdir import BatchFolder
+    from stemkit.separate.ledger import Ledger
+    from stemkit.separate.run import separate_batch
+
+    out = tmp_path / "b"
+    with faulty(tmp_path / "one") as server:
+        for k, v in env_for(server).items():
+            monkeypatch.setenv(k, v)
+        separate_batch(track_dir, ["sourceress"], out, progress=False)
+    led = Ledger(out)  # as if killed after the submission: the ledger says submitted
+    for row in led._db.execute("SELECT track, request_key FROM jobs").fetchall():
+        led.mark(row[0], "sourceress", row[1], "submitted")
+        BatchFolder(out).job_dir(row[0], "sourceress").joinpath("record.json").unlink()
+    led.close()
+    with faulty(tmp_path / "two") as fresh:  # a new vendor process that kept nothing
+        for k, v in env_for(fresh).items():
+            monkeypatch.setenv(k, v)
+        table = separate_batch(track_dir, ["sourceress"], out, progress=False)
+        assert set(table["state"]) == {"failed"}
+        assert table["error_kind"].eq("lost").all(), table["error"].tolist()
+        assert table["error"].str.contains("--retry lost").all()
+        assert {r["state"] for r in Ledger(out).jobs()} == {"lost"}
+        separate_batch(track_dir, ["sourceress"], out, progress=False)
+        assert stats(fresh)["sourceress"]["separations"] == 0
+        table = separate_batch(track_dir, ["sourceress"], out, progress=False, retry=["lost"])
+        assert set(table["state"]) == {"done"}
+        assert stats(fresh)["sourceress"]["separations"] == 2

@@ -36,7 +36,9 @@ import requests
 from stemkit.config import Profile, load_profile
 from stemkit.errors import (
     JobFailed,
+    JobLost,
     JobTimeout,
+    RequestError,
 )
 from stemkit.http import make_session
 from stemkit.providers.records import Job, JobStatus, Observation, SeparationResult, utcnow
@@ -108,8 +110,22 @@ class Provider(Transport, ABC):
         last: list[JobStatus] = []
 
         def check() -> JobStatus | None:
-            with self.step("poll", track=job.track):
-                st = self.status(job)
+            try:
+                with self.step("poll", track=job.track):
+                    st = self.status(job)
+            except RequestError as exc:
+                if exc.status != 404:
+                    raise
+                raise JobLost(
+                    f"the service no longer knows job {job.job_id} ({exc.detail})",
+                    job_id=job.job_id,
+                    provider=self.name,
+                    track=job.track,
+                    step="poll",
+                    hint="was the service (a sandbox?) restarted without its state? Not "
+                    "submitted again by itself: rerun with --retry lost, or `stemkit jobs "
+                    f"resolve OUT {job.track} {self.name} --resubmit` (pays again)",
+                ) from None
             last[:] = [st]
             if on_status:
                 on_status(st)

@@ -3,8 +3,9 @@
 One SQLite file per batch folder (``ledger.sqlite``). Each (track, provider, request) row moves
 through ``submitting → creating → submitted → done`` (or ``failed``, or ``ambiguous`` when a
 submission may have been accepted without an answer, or ``abandoned`` when a person gave a job
-up: :meth:`Ledger.resolve`); downloaded files are recorded with their
-size and SHA-256, and are trusted on a rerun only if they still match.
+up: :meth:`Ledger.resolve`, or ``lost`` when the vendor no longer knows a submitted job);
+downloaded files are recorded with their size and SHA-256, and are trusted on a rerun only if
+they still match.
 
 The ledger holds ids, states, paths, checksums and error messages, never a credential (error
 messages are redacted when the error is built).
@@ -45,7 +46,7 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (track, provider, stem)
 );
 """
-STATES = ("submitting", "creating", "submitted", "done", "failed", "ambiguous", "abandoned")
+STATES = ("submitting", "creating", "submitted", "done", "failed", "ambiguous", "abandoned", "lost")
 #: what a person can decide about a job (``stemkit jobs resolve``)
 RESOLUTIONS = {"resubmit": "failed", "abandon": "abandoned"}
 

@@ -34,6 +34,7 @@ from stemkit.errors import (
     AudioError,
     IntegrityError,
     JobFailed,
+    JobLost,
     StemkitError,
 )
 from stemkit.providers import Provider, connect
@@ -88,6 +89,7 @@ def run_job(
     done            skip if every stem is on disk with its checksum, else download again
     ambiguous       a submission may have been accepted: report it, do not submit
     abandoned       a person gave it up (``stemkit jobs resolve``): do not submit
+    lost            the vendor answered 404 for the job: report it, do not submit
     ==============  =============================================================
 
     Returns the record written to ``record.json``: ``state`` is ``done`` or ``failed``, with
@@ -137,6 +139,14 @@ def run_job(
                 f"an earlier submission may have been accepted ({row['error']})",
                 hint=AMBIGUOUS_HINT,
                 step="submit",
+            )
+        if row and row["state"] == "lost":
+            raise JobLost(
+                f"lost at the vendor ({row['error']})",
+                job_id=row["job_id"],
+                hint="not submitted again by itself: rerun with --retry lost, or `stemkit jobs "
+                f"resolve OUT {track.name} {provider.name} --resubmit` (pays again)",
+                step="poll",
             )
         if row and row["state"] == "abandoned":
             raise Abandoned(
@@ -296,7 +306,7 @@ def check_retry(retry: Sequence[str] | str | None) -> frozenset[str]:
     if isinstance(retry, str):
         retry = [r.strip() for r in retry.split(",") if r.strip()]
     states = frozenset(retry or ())
-    allowed = {"ambiguous", "abandoned", "failed", "submitted", "done"}
+    allowed = {"ambiguous", "abandoned", "lost", "failed", "submitted", "done"}
     if states - allowed:
         raise StemkitError(
             f"--retry {','.join(sorted(states - allowed))}: not a state to retry",
@@ -318,6 +328,8 @@ def state_after(exc: StemkitError, submitted: bool) -> str:
         return "ambiguous"
     if isinstance(exc, Abandoned):
         return "abandoned"
+    if isinstance(exc, JobLost):
+        return "lost"
     if submitted and not isinstance(exc, JobFailed):
         return "submitted"  # a timeout or a failed download: the job lives on at the vendor
     return "failed"

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from stemkit.batchdir import BatchFolder
-from stemkit.errors import Abandoned, AmbiguousSubmission, StemkitError
+from stemkit.errors import Abandoned, AmbiguousSubmission, JobLost, StemkitError
 from stemkit.providers import connect
 from stemkit.providers.files import sha256_file
 from stemkit.providers.records import Job
@@ -113,6 +113,10 @@ def transcribe_one(
             )
         if row and row["state"] == "abandoned":
             raise Abandoned(f"abandoned by hand ({row['error']})", step="submit")
+        if row and row["state"] == "lost":
+            raise JobLost(
+                f"lost at the vendor ({row['error']})", hint="rerun with --retry lost", step="poll"
+            )
         if row and row["state"] in ("submitted", "done") and row["job"]:
             job = Job.from_dict(row["job"])
             record["resumed"] = f"job {job.job_id} resumed, not submitted again"
