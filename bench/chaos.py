@@ -2,7 +2,10 @@
 until done. Prints what survived: jobs done, stems verified, duplicate submissions counted by
 the sandbox, faults injected, secrets found in outputs, files written outside the output folder.
 
-    .venv/bin/python bench/chaos.py [--tracks 5] [--seed 1] [--kills 6]
+    .venv/bin/python bench/chaos.py [--tracks 5] [--seed 1] [--kills 6] [--concurrent 2]
+
+Each round starts ``--concurrent`` batches on the same folder at once (one writer per batch:
+the others stop, paying for nothing).
 
 Baseline for orientation: the same batch without faults and kills (its wall time).
 """
@@ -69,6 +72,7 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kills", type=int, default=6)
+    ap.add_argument("--concurrent", type=int, default=2)
     args = ap.parse_args()
     from stemkit.demo.synth import DEMO_TRACKS, write_track
 
@@ -106,6 +110,7 @@ def main() -> None:
                 kill_after=(0.0, 2.0),
                 kill_rounds=args.kills,
                 max_rounds=args.kills + 10,
+                concurrent=args.concurrent,
             )
             stats = requests.get(f"{server.url}/_sandbox/stats").json()
         leaks = scan_for_secrets(out_root, list(SECRETS.values()))
@@ -113,6 +118,10 @@ def main() -> None:
         print(f"{args.tracks} tracks x {len(PROVIDERS)} providers, seed {args.seed}")
         print(f"faults injected:          {dict(stats['injected'])}")
         print(f"rounds / kills:           {report.rounds} / {report.kills}")
+        print(
+            f"concurrent batches:       {args.concurrent} per round, "
+            f"{report.refused_busy} refused as busy"
+        )
         print(f"jobs done:                {report.jobs_done} of {report.jobs}")
         print(f"stems verified (sha256):  {report.stems_verified}, bad: {report.stems_bad}")
         print(f"duplicate submissions:    {stats['duplicates']}")
