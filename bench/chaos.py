@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 from stemkit.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from stemkit.sandbox.faults import Faults  # noqa: E402
+from stemkit.separate.ledger import Ledger  # noqa: E402
 from stemkit.separate.run import separate_batch  # noqa: E402
 from tests.support.chaos import run_until_done, scan_for_secrets  # noqa: E402
 
@@ -123,6 +124,8 @@ def main() -> None:
             f"{report.refused_busy} refused as busy"
         )
         print(f"jobs done:                {report.jobs_done} of {report.jobs}")
+        states = Ledger(out_root / "out").counts()
+        print(f"ledger states:            {states} (ambiguous: killed mid-create, not resent)")
         print(f"stems verified (sha256):  {report.stems_verified}, bad: {report.stems_bad}")
         print(f"duplicate submissions:    {stats['duplicates']}")
         print(

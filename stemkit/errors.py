@@ -174,9 +174,13 @@ class JobFailed(StemkitError):
 
     kind = "job_failed"
 
-    def __init__(self, detail: str, *, job_id: str | None = None, events=(), **kw) -> None:
+    def __init__(
+        self, detail: str, *, job_id: str | None = None, events=(), salvage=None, **kw
+    ) -> None:
         self.job_id = job_id
         self.events = list(events)
+        #: the part of the job that did not fail (a provider's partial job), kept for a rerun
+        self.salvage = salvage
         super().__init__(detail, **kw)
 
 

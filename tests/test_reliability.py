@@ -915,3 +915,25 @@ def test_a_submitted_job_the_vendor_forgot_is_lost_with_a_way_out(tmp_path, trac
         table = separate_batch(track_dir, ["sourceress"], out, progress=False, retry=["lost"])
         assert set(table["state"]) == {"done"}
         assert stats(fresh)["sourceress"]["separations"] == 2
+
+
+def test_audioshake_stems_that_succeeded_are_kept_when_another_stem_fails(
+    tmp_path, track_dir, monkeypatch
+):
+    """The sandbox cannot make a piano stem: that stem's job fails, the vocals job succeeds.
+    A rerun submits the failed stem again, never the vocals (no duplicate)."""
+    from stemkit.separate.manifest import load_manifest
+    from stemkit.separate.run import separate_batch
+
+    alpha = [t for t in load_manifest(track_dir) if t.name == "alpha"]
+    with faulty(tmp_path) as server:
+        for k, v in env_for(server).items():
+            monkeypatch.setenv(k, v)
+        for _ in range(2):
+            table = separate_batch(
+                alpha, ["audioshake"], tmp_path / "b", stems=["vocals", "piano"], progress=False
+            )
+            assert set(table["state"]) == {"failed"}, table
+        s = stats(server)
+    assert s["duplicates"] == 0, s
+    assert s["audioshake"]["jobs"] == 3, s  # vocals once, piano twice

@@ -355,6 +355,19 @@ class AudioShakeProvider(Provider):
         started = any(i.startedAt for i in infos.values())
         return JobStatus("running" if started else "queued", events, raw=infos, vendor_stages=rows)
 
+    def salvage(self, job: Job, status: JobStatus) -> Job | None:
+        """The stems' jobs that did not fail: a rerun creates only the failed ones again."""
+        infos = status.raw or {}
+        good = {
+            s: j
+            for s, j in job.meta.get("jobs", {}).items()
+            if s in infos and (infos[s].status or "").lower() not in TERMINAL_FAILED
+        }
+        if not good:
+            return None
+        meta = {**job.meta, "jobs": good, "partial": True}
+        return Job(self.name, job.job_id, job.track, list(job.stems), meta=meta)
+
     def fetch(
         self, job: Job, status: JobStatus, out_dir: Path, *, fmt: str = "wav"
     ) -> dict[str, Path]:

@@ -137,6 +137,7 @@ class Provider(Transport, ABC):
                     track=job.track,
                     step="wait",
                     events=st.events,
+                    salvage=self.salvage(job, st),
                 )
             return st if st.state == "done" else None
 
@@ -151,6 +152,11 @@ class Provider(Transport, ABC):
                 track=job.track,
                 step="wait",
             ) from None
+
+    def salvage(self, job: Job, status: JobStatus) -> Job | None:
+        """The part of a failed job worth keeping for a rerun (a job made of several paid
+        calls, some of which succeeded), as a partial job (``meta["partial"]``); None here."""
+        return None
 
     def poll_until(self, check: Callable[[], Any], *, timeout: float) -> Any:
         """Call ``check`` until it returns something other than None; back off in between.

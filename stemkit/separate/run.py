@@ -220,8 +220,14 @@ def run_job(
         exc.at(provider=provider.name, track=track.name)
         record.update(exc.to_dict(), state="failed")
         if key is not None:
+            salvage = getattr(exc, "salvage", None)  # a failed job's parts that succeeded
             ledger.mark(
-                track.name, provider.name, key, state_after(exc, submitted), error=exc.message
+                track.name,
+                provider.name,
+                key,
+                state_after(exc, submitted),
+                error=exc.message,
+                job=salvage.to_dict() if salvage is not None else None,
             )
         log.warning("%s", exc.message)
     except Exception as exc:  # noqa: BLE001 - one job's failure never stops the batch

@@ -87,20 +87,13 @@ def run_until_done(
             )
             for _ in range(concurrent)
         ]
-        proc = procs[0]
         killed = False
         if round_no < kill_rounds:
             # kill mid-work: once the round has started jobs, at a random moment after that
-            _wait_for_work(Path(out), proc, timeout=round_timeout)
-            try:
-                proc.wait(timeout=rng.uniform(*kill_after))
-            except subprocess.TimeoutExpired:
-                killed = True
+            _wait_for_work(Path(out), procs, timeout=round_timeout)
+            killed = not _wait_all(procs, rng.uniform(*kill_after))
         else:
-            try:
-                proc.wait(timeout=round_timeout)
-            except subprocess.TimeoutExpired:
-                killed = True
+            killed = not _wait_all(procs, round_timeout)
         for p in procs:
             if killed and p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
@@ -120,11 +113,21 @@ def run_until_done(
     return report
 
 
-def _wait_for_work(out: Path, proc: subprocess.Popen, timeout: float) -> None:
-    """Return once the child has a job in flight (or has exited)."""
+def _wait_all(procs: list[subprocess.Popen], timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for every child to exit; True if they all did."""
+    deadline = time.monotonic() + timeout
+    while any(p.poll() is None for p in procs):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _wait_for_work(out: Path, procs: list[subprocess.Popen], timeout: float) -> None:
+    """Return once a child has a job in flight (or all have exited)."""
     deadline = time.monotonic() + timeout
     ledger = out / "ledger.sqlite"
-    while proc.poll() is None and time.monotonic() < deadline:
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         if ledger.exists():
             try:
                 led = Ledger(out)
