@@ -40,7 +40,8 @@ class Track:
 
 #: longest track name (it is a folder name on every file system stemkit writes to)
 MAX_NAME = 200
-_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\:]")
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def track_name(raw: str) -> str:
@@ -48,7 +49,8 @@ def track_name(raw: str) -> str:
     cannot be one. A name is one folder of the batch (``stems/<track>/...``): never a path.
 
     ``a``, ``a/`` and ``./a`` all name ``a`` (so a manifest listing them is a duplicate);
-    absolute paths, ``..``, nested names, control characters, ``\\`` and ``:`` are refused.
+    absolute paths (also ``C:``), ``..``, nested names, control characters and ``\\`` are
+    refused.
 
     Examples
     --------
@@ -62,7 +64,9 @@ def track_name(raw: str) -> str:
     if not name:
         raise ValueError("the track name is empty")
     if _BAD_CHARS.search(name):
-        raise ValueError(f"{raw!r} has a control character, '\\' or ':' (not a folder name)")
+        raise ValueError(f"{raw!r} has a control character or '\\' (not a folder name)")
+    if _DRIVE.match(name):
+        raise ValueError(f"{raw!r} starts with a drive letter (an absolute Windows path)")
     path = PurePosixPath(name)
     if path.is_absolute():
         raise ValueError(f"{raw!r} is an absolute path, not a track name")
