@@ -2,8 +2,11 @@
 until done. Prints what survived: jobs done, stems verified, duplicate submissions counted by
 the sandbox, faults injected, secrets found in outputs, files written outside the output folder.
 
-    .venv/bin/python bench/chaos.py [--tracks 5] [--seed 1] [--kills 6] [--drop-creates]
-                                    [--drop 0.05] [--providers sourceress ...]
+    .venv/bin/python bench/chaos.py [--tracks 5] [--seed 1] [--kills 6] [--concurrent 2]
+                                    [--drop-creates] [--drop 0.05] [--providers sourceress ...]
+
+Each round starts ``--concurrent`` batches on the same folder at once (one writer per batch:
+the others stop, paying for nothing).
 
 ``--drop-creates`` drops the answers of job-creating calls too: the legacy APIs then leave
 such jobs ambiguous (reported, never resubmitted), AudioShake's Tasks API finds them again by
@@ -84,6 +87,7 @@ def main() -> None:
     ap.add_argument("--drop-creates", action="store_true", help="drop create answers too")
     ap.add_argument("--drop", type=float, default=0.05, help="rate of dropped connections")
     ap.add_argument("--providers", nargs="+", default=PROVIDERS)
+    ap.add_argument("--concurrent", type=int, default=2)
     args = ap.parse_args()
     providers = args.providers
     from stemkit.demo.synth import DEMO_TRACKS, write_track
@@ -123,6 +127,7 @@ def main() -> None:
                 kill_after=(0.0, 2.0),
                 kill_rounds=args.kills,
                 max_rounds=args.kills + 10,
+                concurrent=args.concurrent,
             )
             stats = requests.get(f"{server.url}/_sandbox/stats").json()
             lost = {
@@ -143,7 +148,13 @@ def main() -> None:
         print(f"{args.tracks} tracks x {len(providers)} providers, seed {args.seed}")
         print(f"faults injected:          {dict(stats['injected'])}")
         print(f"rounds / kills:           {report.rounds} / {report.kills}")
+        print(
+            f"concurrent batches:       {args.concurrent} per round, "
+            f"{report.refused_busy} refused as busy"
+        )
         print(f"jobs done:                {report.jobs_done} of {report.jobs}")
+        states = Ledger(out_root / "out").counts()
+        print(f"ledger states:            {states} (ambiguous: killed mid-create, not resent)")
         print(f"stems verified (sha256):  {report.stems_verified}, bad: {report.stems_bad}")
         print(f"duplicate submissions:    {stats['duplicates']} {stats['duplicates_by_api']}")
         print(f"create answers dropped:   {lost} (drop_creates={args.drop_creates})")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from stemkit.atomic import atomic_path, commit, temp_name
 from stemkit.errors import AudioError
 
 #: Output formats stemkit can write, and how.
@@ -133,9 +134,8 @@ def write_float(path: str | os.PathLike, y: np.ndarray, sr: int) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    sf.write(tmp, np.atleast_2d(np.asarray(y, np.float32)).T, sr, subtype="FLOAT", format="WAV")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.atleast_2d(np.asarray(y, np.float32)).T, sr, subtype="FLOAT", format="WAV")
     return path
 
 
@@ -159,27 +159,33 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    probe = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
-    )
+#: seconds an ffmpeg decode may take before it is stopped (a hostile file can make it spin)
+FFMPEG_TIMEOUT = float(os.environ.get("STEMKIT_FFMPEG_TIMEOUT", "300"))
+#: ffmpeg opens local files only: a playlist that names a URL is not fetched
+_SAFE_INPUT = ["-protocol_whitelist", "file"]
+
+
+def _ffmpeg(args: list[str], path: Path) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            [ffmpeg_exe(), *args], capture_output=True, text=True, timeout=FFMPEG_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise AudioError(
+            f"{path.name}: decoding took longer than {FFMPEG_TIMEOUT:g} s and was stopped"
+        ) from None
+
+
+def _decode_with_ffmpeg(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    probe = _ffmpeg(["-hide_banner", *_SAFE_INPUT, "-i", str(path)], path)
+    limit = ["-t", f"{max_seconds + 1:g}"] if max_seconds else []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "decoded.wav"
-        proc = subprocess.run(
-            [
-                ffmpeg_exe(),
-                "-nostdin",
-                "-v",
-                "error",
-                "-i",
-                str(path),
-                "-c:a",
-                "pcm_f32le",
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-        )
+        proc = _ffmpeg(
+            ["-nostdin", "-v", "error", *_SAFE_INPUT, "-i", str(path), *limit, "-c:a",
+             "pcm_f32le", str(out)],
+            path,
+        )  # fmt: skip
         if proc.returncode != 0 or not out.exists():
             reason = (proc.stderr or probe.stderr).strip().splitlines()
             raise AudioError(
@@ -189,11 +195,48 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     return data.T.copy(), sr
 
 
-def load_audio(path: str | os.PathLike, *, mono: bool = False) -> tuple[np.ndarray, int]:
+def _check_limits(
+    path: Path,
+    seconds: float,
+    sr: int,
+    channels: int,
+    max_seconds: float | None,
+    max_rate: int | None,
+    max_channels: int | None,
+) -> None:
+    if max_rate and sr > max_rate:
+        raise AudioError(f"{path.name}: sample rate {sr} Hz is above the limit of {max_rate} Hz")
+    if max_channels and channels > max_channels:
+        raise AudioError(f"{path.name}: {channels} channels, above the limit of {max_channels}")
+    if max_seconds and seconds > max_seconds:
+        raise AudioError(
+            f"{path.name}: {seconds:.0f} s of audio, above the limit of {max_seconds:g} s"
+        )
+
+
+def load_audio(
+    path: str | os.PathLike,
+    *,
+    mono: bool = False,
+    max_seconds: float | None = None,
+    max_rate: int | None = None,
+    max_channels: int | None = None,
+) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 ``(channels, samples)`` and its sample rate.
 
     Raises :class:`~stemkit.errors.AudioError` with the reason for empty, truncated or non-audio
     files, and for audio containing NaN or infinity.
+
+    Parameters
+    ----------
+    path : path
+        The file; formats libsndfile cannot read are decoded by ffmpeg (local files only,
+        time-limited by :data:`FFMPEG_TIMEOUT`).
+    mono : bool
+        Average the channels.
+    max_seconds, max_rate, max_channels : optional
+        Limits checked *before* decoding where the header tells (a small FLAC of silence can
+        declare hours): a file over one is an :class:`~stemkit.errors.AudioError`.
 
     Examples
     --------
@@ -204,11 +247,18 @@ def load_audio(path: str | os.PathLike, *, mono: bool = False) -> tuple[np.ndarr
         raise AudioError(f"{path} does not exist")
     if path.stat().st_size == 0:
         raise AudioError(f"{path.name} is empty (0 bytes)")
+    limits = (max_seconds, max_rate, max_channels)
     try:
+        info = sf.info(path)
+        if info.frames > 0:
+            _check_limits(
+                path, info.frames / info.samplerate, info.samplerate, info.channels, *limits
+            )
         data, sr = sf.read(path, dtype="float32", always_2d=True)
         y = data.T.copy()
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        y, sr = _decode_with_ffmpeg(path)
+        y, sr = _decode_with_ffmpeg(path, max_seconds)
+    _check_limits(path, y.shape[1] / sr, sr, y.shape[0], *limits)
     if y.shape[1] == 0:
         raise AudioError(f"{path.name} holds no audio samples (0 frames)")
     if not np.isfinite(y).all():
@@ -284,7 +334,7 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sr: int, fmt: str | None
         raise AudioError(f"cannot write format {fmt!r}; supported: {', '.join(FORMATS)}")
     y = np.atleast_2d(np.asarray(y, dtype=np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
+    tmp = temp_name(path)
     if fmt == "m4a":
         with tempfile.TemporaryDirectory() as tdir:
             wav = Path(tdir) / "in.wav"
@@ -308,13 +358,15 @@ def write_audio(path: str | os.PathLike, y: np.ndarray, sr: int, fmt: str | None
                 ],
                 capture_output=True,
                 text=True,
+                timeout=FFMPEG_TIMEOUT,
             )
         if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
             raise AudioError(f"ffmpeg could not encode {path.name}: {proc.stderr.strip()[-200:]}")
     else:
         spec = FORMATS[fmt]
         sf.write(tmp, np.clip(y, -1, 1).T, sr, format=spec["format"], subtype=spec["subtype"])
-    os.replace(tmp, path)
+    commit(tmp, path)
     return path
 
 

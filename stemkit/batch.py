@@ -95,7 +95,7 @@ def _analyze_one(notebook: str, output: str, batch_dir: str, track: str) -> str:
     if _KERNEL is None:
         _KERNEL = WarmKernel()
     _KERNEL.execute(notebook, output, {"batch_dir": batch_dir, "track": track})
-    BatchFolder(batch_dir).fingerprint_path(track).write_text(inputs_fingerprint(batch_dir, track))
+    BatchFolder(batch_dir).write_fingerprint(track, inputs_fingerprint(batch_dir, track))
     return track
 
 
@@ -145,10 +145,13 @@ def analyze_batch(
     executor: str = "local",
     scheduler: str | None = None,
     force: bool = False,
+    tracks_forced: Sequence[str] = (),
 ) -> list[str]:
     """Run the analysis notebook of every track whose inputs changed since its last
     analysis (all with ``force``), in local processes or on a Dask cluster. Waiting on
     vendors is over by now: this is the CPU-bound part. Returns the failure messages.
+
+    ``tracks_forced`` names tracks analysed again whatever their inputs.
 
     Examples
     --------
@@ -160,7 +163,11 @@ def analyze_batch(
     batch = BatchFolder(out)
     out = batch.root
     nb_dir = Path(nb_dir) if nb_dir else bundled("notebooks")
-    todo = [t for t in tracks if force or not _up_to_date(out, t, batch.notebook("analyze", t))]
+    todo = [
+        t
+        for t in tracks
+        if force or t in tracks_forced or not _up_to_date(out, t, batch.notebook("analyze", t))
+    ]
     if len(todo) < len(tracks):
         log.info(
             "analysis: %d of %d tracks unchanged, skipped", len(tracks) - len(todo), len(tracks)
@@ -229,12 +236,14 @@ def run_batch(
     stems: Sequence[str] | None = None,
     fmt: str = "wav",
     workers: int | None = None,
-    force: bool = False,
+    force: bool | Sequence[str] = False,
+    retry: Sequence[str] = (),
     transcribe: bool = True,
     executor: str = "local",
     scheduler: str | None = None,
     notebooks: str | Path | None = None,
     sandbox: Mapping[str, Any] | None = None,
+    wait: float = 0,
 ) -> BatchResult:
     """Separate, analyse and compare a manifest; write ``<out>/report.html``.
 
@@ -248,6 +257,10 @@ def run_batch(
         Batch folder; rerunning into the same folder resumes (see :mod:`stemkit.separate.ledger`).
     profile : str, optional
         Profile name for every provider (default: ``$STEMKIT_PROFILE`` or ``sandbox``).
+    force : bool or list of str
+        Submit again what it names (``TRACK`` or ``TRACK/PROVIDER``; ``True``: everything).
+    retry : list of str
+        Ledger states to submit again, e.g. ``["ambiguous"]``.
     workers : int, optional
         Analysis notebooks run at once (default: CPU count).
     transcribe : bool
@@ -258,11 +271,51 @@ def run_batch(
     sandbox : mapping, optional
         What each emulated vendor of the sandbox runs (``GET /_sandbox/personas``: engine,
         defects, known answer), recorded in ``batch.json`` so the report can say so.
+    wait : float
+        One process at a time runs a batch in ``out``: seconds to wait for another one to
+        finish (``-1``: for ever) before :class:`~stemkit.errors.BatchBusy` is raised.
     """
 
+    batch = BatchFolder(out)
+    with batch.lock("batch", wait=wait):
+        return _run_locked(
+            manifest,
+            providers,
+            batch,
+            profile=profile,
+            stems=stems,
+            fmt=fmt,
+            workers=workers,
+            force=force,
+            retry=retry,
+            transcribe=transcribe,
+            executor=executor,
+            scheduler=scheduler,
+            notebooks=notebooks,
+            sandbox=sandbox,
+        )
+
+
+def _run_locked(
+    manifest: str | Path,
+    providers: Sequence[str],
+    batch: BatchFolder,
+    *,
+    profile: str | None,
+    stems: Sequence[str] | None,
+    fmt: str,
+    workers: int | None,
+    force: bool | Sequence[str],
+    retry: Sequence[str],
+    transcribe: bool,
+    executor: str,
+    scheduler: str | None,
+    notebooks: str | Path | None,
+    sandbox: Mapping[str, Any] | None,
+) -> BatchResult:
+    """:func:`run_batch` with the folder's ``batch`` lock held."""
     from stemkit.compare.report import render_html
 
-    batch = BatchFolder(out)
     out = batch.root
     nb_dir = Path(notebooks) if notebooks else bundled("notebooks")
     tracks = load_manifest(manifest)
@@ -285,7 +338,8 @@ def run_batch(
                 "profile": profile,
                 "stems": list(stems) if stems else None,
                 "fmt": fmt,
-                "force": force,
+                "force": force if isinstance(force, bool) else list(force),
+                "retry": list(retry),
                 "transcribe": transcribe,
             },
         )
@@ -311,7 +365,8 @@ def run_batch(
         workers=workers,
         executor=executor,
         scheduler=scheduler,
-        force=force,
+        force=force is True or "all" in (force or ()),
+        tracks_forced=() if isinstance(force, bool) else [f.split("/")[0] for f in force],
     )
 
     t0 = time.monotonic()

@@ -16,6 +16,7 @@ path (under the batch folder)                  what
 ``analysis/<track>/.work/``                    scratch audio of one analysis (removed after)
 ``tables/<name>.csv`` / ``.parquet``           the batch's tables, all tracks together
 ``notebooks/``                                 the executed notebooks
+``.<phase>.lock`` / ``.<phase>.owner``         one writer per batch (see :meth:`~BatchFolder.lock`)
 ``report.html``                                the report
 =============================================  ===============================================
 
@@ -38,14 +39,20 @@ True
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from stemkit.errors import StemkitError
+from stemkit.atomic import atomic_path, write_json, write_text
+from stemkit.errors import BatchBusy, StemkitError
+
+log = logging.getLogger("stemkit.batchdir")
 
 #: what a person reads; what :func:`stemkit.publish.publish` copies
 PUBLISHED = ("report.html", "batch.json", "tables", "analysis", "notebooks")
@@ -89,16 +96,37 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] = ()) -> pd.DataF
 
 
 def _read_json(path: Path) -> Any:
-    """The content of a JSON file, or None when it does not exist."""
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The content of a JSON record, or None when it does not exist or is cut short (a file
+    written in place by an older stemkit and killed mid-write): the step that writes it runs
+    again instead of failing on every rerun."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        log.warning("%s is not valid JSON (cut short?): treated as missing", path)
+        return None
 
 
 def _write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    write_json(path, data)
+
+
+def _write_text(path: Path, text: str) -> None:
+    write_text(path, text)
+
+
+def _part(name: str, what: str = "track") -> str:
+    """``name`` as one folder of the layout; a name that would leave it is refused (the
+    manifest validates names with row numbers first, see
+    :func:`stemkit.separate.manifest.track_name`; this guards every other way in)."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\x00"):
+        raise StemkitError(
+            f"refusing {what} name {name!r}: it is a path, not a folder of the batch",
+            hint="track, provider and source names are plain folder names",
+        )
+    return name
 
 
 class BatchFolder:
@@ -147,7 +175,13 @@ class BatchFolder:
                 f"{self.root} is not a batch folder (no batch.json)",
                 hint="run `stemkit batch MANIFEST --out FOLDER` first, or pick another folder",
             )
-        return json.loads(self.info_path.read_text())
+        info = _read_json(self.info_path)
+        if not isinstance(info, dict):
+            raise StemkitError(
+                f"{self.info_path} is damaged (not a JSON object)",
+                hint="rerun `stemkit batch` on this folder: it writes batch.json again",
+            )
+        return info
 
     def write_info(self, info: dict[str, Any]) -> None:
         """Write ``batch.json`` (atomically)."""
@@ -172,6 +206,53 @@ class BatchFolder:
             )
         return entry
 
+    # -- one writer per batch --------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, phase: str = "separate", *, wait: float = 0) -> Iterator[None]:
+        """Hold the folder's ``phase`` lock (a :mod:`filelock` lock file) for a ``with`` block.
+
+        Two processes never write one batch folder at once: the second waits up to ``wait``
+        seconds (``-1``: for ever) and then raises :class:`~stemkit.errors.BatchBusy` naming the
+        folder and the process that holds it. ``"batch"`` is held by a whole ``stemkit batch``
+        run, ``"separate"`` by the separate phase (which runs in that batch's notebook kernel,
+        another process, hence two names).
+
+        Parameters
+        ----------
+        phase : str
+            ``"batch"`` or ``"separate"``.
+        wait : float
+            Seconds to wait for the other writer; 0 fails at once.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> b = BatchFolder(tempfile.mkdtemp())
+        >>> with b.lock("separate"):
+        ...     pass
+        """
+        from filelock import FileLock, Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        owner = self.root / f".{phase}.owner"
+        lock = FileLock(self.root / f".{phase}.lock", timeout=wait, thread_local=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = owner.read_text().strip() if owner.is_file() else "unknown"
+            raise BatchBusy(
+                f"another stemkit process ({holder}) is writing to the batch folder "
+                f"{self.root} ({phase} phase)",
+                step=phase,
+                hint="wait for it to finish (or stop it), or use another --out folder",
+            ) from None
+        try:
+            _write_text(owner, f"pid {os.getpid()} on {socket.gethostname()}")
+            yield
+        finally:
+            lock.release()
+
     # -- the separate phase ---------------------------------------------------------------------
 
     @property
@@ -181,7 +262,7 @@ class BatchFolder:
 
     def job_dir(self, track: str, provider: str) -> Path:
         """Folder of one job's stems and ``record.json``."""
-        return self.root / "stems" / track / provider
+        return self.root / "stems" / _part(track) / _part(provider, "provider")
 
     def read_record(self, track: str, provider: str) -> dict[str, Any] | None:
         """The ``record.json`` of a job, or None if the job never ran."""
@@ -210,7 +291,7 @@ class BatchFolder:
 
     def transcript_dir(self, track: str, source: str) -> Path:
         """Folder of one transcription (``transcript.txt``, ``words.json``, ``record.json``)."""
-        return self.root / "transcripts" / track / source
+        return self.root / "transcripts" / _part(track) / _part(source, "source")
 
     def read_transcript_record(self, track: str, source: str) -> dict[str, Any] | None:
         """The ``record.json`` of a transcription, or None."""
@@ -222,14 +303,14 @@ class BatchFolder:
 
     def transcript_records(self, track: str) -> list[dict[str, Any]]:
         """Every transcription record of one track, sorted by source."""
-        paths = sorted((self.root / "transcripts" / track).glob("*/record.json"))
-        return [json.loads(p.read_text()) for p in paths]
+        paths = sorted((self.root / "transcripts" / _part(track)).glob("*/record.json"))
+        return [r for p in paths if (r := _read_json(p)) is not None]
 
     # -- the analyze phase ----------------------------------------------------------------------
 
     def analysis_dir(self, track: str) -> Path:
         """Folder of one track's analysis."""
-        return self.root / "analysis" / track
+        return self.root / "analysis" / _part(track)
 
     def analysis_table(self, track: str, name: str) -> Path:
         """Path of one per-track table (one of :data:`ANALYSIS_TABLES`)."""
@@ -250,10 +331,8 @@ class BatchFolder:
     def write_analysis(self, track: str, name: str, df: pd.DataFrame) -> Path:
         """Write one per-track table."""
         path = self.analysis_table(track, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        df.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False)
         return path
 
     def read_all(self, name: str, columns: Sequence[str] = ()) -> pd.DataFrame:
@@ -275,6 +354,19 @@ class BatchFolder:
         """``bracket.json``: cached scores of the SiSEC bracket of one track."""
         return self.analysis_dir(track) / "bracket.json"
 
+    def read_bracket(self, track: str) -> dict[str, Any]:
+        """The cached bracket scores of a track (``{}`` when missing or damaged)."""
+        data = _read_json(self.bracket_path(track))
+        return data if isinstance(data, dict) and "rows" in data else {}
+
+    def write_bracket(self, track: str, data: dict[str, Any]) -> None:
+        """Write ``bracket.json`` atomically."""
+        _write_json(self.bracket_path(track), data)
+
+    def write_fingerprint(self, track: str, digest: str) -> None:
+        """Write ``inputs.sha256`` atomically."""
+        _write_text(self.fingerprint_path(track), digest)
+
     def fingerprint_path(self, track: str) -> Path:
         """``inputs.sha256``: digest of everything the track's last analysis read."""
         return self.analysis_dir(track) / "inputs.sha256"
@@ -294,9 +386,11 @@ class BatchFolder:
         """Write one batch table as ``tables/<name>.csv`` (and ``.parquet``)."""
         self.tables_dir.mkdir(parents=True, exist_ok=True)
         path = self.tables_dir / f"{name}.csv"
-        df.to_csv(path, index=False)
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False)
         if parquet:
-            df.to_parquet(self.tables_dir / f"{name}.parquet", index=False)
+            with atomic_path(self.tables_dir / f"{name}.parquet") as tmp:
+                df.to_parquet(tmp, index=False)
         return path
 
     @property

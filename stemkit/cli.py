@@ -132,7 +132,15 @@ def batch(
     stems: str = typer.Option(None, help="Comma-separated stems, e.g. vocals,drums,bass,other."),
     fmt: str = typer.Option("wav", "--format", help="Stem format: wav, flac, mp3, m4a."),
     workers: int = typer.Option(None, help="Analysis notebooks at once (default: CPUs)."),
-    force: bool = typer.Option(False, help="Submit again even jobs the ledger says are done."),
+    force: list[str] = typer.Option(
+        None,
+        "--force",
+        help="Submit again (and pay again) TRACK or TRACK/PROVIDER even if the ledger says "
+        "it is done; repeat for several; 'all' for every job.",
+    ),
+    retry: str = typer.Option(
+        "", help="Ledger states to submit again, e.g. ambiguous,abandoned (failed always is)."
+    ),
     executor: str = typer.Option("local", help="Where analysis runs: local or dask."),
     scheduler: str = typer.Option(None, help="Dask scheduler address (default: a LocalCluster)."),
     transcribe: bool = typer.Option(
@@ -149,8 +157,14 @@ def batch(
     sandbox_config: Path = typer.Option(
         None, help="Vendor personas of the in-process sandbox (TOML; see `stemkit serve`)."
     ),
+    wait: float = typer.Option(
+        0, help="Seconds to wait when another process runs a batch in OUT (-1: for ever)."
+    ),
 ) -> None:
-    """Separate, analyse and compare every track; write OUT/report.html."""
+    """Separate, analyse and compare every track; write OUT/report.html.
+
+    One process at a time writes OUT: a second `stemkit batch` on the same folder waits
+    --wait seconds, then exits with a message naming the process that holds it."""
     from stemkit.batch import run_batch
     from stemkit.sandbox import SandboxServer
 
@@ -178,11 +192,13 @@ def batch(
                 stems=stem_list,
                 fmt=fmt,
                 workers=workers,
-                force=force,
+                force=list(force or []),
+                retry=[r.strip() for r in retry.split(",") if r.strip()],
                 transcribe=transcribe,
                 executor=executor,
                 scheduler=scheduler,
                 sandbox=_personas(server, profile),
+                wait=wait,
             )
     except StemkitError as exc:
         _fail(f"error: {exc}")
@@ -267,13 +283,15 @@ def demo(
         stems=None,
         fmt="wav",
         workers=None,
-        force=False,
+        force=[],
+        retry="",
         transcribe=True,
         executor="local",
         scheduler=None,
         sandbox=True,
         publish=None,
         sandbox_config=sandbox_config or DEMO_CONFIG,
+        wait=0,
     )
 
 
@@ -322,8 +340,56 @@ def report(batch_dir: Path = typer.Argument(..., help="A batch folder.")) -> Non
 
 
 @app.command()
-def jobs(batch_dir: Path = typer.Argument(..., help="A batch folder.")) -> None:
-    """List the jobs of a batch from its ledger: state, job id, attempts, error."""
+def jobs(
+    args: list[str] = typer.Argument(
+        ..., help="OUT (list the jobs), or: resolve OUT TRACK PROVIDER", metavar="[resolve] OUT"
+    ),
+    resubmit: bool = typer.Option(
+        False, help="With resolve: submit the job again on the next run (pays again)."
+    ),
+    abandon: bool = typer.Option(
+        False, help="With resolve: never submit the job again; report it failed."
+    ),
+) -> None:
+    """List the jobs of a batch from its ledger (state, job id, attempts, error), or decide
+    about one unfinished (e.g. ambiguous) job after checking with the vendor:
+
+        stemkit jobs OUT
+        stemkit jobs resolve OUT TRACK PROVIDER --resubmit | --abandon
+    """
+    if args[0] != "resolve":
+        if len(args) != 1 or resubmit or abandon:
+            _fail("usage: stemkit jobs OUT, or stemkit jobs resolve OUT TRACK PROVIDER --...")
+        _list_jobs(Path(args[0]))
+        return
+    if len(args) != 4:
+        _fail("usage: stemkit jobs resolve OUT TRACK PROVIDER --resubmit | --abandon")
+    _resolve(Path(args[1]), args[2], args[3], resubmit=resubmit, abandon=abandon)
+
+
+def _resolve(batch_dir: Path, track: str, provider: str, *, resubmit: bool, abandon: bool):
+    from stemkit.batchdir import BatchFolder
+    from stemkit.separate.ledger import Ledger
+
+    if resubmit == abandon:
+        _fail("say what to do: --resubmit or --abandon (one of them)")
+    folder = BatchFolder(batch_dir)
+    if not folder.ledger_path.is_file():
+        _fail(f"{batch_dir} has no ledger.sqlite (no batch has run there)")
+    try:
+        with folder.lock("separate"):
+            ledger = Ledger(folder.root)
+            changed = ledger.resolve(track, provider, "resubmit" if resubmit else "abandon")
+            ledger.close()
+    except StemkitError as exc:
+        _fail(f"error: {exc}")
+    if not changed:
+        _fail(f"no unfinished job of track {track!r} on {provider!r} in {batch_dir}")
+    action = "will be submitted again on the next run" if resubmit else "is abandoned"
+    typer.echo(f"{track} / {provider}: {action}")
+
+
+def _list_jobs(batch_dir: Path) -> None:
     from stemkit.batchdir import BatchFolder
     from stemkit.separate.ledger import Ledger
 

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from stemkit.errors import ConfigError
 from stemkit.http import register_secret
@@ -80,19 +80,20 @@ class Profile(BaseModel):
     token: SecretStr | None = None
     key: SecretStr | None = None
     secret: SecretStr | None = None
+    # every number is bounded: 0 jobs in flight would hang a batch, a 0 s poll would spin
     #: Seconds for connect and read of a single HTTP call.
-    timeout: float = 30.0
+    timeout: float = Field(30.0, gt=0)
     #: Seconds to wait for one job before giving up (the job id is kept for a rerun).
-    job_timeout: float = 3600.0
+    job_timeout: float = Field(3600.0, gt=0)
     #: Seconds between two polls of a running job (grows with backoff up to ``poll_max``).
-    poll_interval: float = 0.5
-    poll_max: float = 10.0
+    poll_interval: float = Field(0.5, gt=0)
+    poll_max: float = Field(10.0, gt=0)
     #: Jobs of this provider in flight at once in a batch.
-    max_in_flight: int = 4
+    max_in_flight: int = Field(4, ge=1, le=256)
     #: Retries of an idempotent call (reads, uploads, downloads) on transient failures.
-    retries: int = 4
+    retries: int = Field(4, ge=0, le=100)
     #: Refuse downloads larger than this (a hostile or broken server).
-    max_download_bytes: int = 4 * 1024**3
+    max_download_bytes: int = Field(4 * 1024**3, gt=0)
 
     def secret_values(self) -> list[str]:
         """The plain values of every secret field that is set (for redaction)."""
@@ -215,6 +216,8 @@ def load_profile(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
         )
         raise ConfigError(f"invalid profile {name!r}: {problems}", provider=provider) from None
+    public = set(SANDBOX_CREDENTIALS[provider].values()) if name == DEFAULT_PROFILE else set()
     for value in result.secret_values():
-        register_secret(value)
+        if value not in public:  # the sandbox's documented demo/demo is no secret
+            register_secret(value)
     return result

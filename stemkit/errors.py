@@ -47,7 +47,7 @@ class StemkitError(Exception):
         self.provider = provider
         self.track = track
         self.step = step
-        self.hint = hint
+        self.hint = redact(hint) if hint else hint
         super().__init__(self.message)
 
     @property
@@ -56,8 +56,10 @@ class StemkitError(Exception):
 
     @property
     def message(self) -> str:
+        from stemkit.http import redact
+
         text = f"{self.where}: {self.detail}" if self.where else self.detail
-        return f"{text} ({self.hint})" if self.hint else text
+        return redact(f"{text} ({self.hint})" if self.hint else text)
 
     def __str__(self) -> str:
         return self.message
@@ -78,8 +80,10 @@ class StemkitError(Exception):
         return self
 
     def to_dict(self) -> dict[str, str | None]:
-        """The error as a row for status files and failure tables."""
-        return {
+        """The error as a row for status files and failure tables (every field redacted)."""
+        from stemkit.http import redact
+
+        row = {
             "error_kind": self.kind,
             "error": self.message,
             "detail": self.detail,
@@ -88,6 +92,7 @@ class StemkitError(Exception):
             "step": self.step,
             "hint": self.hint,
         }
+        return {k: redact(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 class ConfigError(StemkitError):
@@ -147,10 +152,28 @@ class AmbiguousSubmission(ProviderError):
     """A job-creating call failed in a way that leaves open whether the service accepted it.
 
     stemkit never submits such a job again by itself (it could be paid twice): the ledger
-    marks it ``ambiguous`` and a person decides (``--force`` submits again).
+    marks it ``ambiguous`` and a person decides (``stemkit jobs resolve``, ``--retry
+    ambiguous`` or ``--force TRACK`` submit again).
     """
 
     kind = "ambiguous"
+
+
+class JobLost(StemkitError):
+    """The service no longer knows a job it accepted (404 for its id): it was lost, e.g. by a
+    sandbox restarted without durable state. Not submitted again by itself."""
+
+    kind = "lost"
+
+    def __init__(self, detail: str, *, job_id: str | None = None, **kw) -> None:
+        self.job_id = job_id
+        super().__init__(detail, **kw)
+
+
+class Abandoned(StemkitError):
+    """A person gave this job up (``stemkit jobs resolve ... --abandon``): never submitted."""
+
+    kind = "abandoned"
 
 
 class JobFailed(StemkitError):
@@ -159,12 +182,21 @@ class JobFailed(StemkitError):
     kind = "job_failed"
 
     def __init__(
-        self, detail: str, *, job_id: str | None = None, events=(), clock_bounds=(), **kw
+        self,
+        detail: str,
+        *,
+        job_id: str | None = None,
+        events=(),
+        clock_bounds=(),
+        salvage=None,
+        **kw,
     ) -> None:
         self.job_id = job_id
         self.events = list(events)
         #: our instants around the vendor's events (see :func:`stemkit.timing.event_bounds`)
         self.clock_bounds = list(clock_bounds)
+        #: the part of the job that did not fail (a provider's partial job), kept for a rerun
+        self.salvage = salvage
         super().__init__(detail, **kw)
 
 
@@ -183,6 +215,12 @@ class AudioError(StemkitError):
     """A file is not readable audio (empty, truncated, not audio, unsupported)."""
 
     kind = "audio"
+
+
+class BatchBusy(StemkitError):
+    """Another process is writing to the same batch folder (one writer per batch)."""
+
+    kind = "busy"
 
 
 class IntegrityError(StemkitError):

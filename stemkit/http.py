@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -32,24 +33,47 @@ from urllib3.util.retry import Retry
 
 log = logging.getLogger("stemkit.http")
 
-#: Values shorter than this are not redacted as free text (``demo`` would blank out paths);
-#: they are still never written anywhere by stemkit.
+#: Secrets at least this long are removed wherever they appear in a text; shorter ones (a
+#: 4-character password) only where they stand alone as a word, so a ``demo`` password does
+#: not blank out ``data/demos`` (but does blank out ``data/demo``: safety first).
 MIN_SECRET_LEN = 6
 
 _secrets: set[str] = set()
+_short: set[str] = set()
+_short_re: re.Pattern | None = None
 _lock = threading.Lock()
 _PATTERNS = [
     (re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1***"),
-    (re.compile(r"((?:sig|signature|X-Goog-Signature|token)=)[^&\s\"']+", re.I), r"\1***"),
-    (re.compile(r"(\"(?:password|secret|key|token)\"\s*:\s*\")[^\"]*(\")", re.I), r"\1***\2"),
+    (
+        re.compile(
+            r"((?:sig|signature|X-Goog-Signature|X-Amz-Signature|token|access_token|api_key"
+            r"|apikey|secret|password)=)[^&\s\"'#]+",
+            re.I,
+        ),
+        r"\1***",
+    ),
+    (
+        re.compile(
+            r"([\"'](?:password|secret|key|token|api_key)[\"']\s*:\s*[\"'])[^\"']*([\"'])", re.I
+        ),
+        r"\1***\2",
+    ),
 ]
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret so :func:`redact` removes it from any text."""
-    if value and len(value) >= MIN_SECRET_LEN:
-        with _lock:
+    """Remember a secret so :func:`redact` removes it from any text (a short one where it
+    stands alone as a word, see :data:`MIN_SECRET_LEN`)."""
+    global _short_re
+    if not value:
+        return
+    with _lock:
+        if len(value) >= MIN_SECRET_LEN:
             _secrets.add(value)
+        elif value not in _short:
+            _short.add(value)
+            words = "|".join(re.escape(v) for v in sorted(_short, key=len, reverse=True))
+            _short_re = re.compile(rf"(?<![A-Za-z0-9])(?:{words})(?![A-Za-z0-9])")
 
 
 def redact(text: str) -> str:
@@ -59,30 +83,73 @@ def redact(text: str) -> str:
     --------
     >>> redact("GET /file?expires=1&sig=abcdef123")
     'GET /file?expires=1&sig=***'
+    >>> register_secret("pw12")
+    >>> redact("password pw12 refused; file pw123.wav")
+    'password *** refused; file pw123.wav'
     """
     if not text:
         return text
+    if not isinstance(text, str):
+        text = str(text)
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
+        short = _short_re
     for secret in secrets:
         text = text.replace(secret, "***")
+    if short is not None:
+        text = short.sub("***", text)
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
     return text
 
 
+def _redact_record(record: logging.LogRecord) -> None:
+    """Redact one log record in place: its message (arguments merged in), its traceback
+    (``exc_text``, which every :class:`logging.Formatter` prints instead of formatting
+    ``exc_info`` again) and its stack."""
+    try:
+        if record.name == "stemkit" or record.name.startswith("stemkit."):
+            record.msg = redact(record.getMessage())
+            record.args = None
+        else:  # other libraries' formatters may read ``args`` (uvicorn's access log does)
+            record.msg = redact(record.msg) if isinstance(record.msg, str) else record.msg
+            if isinstance(record.args, tuple):
+                record.args = tuple(_redact_arg(a) for a in record.args)
+            elif isinstance(record.args, dict):
+                record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+    except Exception:  # noqa: BLE001 - a malformed record: leave it to logging's own report
+        return
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+_FORMATTER = logging.Formatter()
+
+
+def _redact_arg(value):
+    """A log argument without secrets; numbers stay numbers (``%d`` still formats them)."""
+    if value is None or isinstance(value, int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    clean = redact(text)
+    return value if clean == text else clean
+
+
 def _install_log_redaction() -> None:
-    """Redact every record of the ``stemkit`` loggers (and their children) at creation, so no
-    handler anywhere (console, file, notebook) can see a secret."""
+    """Redact every log record of every logger (stemkit's, urllib3's retry warnings with full
+    URLs, uvicorn's, a notebook's) at creation, so no handler anywhere (console, file,
+    notebook stderr) can see a secret."""
     previous = logging.getLogRecordFactory()
     if getattr(previous, "stemkit_redacting", False):
         return
 
     def factory(*args, **kwargs) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        if record.name == "stemkit" or record.name.startswith("stemkit."):
-            record.msg = redact(record.getMessage())
-            record.args = None
+        _redact_record(record)
         return record
 
     factory.stemkit_redacting = True
@@ -92,8 +159,20 @@ def _install_log_redaction() -> None:
 _install_log_redaction()
 
 
+class CrossHostRedirect(requests.exceptions.InvalidURL):
+    """A redirect would have carried a request body (which may hold credentials: Sourceress'
+    password, Loom's key and secret) to another host; refused."""
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
 class TimeoutSession(requests.Session):
-    """A :class:`requests.Session` that applies a default timeout to every request."""
+    """A :class:`requests.Session` that applies a default timeout to every request and never
+    sends a request body to another host on a redirect (307/308 keep the body; requests only
+    strips the ``Authorization`` header)."""
 
     def __init__(self, timeout: float | tuple[float, float]) -> None:
         super().__init__()
@@ -102,6 +181,18 @@ class TimeoutSession(requests.Session):
     def request(self, method, url, **kwargs):  # noqa: D102 - same as requests
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, **kwargs)
+
+    def rebuild_auth(self, prepared_request, response):  # noqa: D102 - requests' hook
+        old, new = response.request.url, prepared_request.url
+        if prepared_request.body is not None and self.should_strip_auth(old, new):
+            raise CrossHostRedirect(
+                f"refused a redirect (HTTP {response.status_code}) from {_origin(old)} to "
+                f"{_origin(new)}: it would send the request body, which may hold credentials, "
+                "to another host",
+                request=prepared_request,
+                response=response,
+            )
+        super().rebuild_auth(prepared_request, response)
 
 
 def make_session(

@@ -26,7 +26,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from stemkit.analyze import bracket as B
 from stemkit.analyze import metrics as M
 from stemkit.analyze import qa
 from stemkit.analyze.intelligibility import intelligibility_table
+from stemkit.atomic import atomic_path
 from stemkit.audio import SEEKABLE, align, load_audio, resample, write_float
 from stemkit.batchdir import BatchFolder
 from stemkit.errors import StemkitError
@@ -362,8 +362,7 @@ def score_track(a: TrackAnalysis, *, bracket: bool = True) -> pd.DataFrame:
         mixture_path = _readable(Path(a.info["mixture"]), sr, work, "mixture.wav", length)
         stem_sets = [list(files) for files in a.files.values()]
         stamp = B.stamp(Path(a.info["mixture"]), ref_parts, stem_sets)
-        cache = a.batch.bracket_path(a.track)
-        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+        cached = a.batch.read_bracket(a.track)
         sets = dict(a.files)
         fresh = bracket and cached.get("stamp") != stamp
         if fresh:  # the SiSEC bracket: mixture (floor), DSP baseline, oracle (ceiling)
@@ -372,7 +371,7 @@ def score_track(a: TrackAnalysis, *, bracket: bool = True) -> pd.DataFrame:
         rows += [r for r in scored if r["provider"] not in BRACKET]
         if fresh:
             bracket_rows = [r for r in scored if r["provider"] in BRACKET]
-            cache.write_text(json.dumps({"stamp": stamp, "rows": bracket_rows}))
+            a.batch.write_bracket(a.track, {"stamp": stamp, "rows": bracket_rows})
         # the bracket depends on none of the providers' stems: a rerun reuses its scores
         rows += bracket_rows if fresh else cached["rows"] if bracket else []
         a.bracket = "computed" if fresh else "cached" if bracket else "off"
@@ -469,7 +468,8 @@ def draw_figures(
     if save:
         for name, fig in figs.items():
             path = a.batch.figure(a.track, name)
-            fig.savefig(path, dpi=80)
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, dpi=80, format=path.suffix.lstrip("."))
             a.figures[name] = path
     return figs
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from stemkit.analyze.intelligibility import COLUMNS as INTEL_COLUMNS
 from stemkit.analyze.track import METRIC_COLUMNS, VERDICT_COLUMNS
+from stemkit.atomic import write_text
 from stemkit.batchdir import BatchFolder
 from stemkit.compare.stats import paired_comparisons, sentences
 from stemkit.timing import COLUMNS as TIMELINE_COLUMNS
@@ -322,7 +323,7 @@ def render_html(notebook: str | Path, html: str | Path) -> Path:
     )
     body, _ = exporter.from_notebook_node(nb)
     html = Path(html)
-    html.write_text(body, encoding="utf-8")
+    write_text(html, body)
     return html
 
 

@@ -283,7 +283,12 @@ class AudioShakeProvider(Provider):
         callback_url: str | None = None,
         **metadata,
     ) -> Job:
-        """Upload once, then create one job per stem; every body is validated first."""
+        """Upload once, then create one job per stem; every body is validated first.
+
+        Each stem's job id is handed to ``hooks.on_partial`` (the ledger) as it is created;
+        ``hooks.resume_from`` (such a partial job of an earlier run) skips the upload and the
+        stems it already has, so a failure at stem 2 never makes a rerun pay for stem 1.
+        """
         names = [canonical(s) for s in stems]
         bodies = {
             s: self.job_request(
@@ -292,24 +297,35 @@ class AudioShakeProvider(Provider):
             for s in names
         }  # validate everything before paying for anything
         obs: list[Observation] = []
-        with self.step("upload", track=track):
-            t0 = utcnow()
-            asset = self.upload_file(Path(audio_path))
-            obs.append(Observation("upload", t0, utcnow()))
-        jobs: dict[str, str] = {}
+        # a previous run that created some stems' jobs and then failed: keep what it paid for
+        earlier = getattr(self.hooks, "resume_from", None)
+        earlier = earlier.meta if earlier is not None and earlier.meta.get("partial") else {}
+        jobs: dict[str, str] = {s: j for s, j in earlier.get("jobs", {}).items() if s in names}
+        asset_id = earlier.get("asset_id")
+        if asset_id is None:
+            with self.step("upload", track=track):
+                t0 = utcnow()
+                asset_id = self.upload_file(Path(audio_path)).id
+                obs.append(Observation("upload", t0, utcnow()))
+
+        def job(partial: bool) -> Job:
+            meta = {"asset_id": asset_id, "jobs": dict(jobs), "format": fmt, "observations": obs}
+            if partial:
+                meta["partial"] = True
+            return Job(self.name, asset_id, track, names, meta=meta)
+
+        progress = getattr(self.hooks, "on_partial", None)
         with self.step("create job", track=track):
             t0 = utcnow()
             for stem, body in bodies.items():
-                info = self.create_job(asset.id, body["metadata"], callback_url)
+                if stem in jobs:
+                    continue  # created by an earlier run
+                info = self.create_job(asset_id, body["metadata"], callback_url)
                 jobs[stem] = info.id
+                if progress is not None and len(jobs) < len(bodies):
+                    progress(job(partial=True))  # recorded before the next one is paid for
             obs.append(Observation("submit", t0, utcnow()))
-        return Job(
-            provider=self.name,
-            job_id=asset.id,
-            track=track,
-            stems=names,
-            meta={"asset_id": asset.id, "jobs": jobs, "format": fmt, "observations": obs},
-        )
+        return job(partial=False)
 
     def status(self, job: Job) -> JobStatus:
         infos = {stem: self.get_job(jid) for stem, jid in job.meta["jobs"].items()}
@@ -345,6 +361,19 @@ class AudioShakeProvider(Provider):
             return JobStatus("done", events, outputs=list(infos), raw=infos, vendor_stages=rows)
         started = any(i.startedAt for i in infos.values())
         return JobStatus("running" if started else "queued", events, raw=infos, vendor_stages=rows)
+
+    def salvage(self, job: Job, status: JobStatus) -> Job | None:
+        """The stems' jobs that did not fail: a rerun creates only the failed ones again."""
+        infos = status.raw or {}
+        good = {
+            s: j
+            for s, j in job.meta.get("jobs", {}).items()
+            if s in infos and (infos[s].status or "").lower() not in TERMINAL_FAILED
+        }
+        if not good:
+            return None
+        meta = {**job.meta, "jobs": good, "partial": True}
+        return Job(self.name, job.job_id, job.track, list(job.stems), meta=meta)
 
     def fetch(
         self, job: Job, status: JobStatus, out_dir: Path, *, fmt: str = "wav"

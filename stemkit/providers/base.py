@@ -37,7 +37,9 @@ import requests
 from stemkit.config import Profile, load_profile
 from stemkit.errors import (
     JobFailed,
+    JobLost,
     JobTimeout,
+    RequestError,
 )
 from stemkit.http import make_session
 from stemkit.providers.records import Job, JobStatus, Observation, SeparationResult, utcnow
@@ -125,10 +127,24 @@ class Provider(Transport, ABC):
         polls: list[tuple] = []  # (sent, received, events) of every status request
 
         def check() -> JobStatus | None:
-            with self.step("poll", track=job.track):
-                sent = utcnow()
-                st = self.status(job)
-                polls.append((sent, utcnow(), st.events))
+            try:
+                with self.step("poll", track=job.track):
+                    sent = utcnow()
+                    st = self.status(job)
+                    polls.append((sent, utcnow(), st.events))
+            except RequestError as exc:
+                if exc.status != 404:
+                    raise
+                raise JobLost(
+                    f"the service no longer knows job {job.job_id} ({exc.detail})",
+                    job_id=job.job_id,
+                    provider=self.name,
+                    track=job.track,
+                    step="poll",
+                    hint="was the service (a sandbox?) restarted without its state? Not "
+                    "submitted again by itself: rerun with --retry lost, or `stemkit jobs "
+                    f"resolve OUT {job.track} {self.name} --resubmit` (pays again)",
+                ) from None
             if st.terminal:
                 st.clock_bounds = event_bounds(polls, created_after=_created_after(job))
             last[:] = [st]
@@ -143,6 +159,7 @@ class Provider(Transport, ABC):
                     step="wait",
                     events=st.events,
                     clock_bounds=st.clock_bounds,
+                    salvage=self.salvage(job, st),
                 )
             return st if st.state == "done" else None
 
@@ -157,6 +174,11 @@ class Provider(Transport, ABC):
                 track=job.track,
                 step="wait",
             ) from None
+
+    def salvage(self, job: Job, status: JobStatus) -> Job | None:
+        """The part of a failed job worth keeping for a rerun (a job made of several paid
+        calls, some of which succeeded), as a partial job (``meta["partial"]``); None here."""
+        return None
 
     def poll_until(self, check: Callable[[], Any], *, timeout: float) -> Any:
         """Call ``check`` until it returns something other than None; back off in between.

@@ -8,6 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from stemkit.atomic import atomic_write
 from stemkit.errors import (
     IntegrityError,
 )
@@ -48,9 +49,21 @@ def safe_join(root: str | os.PathLike, name: str) -> Path:
     return target
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
+#: most entries and uncompressed bytes a zip from a service may hold (a zip bomb is refused)
+MAX_ZIP_ENTRIES = 1000
+MAX_ZIP_BYTES = 8 << 30
+
+
+def safe_extract(
+    archive: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    max_entries: int = MAX_ZIP_ENTRIES,
+    max_bytes: int = MAX_ZIP_BYTES,
+) -> list[Path]:
     """Extract a zip from a server into ``dest``, refusing entries that would leave it
-    (``..``, absolute paths, drive letters) and symbolic links.
+    (``..``, absolute paths, drive letters), symbolic links, more than ``max_entries``
+    entries and more than ``max_bytes`` uncompressed (declared, and counted as written).
 
     Examples
     --------
@@ -68,8 +81,16 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
 
     dest = Path(dest)
     out = []
+    written = 0
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
+        if len(infos) > max_entries:
+            raise IntegrityError(f"refusing zip: {len(infos)} entries, over {max_entries}")
+        declared = sum(i.file_size for i in infos)
+        if declared > max_bytes:
+            raise IntegrityError(
+                f"refusing zip: {declared} bytes uncompressed, over the limit of {max_bytes}"
+            )
         for info in infos:  # check everything before writing anything
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise IntegrityError(f"refusing zip entry {info.filename!r}: it is a symlink")
@@ -80,9 +101,13 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
             if info.is_dir():
                 continue
             target = safe_join(dest, info.filename)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as dst:
+            with zf.open(info) as src, atomic_write(target, "wb") as dst:
                 while block := src.read(1 << 20):
+                    written += len(block)
+                    if written > max_bytes:
+                        raise IntegrityError(
+                            f"refusing zip: more than {max_bytes} bytes uncompressed"
+                        )
                     dst.write(block)
             out.append(target)
     return out

@@ -116,6 +116,13 @@ class TranscriptResult:
     clock_bounds: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _observation(o: Observation | dict[str, Any]) -> Observation:
+    """An observation of this run, or one read back from the ledger (a resumed job)."""
+    if isinstance(o, Observation):
+        return o
+    return Observation(o["step"], parse_time(o["start"]), parse_time(o["end"]))
+
+
 def job_state(details: dict[str, Any] | Details) -> str:
     """``done``, ``failed`` or ``running`` from a details/poll body, by the rules above.
 
@@ -150,7 +157,8 @@ class LoomProvider(Provider):
         return {"key": p.key.get_secret_value(), "secret": p.secret.get_secret_value()}
 
     def _post(self, path: str, what: str, **kw) -> dict[str, Any]:
-        resp = self.session.post(f"{self.profile.base_url}{path}", **kw)
+        with self.step(what):  # network failures become stemkit errors (redacted)
+            resp = self.session.post(f"{self.profile.base_url}{path}", **kw)
         self.check_response(resp, what)
         body = self.json(resp, what)
         if not isinstance(body, dict):
@@ -276,7 +284,8 @@ class LoomProvider(Provider):
                 continue
             kind = "words" if t.filename.endswith(".json") else "transcript"
             suffix = Path(t.filename).suffix or ".txt"
-            out[kind] = self.download(t.download_url, safe_join(out_dir, f"{kind}{suffix}"))
+            with self.step(f"download {kind}"):
+                out[kind] = self.download(t.download_url, safe_join(out_dir, f"{kind}{suffix}"))
         if "transcript" not in out:
             raise RequestError("the job finished but lists no text transcript")
         return out
@@ -300,12 +309,23 @@ class LoomProvider(Provider):
         audio_path = Path(audio_path)
         track = track or audio_path.stem
         job = self.submit(audio_path, track=track)
+        return self.finish(job, out_dir, timeout=timeout)
+
+    def finish(
+        self, job: Job, out_dir: str | Path, *, timeout: float | None = None
+    ) -> TranscriptResult:
+        """Wait for a submitted job (this run's or a resumed one) and download its transcript.
+
+        Examples
+        --------
+        >>> r = loom.finish(Job.from_dict(ledger_row["job"]), "out/")   # doctest: +SKIP
+        """
         t1 = utcnow()
         final = self.wait(job, timeout=timeout)
         t2 = utcnow()
         files = self.fetch(job, final, Path(out_dir))
         obs = [
-            *job.meta.get("observations", []),
+            *(_observation(o) for o in job.meta.get("observations", [])),
             Observation("wait", t1, t2),
             Observation("download", t2, utcnow()),
         ]

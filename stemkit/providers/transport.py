@@ -13,7 +13,6 @@ import base64
 import functools
 import hashlib
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ import requests
 import tenacity
 from pydantic import ValidationError
 
+from stemkit.atomic import commit, temp_name
 from stemkit.config import Profile
 from stemkit.errors import (
     AmbiguousSubmission,
@@ -35,7 +35,7 @@ from stemkit.errors import (
     RequestError,
     StemkitError,
 )
-from stemkit.http import redact
+from stemkit.http import CrossHostRedirect, redact
 
 log = logging.getLogger("stemkit.providers")
 
@@ -46,6 +46,13 @@ def _retry_after(resp: requests.Response) -> float | None:
     except ValueError:
         return None
 
+
+#: what to do about an ambiguous submission (the vendors offer no lookup by content)
+AMBIGUOUS_HINT = (
+    "not submitted again automatically; check with the vendor, then run `stemkit jobs "
+    "resolve OUT TRACK PROVIDER --resubmit` (or --abandon), or rerun the batch with "
+    "--retry ambiguous or --force TRACK"
+)
 
 TRANSIENT = (
     ProviderError,
@@ -139,6 +146,8 @@ class Transport:
             try:
                 return fn(*args, **kwargs)
             except ProviderError as exc:
+                if exc.step == "auth":  # logging in (a token refresh) failed: not sent
+                    raise
                 if exc.not_processed and attempt <= self.profile.retries:
                     time.sleep(self._wait_seconds(attempt, exc))
                     continue
@@ -147,8 +156,7 @@ class Transport:
                 raise AmbiguousSubmission(
                     f"{exc.detail}: the service may have accepted the job",
                     status=exc.status,
-                    hint="not submitted again automatically; check with the vendor, then "
-                    "rerun with --force to submit again",
+                    hint=AMBIGUOUS_HINT,
                 ) from None
             except (
                 requests.ConnectionError,
@@ -158,8 +166,7 @@ class Transport:
                 raise AmbiguousSubmission(
                     f"connection lost while submitting ({type(exc).__name__}): the service "
                     "may have accepted the job",
-                    hint="not submitted again automatically; check with the vendor, then "
-                    "rerun with --force to submit again",
+                    hint=AMBIGUOUS_HINT,
                 ) from None
         raise AssertionError("unreachable")
 
@@ -185,6 +192,14 @@ class Transport:
                 track=track,
                 step=step,
                 hint="the service is slow or down; rerun later to resume",
+            ) from None
+        except CrossHostRedirect as exc:
+            raise RequestError(
+                redact(str(exc)),
+                provider=self.name,
+                track=track,
+                step=step,
+                hint=f"check base_url of profile {self.profile.name!r}: the service moved?",
             ) from None
         except requests.RequestException as exc:
             raise ProviderError(
@@ -256,7 +271,7 @@ class Transport:
 
     def _download_once(self, url: str, dest: Path, expected_size, headers) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.partial")
+        tmp = temp_name(dest)
         cap = self.profile.max_download_bytes
         size = 0
         md5 = hashlib.md5(usedforsecurity=False)
@@ -269,6 +284,10 @@ class Transport:
                     )
                 self.check_response(resp, f"download of {dest.name}")
                 declared = resp.headers.get("Content-Length")
+                if declared is not None and not declared.strip().isdigit():
+                    raise ProviderError(f"download of {dest.name}: bad Content-Length {declared!r}")
+                if resp.headers.get("Content-Encoding", "identity") not in ("identity", ""):
+                    declared = None  # the length of the encoded body, not of the file
                 if declared is not None and int(declared) > cap:
                     raise IntegrityError(
                         f"{dest.name} would be {int(declared)} bytes, over "
@@ -296,5 +315,5 @@ class Transport:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        os.replace(tmp, dest)
+        commit(tmp, dest)
         return dest

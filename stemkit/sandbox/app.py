@@ -79,9 +79,15 @@ def create_app(config: SandboxConfig | str | os.PathLike) -> Starlette:
                 "duplicates": sum(by_api.values()),
                 "duplicates_by_api": by_api,
                 "injected": dict(config.faults.injected),
-                "callbacks": list(sourceress.callbacks.log)
-                + list(audioshake.callbacks.log)
-                + list(tasks.callbacks.log),
+                # any tenant can read this: callback URLs without their query (webhook tokens)
+                "callbacks": [
+                    {**e, "url": str(e.get("url", "")).split("?")[0].split("#")[0]}
+                    for e in [
+                        *sourceress.callbacks.log,
+                        *audioshake.callbacks.log,
+                        *tasks.callbacks.log,
+                    ]
+                ],
             }
         )
 

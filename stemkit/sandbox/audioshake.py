@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -42,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from stemkit.audio import load_audio, write_audio
+from stemkit.audio import write_audio
 from stemkit.errors import AudioError
 from stemkit.sandbox.audioshake_rules import JobRequest, parse_job_request
 from stemkit.sandbox.common import (
@@ -54,8 +55,10 @@ from stemkit.sandbox.common import (
     file_response,
     new_id,
     parse_body,
+    same_secret,
     utc_iso,
 )
+from stemkit.sandbox.uploads import decode, read_form, read_json
 
 log = logging.getLogger("stemkit.sandbox.audioshake")
 #: documented stem name -> the engine's stem name
@@ -150,6 +153,14 @@ class JobRecord:
     outputs: list[tuple[str, Path]] = field(default_factory=list)  # (asset name, file)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class AudioShakeAPI:
     """State and routes of the sandbox's AudioShake API."""
 
@@ -183,7 +194,9 @@ class AudioShakeAPI:
     def _client(self, request: Request) -> str:
         header = request.headers.get("authorization", "")
         token = header.removeprefix("Bearer ").strip()
-        client = self.config.audioshake_tokens.get(token)
+        client = next(
+            (c for t, c in self.config.audioshake_tokens.items() if same_secret(t, token)), None
+        )
         if not header.startswith("Bearer ") or client is None:
             raise HTTPException(401, "invalid or missing bearer token")
         return client
@@ -202,7 +215,7 @@ class AudioShakeAPI:
             "link": self._link(request, a.path),
         }
 
-    def _new_asset(self, owner: str, name: str, source: Path | bytes) -> AssetRecord:
+    def _new_asset(self, owner: str, name: str, source: Path | bytes | BinaryIO) -> AssetRecord:
         asset_id = new_id(10)  # 20 characters: inside the documented 8-30
         safe_name = Path(name).name or "upload"
         folder = self.root / owner / "assets" / asset_id
@@ -210,15 +223,18 @@ class AudioShakeAPI:
         path = folder / safe_name
         if isinstance(source, bytes):
             path.write_bytes(source)
-        else:
-            path.write_bytes(source.read_bytes())
+        elif isinstance(source, Path):
+            shutil.copyfile(source, path)
+        else:  # an uploaded file (spooled to disk), copied in blocks
+            with open(path, "wb") as fh:
+                shutil.copyfileobj(source, fh, 1 << 20)
         asset = AssetRecord(
             asset_id,
             owner,
             safe_name,  # as given: the vendor's link uploads name assets without extension
             path,
             sniff_format(path),  # from the content, not the name
-            hashlib.sha256(path.read_bytes()).hexdigest(),
+            _sha256(path),
         )
         with self._lock:
             self.assets[asset_id] = asset
@@ -227,18 +243,20 @@ class AudioShakeAPI:
 
     # -- routes -------------------------------------------------------------------------------
     async def upload(self, request: Request) -> Response:
-        owner = self._client(request)
+        owner = self._client(request)  # the token first: nothing is read for a stranger
         try:
-            form = await request.form(max_part_size=self.config.max_upload_bytes)
-        except Exception as exc:  # noqa: BLE001 - malformed multipart of any kind
-            return error(400, f"expected multipart/form-data with a 'file' field ({exc})")
+            form = await read_form(request, self.config.max_upload_bytes)
+        except HTTPException as exc:
+            if exc.status_code != 400:
+                raise
+            return error(400, f"expected multipart/form-data with a 'file' field ({exc.detail})")
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             return error(400, "multipart field 'file' is missing")
-        data = await upload.read()
-        if not data:
+        if not upload.size:
             return error(400, "the uploaded file is empty")
-        asset = self._new_asset(owner, upload.filename or "upload", data)
+        asset = self._new_asset(owner, upload.filename or "upload", upload.file)
+        await form.close()
         return JSONResponse(self._asset_json(request, asset))
 
     async def upload_link(self, request: Request) -> Response:
@@ -272,10 +290,7 @@ class AudioShakeAPI:
 
     async def create_job(self, request: Request) -> Response:
         owner = self._client(request)
-        try:
-            data = await request.json()
-        except ValueError:
-            return error(400, "request body is not valid JSON")
+        data = await read_json(request)
         try:
             req = parse_job_request(data)
         except ValueError as exc:
@@ -374,7 +389,7 @@ class AudioShakeAPI:
                 raise ValueError("injected failure of the stem worker")
             if meta.name not in ENGINE_STEMS:
                 raise ValueError(f"stem {meta.name!r} is not available in the sandbox engine")
-            y, sr = load_audio(job.asset.path)
+            y, sr = decode(job.asset.path, self.config)
             if meta.maxTrackLength:
                 y = y[:, : int(meta.maxTrackLength * sr)]
             stem = self.separator.separate(y, sr, [ENGINE_STEMS[meta.name]])[

@@ -17,16 +17,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from stemkit.audio import load_audio
 from stemkit.errors import AudioError
 from stemkit.sandbox.common import (
     SandboxConfig,
@@ -35,8 +36,10 @@ from stemkit.sandbox.common import (
     file_response,
     new_id,
     parse_body,
+    same_secret,
     utc_iso,
 )
+from stemkit.sandbox.uploads import decode, read_form
 
 log = logging.getLogger("stemkit.sandbox.loom")
 MAX_UPLOAD = 250 * 1024 * 1024
@@ -109,7 +112,8 @@ class LoomAPI:
         ]
 
     def _owner(self, key: str | None, secret: str | None) -> str | None:
-        if key and self.config.loom_keys.get(key) == secret:
+        expected = self.config.loom_keys.get(key or "")
+        if key and expected is not None and secret is not None and same_secret(expected, secret):
             return key
         return None
 
@@ -118,24 +122,36 @@ class LoomAPI:
             0
         ]
 
+    def _authorize(self, fields: dict[str, str]) -> bool | None:
+        """Key and secret, checked as soon as the file part begins (None: not sent yet)."""
+        if "key" not in fields or "secret" not in fields:
+            return None
+        return self._owner(fields["key"], fields["secret"]) is not None
+
     async def upload(self, request: Request) -> Response:
         try:
-            form = await request.form(max_part_size=MAX_UPLOAD)
-        except Exception as exc:  # noqa: BLE001 - malformed multipart of any kind
-            return _msg(400, f"ERROR: expected form-data with file, key and secret ({exc})")
+            cap = min(MAX_UPLOAD, self.config.max_upload_bytes)
+            form = await read_form(request, cap, authorize=self._authorize)
+        except HTTPException as exc:
+            if exc.status_code == 400:
+                return _msg(
+                    400, f"ERROR: expected form-data with file, key and secret ({exc.detail})"
+                )
+            return _msg(exc.status_code, f"ERROR: {exc.detail}")
         owner = self._owner(form.get("key"), form.get("secret"))
         if owner is None:
             return _msg(401, "ERROR: invalid key or secret")
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             return _msg(400, "ERROR: form field 'file' is missing")
-        data = await upload.read()
-        if not data:
+        if not upload.size:
             return _msg(400, "ERROR: the uploaded file is empty")
         audio_id = new_id()
         path = self.root / owner / "uploads" / audio_id / (Path(upload.filename or "a").name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        with open(path, "wb") as fh:
+            shutil.copyfileobj(upload.file, fh, 1 << 20)
+        await form.close()
         with self._lock:
             self.uploads[audio_id] = (owner, path)
             self.stats["uploads"] += 1
@@ -312,7 +328,7 @@ class LoomAPI:
                 raise AudioError("injected failure of the transcription worker")
             texts, words, total, blank = [], [], 0.0, True
             for path in job.inputs:
-                y, sr = load_audio(path)
+                y, sr = decode(path, self.config)
                 t = asr.transcribe(self.separator.hear(y, sr), sr)
                 words += [
                     {

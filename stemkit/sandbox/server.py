@@ -19,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
+from stemkit.http import redact
 from stemkit.sandbox.app import create_app
 from stemkit.sandbox.common import SandboxConfig
 
@@ -34,6 +35,20 @@ class _QuietInjectedFaults(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietInjectedFaults())
+
+
+class _NoSignatures(logging.Filter):
+    """The access log keeps method, path and status, never a signed link's signature."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(_NoSignatures())
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from stemkit.audio import load_audio, write_audio
+from stemkit.audio import write_audio
 from stemkit.errors import AudioError
 from stemkit.sandbox.common import (
     Callbacks,
@@ -56,8 +56,10 @@ from stemkit.sandbox.common import (
     new_id,
     parse_body,
     require_param,
+    same_secret,
     vendor_stamp,
 )
+from stemkit.sandbox.uploads import decode
 
 log = logging.getLogger("stemkit.sandbox.sourceress")
 
@@ -232,7 +234,8 @@ class SourceressAPI:
     # -- auth and upload ----------------------------------------------------------------------
     async def auth(self, request: Request) -> Response:
         body = await parse_body(request, AuthBody)
-        if self.config.sourceress_users.get(body.username) != body.password:
+        expected = self.config.sourceress_users.get(body.username)
+        if expected is None or not same_secret(expected, body.password):
             return error(401, "invalid username or password")
         token = self.tokens.issue(body.username, self.config.token_ttl)
         self.stats["auth"] += 1
@@ -298,7 +301,7 @@ class SourceressAPI:
                 raise AudioError("the file holds no audio samples")
         except Exception:  # noqa: BLE001 - anything soundfile cannot read goes through ffmpeg
             try:
-                y, sr = load_audio(upload.path)
+                y, sr = decode(upload.path, self.config)
                 meta = {"duration": y.shape[1] / sr, "numChannels": y.shape[0], "sampleRate": sr}
             except AudioError as exc:
                 upload.metadata = {"message": f"unreadable audio: {exc.detail}", "success": False}
@@ -363,7 +366,7 @@ class SourceressAPI:
         """Formatting, metadata and trial chunking; then queue the separation."""
         try:
             self._event(sep, "Formatting Request File", "Formatting requestData into wav")
-            y, sr = load_audio(sep.upload.path)
+            y, sr = decode(sep.upload.path, self.config)
             self._event(sep, "Request Formatting Done", "")
             self._event(sep, "Requesting Metadata", "Requesting metadata from server")
             meta = {"duration": y.shape[1] / sr, "numChannels": y.shape[0], "sampleRate": sr}

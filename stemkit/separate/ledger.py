@@ -2,8 +2,10 @@
 
 One SQLite file per batch folder (``ledger.sqlite``). Each (track, provider, request) row moves
 through ``submitting → creating → submitted → done`` (or ``failed``, or ``ambiguous`` when a
-submission may have been accepted without an answer); downloaded files are recorded with their
-size and SHA-256, and are trusted on a rerun only if they still match.
+submission may have been accepted without an answer, or ``abandoned`` when a person gave a job
+up: :meth:`Ledger.resolve`, or ``lost`` when the vendor no longer knows a submitted job);
+downloaded files are recorded with their size and SHA-256, and are trusted on a rerun only if
+they still match.
 
 The ledger holds ids, states, paths, checksums and error messages, never a credential (error
 messages are redacted when the error is built).
@@ -44,7 +46,9 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (track, provider, stem)
 );
 """
-STATES = ("submitting", "creating", "submitted", "done", "failed", "ambiguous")
+STATES = ("submitting", "creating", "submitted", "done", "failed", "ambiguous", "abandoned", "lost")
+#: what a person can decide about a job (``stemkit jobs resolve``)
+RESOLUTIONS = {"resubmit": "failed", "abandon": "abandoned"}
 
 
 def _now() -> str:
@@ -123,6 +127,33 @@ class Ledger:
                     _now(),
                 ),
             )
+
+    def resolve(self, track: str, provider: str, action: str) -> int:
+        """A person's decision about the unfinished jobs of one track and provider:
+        ``"resubmit"`` (the next run submits again: it pays again) or ``"abandon"`` (the next
+        runs report the job failed and never submit it). Returns the number of rows changed.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> led = Ledger(tempfile.mkdtemp())
+        >>> led.mark("t1", "sourceress", "k", "ambiguous", error="lost answer")
+        >>> led.resolve("t1", "sourceress", "abandon")
+        1
+        >>> led.get("t1", "sourceress", "k")["state"]
+        'abandoned'
+        """
+        if action not in RESOLUTIONS:
+            raise ValueError(f"action must be one of {sorted(RESOLUTIONS)}")
+        state = RESOLUTIONS[action]
+        note = f"{action} decided by hand (stemkit jobs resolve)"
+        with self._lock, self._db:
+            cur = self._db.execute(
+                "UPDATE jobs SET state=?, error=?, updated_at=? "
+                "WHERE track=? AND provider=? AND state != 'done'",
+                (state, note, _now(), track, provider),
+            )
+        return cur.rowcount
 
     def record_file(self, track: str, provider: str, stem: str, path: Path, sha256: str) -> None:
         with self._lock, self._db:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,18 @@ import pandas as pd
 
 from stemkit.batchdir import BatchFolder
 from stemkit.errors import (
+    Abandoned,
     AmbiguousSubmission,
     AudioError,
     IntegrityError,
     JobFailed,
+    JobLost,
     StemkitError,
 )
 from stemkit.providers import Provider, connect
 from stemkit.providers.files import sha256_file
 from stemkit.providers.records import Job, Observation, SeparationResult, utcnow
+from stemkit.providers.transport import AMBIGUOUS_HINT
 from stemkit.separate.ledger import Ledger
 from stemkit.separate.manifest import Track, load_manifest
 from stemkit.timing import parse_time
@@ -69,10 +72,12 @@ def run_job(
     fmt: str = "wav",
     options: dict[str, Any] | None = None,
     force: bool = False,
+    retry: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Run (or resume) one track on one provider; never raises a :class:`StemkitError`.
+    """Run (or resume) one track on one provider; never raises.
 
-    The ledger decides what happens (``force`` ignores it and submits again):
+    The ledger decides what happens (``force`` ignores it and submits again; a state named
+    in ``retry``, e.g. ``"ambiguous"``, is submitted again):
 
     ==============  =============================================================
     ledger state    this run
@@ -83,6 +88,8 @@ def run_job(
     submitted       resume the job: wait and download; nothing is submitted
     done            skip if every stem is on disk with its checksum, else download again
     ambiguous       a submission may have been accepted: report it, do not submit
+    abandoned       a person gave it up (``stemkit jobs resolve``): do not submit
+    lost            the vendor answered 404 for the job: report it, do not submit
     ==============  =============================================================
 
     A provider that can find a lost create again (``provider.reconciles``, e.g. AudioShake's
@@ -108,12 +115,16 @@ def run_job(
     }
     key = None
     submitted = False
+    creating: list[bool] = []  # set once the paid call may have been sent
     try:
         with provider.step("check", track=track.name):
             info = check_audio(track.mixture)
             record["audio_seconds"] = info.duration
             key = ledger.request_key(sha256_file(track.mixture), stems, {**options, "fmt": fmt})
         row = None if force else ledger.get(track.name, provider.name, key)
+        state = row["state"] if row else None
+        if state in retry or (state == "creating" and "ambiguous" in retry):
+            row = None  # a person asked for jobs in this state to be submitted again
         previous = batch.read_record(track.name, provider.name)
         if row and row["state"] == "done" and previous and previous.get("state") == "done":
             files = _verified(ledger, track.name, provider.name, list(previous["stems"]))
@@ -142,8 +153,22 @@ def run_job(
         if row and row["state"] == "ambiguous":
             raise AmbiguousSubmission(
                 f"an earlier submission may have been accepted ({row['error']})",
-                hint="not submitted again automatically; check with the vendor, then rerun "
-                "with --force to submit again",
+                hint=AMBIGUOUS_HINT,
+                step="submit",
+            )
+        if row and row["state"] == "lost":
+            raise JobLost(
+                f"lost at the vendor ({row['error']})",
+                job_id=row["job_id"],
+                hint="not submitted again by itself: rerun with --retry lost, or `stemkit jobs "
+                f"resolve OUT {track.name} {provider.name} --resubmit` (pays again)",
+                step="poll",
+            )
+        if row and row["state"] == "abandoned":
+            raise Abandoned(
+                f"abandoned by hand ({row['error']})",
+                hint=f"`stemkit jobs resolve OUT {track.name} {provider.name} --resubmit` "
+                "or --retry abandoned submits it again",
                 step="submit",
             )
         if row and row["state"] in ("submitted", "done") and row["job"]:
@@ -152,12 +177,19 @@ def run_job(
             record["resumed"] = f"job {job.job_id} resumed, not submitted again"
         else:
             ledger.mark(track.name, provider.name, key, "submitting")
-            provider.hooks.before_create = lambda pending=None: ledger.mark(
-                track.name,
-                provider.name,
-                key,
-                "creating",
-                job={"pending_create": pending} if pending else None,
+
+            def before_create(pending=None) -> None:
+                creating.append(True)
+                job = {"pending_create": pending} if pending else None
+                ledger.mark(track.name, provider.name, key, "creating", job=job)
+
+            def on_partial(partial: Job) -> None:  # a multi-call submission, part way
+                ledger.mark(track.name, provider.name, key, "submitting", job=partial.to_dict())
+
+            provider.hooks.before_create = before_create
+            provider.hooks.on_partial = on_partial
+            provider.hooks.resume_from = (
+                None if force else _partial(ledger.get(track.name, provider.name, key))
             )
             t0 = utcnow()
             try:
@@ -166,6 +198,8 @@ def run_job(
                 )
             finally:
                 provider.hooks.before_create = None
+                provider.hooks.on_partial = None
+                provider.hooks.resume_from = None
             job.meta.setdefault("observations", [Observation("submit", t0, utcnow())])
             observations = list(job.meta["observations"])
             ledger.mark(track.name, provider.name, key, "submitted", job=job.to_dict())
@@ -207,11 +241,29 @@ def run_job(
         exc.at(provider=provider.name, track=track.name)
         record.update(exc.to_dict(), state="failed")
         if key is not None:
+            salvage = getattr(exc, "salvage", None)  # a failed job's parts that succeeded
             ledger.mark(
-                track.name, provider.name, key, _state_after(exc, submitted), error=exc.message
+                track.name,
+                provider.name,
+                key,
+                state_after(exc, submitted),
+                error=exc.message,
+                job=salvage.to_dict() if salvage is not None else None,
             )
         log.warning("%s", exc.message)
-    batch.write_record(track.name, provider.name, record)
+    except Exception as exc:  # noqa: BLE001 - one job's failure never stops the batch
+        err = unexpected(exc, provider=provider.name, track=track.name)
+        record.update(err.to_dict(), state="failed")
+        if key is not None:
+            state = "submitted" if submitted else "ambiguous" if creating else "failed"
+            ledger.mark(track.name, provider.name, key, state, error=err.message)
+        log.warning("%s", err.message)
+        log.debug("traceback of %s", err.message, exc_info=True)
+    try:
+        batch.write_record(track.name, provider.name, record)
+    except OSError as exc:  # the disk is full or the folder unwritable: the row still says so
+        record["error"] = f"{record.get('error') or 'done'}; record.json not written: {exc}"
+        log.warning("%s / %s: record.json not written: %s", provider.name, track.name, exc)
     return record
 
 
@@ -235,6 +287,22 @@ def _reconcile(provider: Provider, track: str, row: dict[str, Any]) -> Job | Non
         ) from None
 
 
+def unexpected(exc: BaseException, **where: str | None) -> StemkitError:
+    """A :class:`StemkitError` for an exception that is not one (an OS error, a bug, a
+    vendor answer no parser foresaw), so it becomes one job's failed row.
+
+    Examples
+    --------
+    >>> unexpected(OSError(28, "No space left on device"), provider="local", track="t").detail
+    'OSError: [Errno 28] No space left on device'
+    """
+    return StemkitError(
+        f"{type(exc).__name__}: {exc}",
+        hint="not a vendor error: check disk space and permissions; rerun to resume",
+        **where,
+    )
+
+
 def _check_stem(path: Path, provider: str, track: str) -> None:
     """A downloaded stem must decode as audio (a broken or hostile server may send anything)."""
     from stemkit.audio import check_audio
@@ -251,10 +319,64 @@ def _check_stem(path: Path, provider: str, track: str) -> None:
         ) from None
 
 
-def _state_after(exc: StemkitError, submitted: bool) -> str:
-    """Ledger state after a failure: keep a submitted job for the next run to resume."""
+def _partial(row: dict[str, Any] | None) -> Job | None:
+    """The partial submission an earlier run recorded (some of a job's paid calls made)."""
+    if row and row.get("job") and row["job"].get("meta", {}).get("partial"):
+        return Job.from_dict(row["job"])
+    return None
+
+
+def forced(force: bool | Sequence[str] | None, track: str, provider: str) -> bool:
+    """Whether ``force`` names this job: ``True`` (all), or ``TRACK`` / ``TRACK/PROVIDER``.
+
+    Examples
+    --------
+    >>> forced(["alpha"], "alpha", "local"), forced(["alpha/sourceress"], "alpha", "local")
+    (True, False)
+    """
+    if isinstance(force, bool) or force is None:
+        return bool(force)
+    names = {force} if isinstance(force, str) else set(force)
+    return "all" in names or track in names or f"{track}/{provider}" in names
+
+
+def check_retry(retry: Sequence[str] | str | None) -> frozenset[str]:
+    """The ledger states a ``--retry`` names (``"ambiguous,abandoned"`` or a list), checked.
+
+    Examples
+    --------
+    >>> sorted(check_retry("ambiguous, abandoned"))
+    ['abandoned', 'ambiguous']
+    """
+    from stemkit.separate.ledger import STATES
+
+    if isinstance(retry, str):
+        retry = [r.strip() for r in retry.split(",") if r.strip()]
+    states = frozenset(retry or ())
+    allowed = {"ambiguous", "abandoned", "lost", "failed", "submitted", "done"}
+    if states - allowed:
+        raise StemkitError(
+            f"--retry {','.join(sorted(states - allowed))}: not a state to retry",
+            hint=f"name some of {', '.join(sorted(allowed))} (ledger states: {', '.join(STATES)})",
+        )
+    return states
+
+
+def state_after(exc: StemkitError, submitted: bool) -> str:
+    """Ledger state after a failure: keep a submitted job for the next run to resume.
+
+    Examples
+    --------
+    >>> from stemkit.errors import JobTimeout
+    >>> state_after(JobTimeout("still running"), submitted=True)
+    'submitted'
+    """
     if isinstance(exc, AmbiguousSubmission):
         return "ambiguous"
+    if isinstance(exc, Abandoned):
+        return "abandoned"
+    if isinstance(exc, JobLost):
+        return "lost"
     if submitted and not isinstance(exc, JobFailed):
         return "submitted"  # a timeout or a failed download: the job lives on at the vendor
     return "failed"
@@ -306,23 +428,51 @@ def separate_batch(
     stems: Sequence[str] | None = None,
     fmt: str = "wav",
     options: dict[str, Any] | None = None,
-    force: bool = False,
+    force: bool | Sequence[str] = False,
     progress: bool = True,
+    wait: float = 0,
+    retry: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Separate every track of ``manifest`` with every provider; return one row per job.
 
     Jobs run concurrently, at most ``profile.max_in_flight`` per provider. A failing track or
-    provider becomes a ``failed`` row; the others go on.
+    provider becomes a ``failed`` row; the others go on. One process at a time writes a batch
+    folder: another one already separating there makes this wait ``wait`` seconds, then raise
+    :class:`~stemkit.errors.BatchBusy` (see :meth:`stemkit.batchdir.BatchFolder.lock`).
+
+    ``force`` submits again (and pays again) what it names: ``True`` every job, or a list of
+    ``TRACK`` / ``TRACK/PROVIDER`` names. ``retry`` names ledger states to submit again
+    (``["ambiguous", "abandoned"]``); a ``failed`` job is always submitted again.
 
     Examples
     --------
     >>> df = separate_batch("data/demo", ["sourceress", "local"], "reports/x")  # doctest: +SKIP
     >>> df.groupby("provider")["state"].value_counts()                        # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     tracks = list(manifest) if not isinstance(manifest, str | Path) else load_manifest(manifest)
+    with BatchFolder(out).lock("separate", wait=wait):
+        return _separate_locked(
+            tracks, providers, out, profile, stems, fmt, options, force, progress, retry
+        )
+
+
+def _separate_locked(
+    tracks: Sequence[Track],
+    providers: Sequence[str],
+    out: Path,
+    profile: str | None,
+    stems: Sequence[str] | None,
+    fmt: str,
+    options: dict[str, Any] | None,
+    force: bool | Sequence[str],
+    progress: bool,
+    retry: Sequence[str],
+) -> pd.DataFrame:
+    """:func:`separate_batch`, with the folder's ``separate`` lock held."""
+    retry = check_retry(retry)
+    from tqdm.auto import tqdm
+
     clients = {name: connect(name, profile) for name in providers}
     caps = {name: threading.Semaphore(c.profile.max_in_flight) for name, c in clients.items()}
     ledger = Ledger(out)
@@ -330,16 +480,22 @@ def separate_batch(
 
     def task(track: Track, name: str) -> dict[str, Any]:
         with caps[name]:
-            return run_job(
-                clients[name],
-                track,
-                out,
-                ledger,
-                stems=stems,
-                fmt=fmt,
-                options=options,
-                force=force,
-            )
+            try:
+                return run_job(
+                    clients[name],
+                    track,
+                    out,
+                    ledger,
+                    stems=stems,
+                    fmt=fmt,
+                    options=options,
+                    force=forced(force, track.name, name),
+                    retry=retry,
+                )
+            except Exception as exc:  # noqa: BLE001 - e.g. the ledger's disk is full
+                err = unexpected(exc, provider=name, track=track.name)
+                log.warning("%s", err.message)
+                return {"track": track.name, "provider": name, **err.to_dict(), "state": "failed"}
 
     workers = sum(c.profile.max_in_flight for c in clients.values())
     records = []

@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,13 @@ from typing import Any
 import pandas as pd
 
 from stemkit.batchdir import BatchFolder
-from stemkit.errors import StemkitError
+from stemkit.errors import Abandoned, AmbiguousSubmission, JobLost, StemkitError
 from stemkit.providers import connect
 from stemkit.providers.files import sha256_file
+from stemkit.providers.records import Job
+from stemkit.providers.transport import AMBIGUOUS_HINT
 from stemkit.separate.ledger import Ledger
+from stemkit.separate.run import check_retry, state_after, unexpected
 from stemkit.stems import SPEECH_STEMS
 
 log = logging.getLogger("stemkit.separate.transcribe")
@@ -57,11 +61,22 @@ def speech_sources(
 
 
 def transcribe_one(
-    loom, out: str | Path | BatchFolder, ledger: Ledger, track: str, source: str, audio: Path
+    loom,
+    out: str | Path | BatchFolder,
+    ledger: Ledger,
+    track: str,
+    source: str,
+    audio: Path,
+    *,
+    retry: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Transcribe one source of one track (or reuse a verified earlier transcript)."""
+    """Transcribe one source of one track (or reuse a verified earlier transcript); never
+    raises. The ledger protocol is the separation's (:func:`stemkit.separate.run.run_job`):
+    ``submitting → creating → submitted → done``; a job killed during its creation is
+    ``ambiguous`` and never sent again by itself, a submitted one is resumed."""
     batch = BatchFolder(out)
     folder = batch.transcript_dir(track, source)
+    name = f"loom:{source}"
     record: dict[str, Any] = {
         "provider": "loom",
         "track": track,
@@ -69,17 +84,61 @@ def transcribe_one(
         "audio": str(audio),
         "state": "failed",
     }
+    key = None
+    submitted = False
+    creating: list[bool] = []
     try:
         key = ledger.request_key(sha256_file(audio), ["transcript"], {"source": source})
-        row = ledger.get(track, f"loom:{source}", key)
+        row = ledger.get(track, name, key)
+        state = row["state"] if row else None
+        if state in retry or (state == "creating" and "ambiguous" in retry):
+            row = None
         old = batch.read_transcript_record(track, source)
         if row and row["state"] == "done" and old and (folder / "transcript.txt").is_file():
             return old
-        ledger.mark(track, f"loom:{source}", key, "submitting")
-        result = loom.transcribe(audio, folder, track=f"{track}-{source}")
-        ledger.mark(track, f"loom:{source}", key, "done", job={"job_id": result.job_id})
+        if row and row["state"] == "creating":
+            ledger.mark(
+                track,
+                name,
+                key,
+                "ambiguous",
+                error="the last run stopped while the job was being created",
+            )
+            row = ledger.get(track, name, key)
+        if row and row["state"] == "ambiguous":
+            raise AmbiguousSubmission(
+                f"an earlier submission may have been accepted ({row['error']})",
+                hint=AMBIGUOUS_HINT,
+                step="submit",
+            )
+        if row and row["state"] == "abandoned":
+            raise Abandoned(f"abandoned by hand ({row['error']})", step="submit")
+        if row and row["state"] == "lost":
+            raise JobLost(
+                f"lost at the vendor ({row['error']})", hint="rerun with --retry lost", step="poll"
+            )
+        if row and row["state"] in ("submitted", "done") and row["job"]:
+            job = Job.from_dict(row["job"])
+            record["resumed"] = f"job {job.job_id} resumed, not submitted again"
+        else:
+            ledger.mark(track, name, key, "submitting")
+
+            def before_create() -> None:
+                creating.append(True)
+                ledger.mark(track, name, key, "creating")
+
+            loom.hooks.before_create = before_create
+            try:
+                job = loom.submit(audio, track=f"{track}-{source}")
+            finally:
+                loom.hooks.before_create = None
+            ledger.mark(track, name, key, "submitted", job=job.to_dict())
+        submitted = True
+        result = loom.finish(job, folder)
+        ledger.mark(track, name, key, "done", job={"job_id": result.job_id})
         record.update(
             state="done",
+            error=None,
             job_id=f"{source}:{result.job_id}",
             text=result.text,
             is_blank=result.is_blank,
@@ -102,25 +161,42 @@ def transcribe_one(
     except StemkitError as exc:
         exc.at(provider="loom", track=track)
         record.update(exc.to_dict(), state="failed")
-        if "key" in locals():
-            ledger.mark(track, f"loom:{source}", key, "failed", error=exc.message)
-    batch.write_transcript_record(track, source, record)
+        if key is not None:
+            ledger.mark(track, name, key, state_after(exc, submitted), error=exc.message)
+        log.warning("%s", exc.message)
+    except Exception as exc:  # noqa: BLE001 - one job's failure never stops the batch
+        err = unexpected(exc, provider="loom", track=track)
+        record.update(err.to_dict(), state="failed")
+        if key is not None:
+            state = "submitted" if submitted else "ambiguous" if creating else "failed"
+            ledger.mark(track, name, key, state, error=err.message)
+        log.warning("%s", err.message)
+    try:
+        batch.write_transcript_record(track, source, record)
+    except OSError as exc:
+        log.warning("loom / %s: transcript record not written: %s", track, exc)
     return record
 
 
 def transcribe_batch(
-    out: str | Path, *, profile: str | None = None, progress: bool = True
+    out: str | Path,
+    *,
+    profile: str | None = None,
+    progress: bool = True,
+    wait: float = 0,
+    retry: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Transcribe every speech source of every track with a script in a batch folder.
 
     Runs after the separate step (it needs the stems); jobs run concurrently up to the loom
     profile's ``max_in_flight``. Returns one row per (track, source) with state and error.
+    Holds the folder's ``separate`` lock (one writer per batch; ``wait`` and ``retry`` as in
+    :func:`stemkit.separate.run.separate_batch`).
 
     Examples
     --------
     >>> transcribe_batch("reports/demo")   # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
 
     out = BatchFolder(out)
     info = out.info()
@@ -133,9 +209,20 @@ def transcribe_batch(
     if not todo:
         return pd.DataFrame(columns=["track", "source", "state", "error"])
     loom = connect("loom", profile)
+    with out.lock("separate", wait=wait):
+        return _transcribe_all(loom, out, todo, progress, check_retry(retry))
+
+
+def _transcribe_all(
+    loom, out: BatchFolder, todo: list, progress: bool, retry: frozenset[str]
+) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
     ledger = Ledger(out.root)
     with ThreadPoolExecutor(max(1, loom.profile.max_in_flight)) as pool:
-        futures = [pool.submit(transcribe_one, loom, out, ledger, *item) for item in todo]
+        futures = [
+            pool.submit(transcribe_one, loom, out, ledger, *item, retry=retry) for item in todo
+        ]
         records = [
             f.result()
             for f in tqdm(

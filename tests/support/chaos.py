@@ -37,6 +37,8 @@ class ChaosReport:
     stems_verified: int = 0
     stems_bad: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: child processes that found the batch folder held by another one and stopped (exit 1)
+    refused_busy: int = 0
 
 
 def run_until_done(
@@ -50,10 +52,13 @@ def run_until_done(
     kill_rounds: int = 4,
     max_rounds: int = 12,
     round_timeout: float = 300,
+    concurrent: int = 1,
 ) -> ChaosReport:
     """Run the separate phase in child processes; SIGKILL the first ``kill_rounds`` rounds at a
     random moment ``kill_after`` seconds after a job is in flight; then let rounds finish until
-    every job is done (or ``max_rounds``). ``env`` carries the sandbox URL and credentials."""
+    every job is done (or ``max_rounds``). ``env`` carries the sandbox URL and credentials.
+    With ``concurrent`` > 1, each round starts that many children on the same folder at once
+    (one writer per batch: the others must stop with exit code 1, paying for nothing)."""
     rng = random.Random(seed)
     report = ChaosReport()
     t0 = time.monotonic()
@@ -72,29 +77,35 @@ def run_until_done(
     child_env = {**os.environ, **env, "PYTHONPATH": path}
     for round_no in range(max_rounds):
         report.rounds += 1
-        proc = subprocess.Popen(
-            cmd,
-            env=child_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        procs = [
+            subprocess.Popen(
+                cmd,
+                env=child_env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            for _ in range(concurrent)
+        ]
+        killed = False
         if round_no < kill_rounds:
             # kill mid-work: once the round has started jobs, at a random moment after that
-            _wait_for_work(Path(out), proc, timeout=round_timeout)
-            try:
-                proc.wait(timeout=rng.uniform(*kill_after))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                report.kills += 1
-                continue
+            _wait_for_work(Path(out), procs, timeout=round_timeout)
+            killed = not _wait_all(procs, rng.uniform(*kill_after))
         else:
+            killed = not _wait_all(procs, round_timeout)
+        for p in procs:
+            if killed and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
             try:
-                proc.wait(timeout=round_timeout)
+                p.wait(timeout=round_timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            report.refused_busy += p.returncode == 1
+        if killed and round_no < kill_rounds:
+            report.kills += 1
+            continue
         if _all_done(Path(out), manifest, providers):
             break
     report.seconds = time.monotonic() - t0
@@ -102,11 +113,21 @@ def run_until_done(
     return report
 
 
-def _wait_for_work(out: Path, proc: subprocess.Popen, timeout: float) -> None:
-    """Return once the child has a job in flight (or has exited)."""
+def _wait_all(procs: list[subprocess.Popen], timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for every child to exit; True if they all did."""
+    deadline = time.monotonic() + timeout
+    while any(p.poll() is None for p in procs):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _wait_for_work(out: Path, procs: list[subprocess.Popen], timeout: float) -> None:
+    """Return once a child has a job in flight (or all have exited)."""
     deadline = time.monotonic() + timeout
     ledger = out / "ledger.sqlite"
-    while proc.poll() is None and time.monotonic() < deadline:
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         if ledger.exists():
             try:
                 led = Ledger(out)
@@ -175,10 +196,15 @@ def scan_for_secrets(root: str | Path, secrets: list[str]) -> list[str]:
 
 
 def _child(argv: list[str]) -> int:
+    from stemkit.errors import BatchBusy
     from stemkit.separate.run import separate_batch
 
     manifest, out, *providers = argv
-    table = separate_batch(manifest, providers, out, progress=False)
+    try:
+        table = separate_batch(manifest, providers, out, progress=False)
+    except BatchBusy as exc:  # another child holds the folder: stop, paying for nothing
+        print(exc, file=sys.stderr)
+        return 1
     print(json.dumps(table["state"].value_counts().to_dict()))
     return 0 if set(table["state"]) == {"done"} else 3
 
