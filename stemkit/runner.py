@@ -23,6 +23,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from stemkit.atomic import write_text
+
 __all__ = ["WarmKernel", "execute"]
 
 #: the kernel's own log (plain-TCP warning, shutdown notices) is noise on the console
@@ -146,9 +148,7 @@ class WarmKernel:
         finally:
             # the client registers a kernel cleanup at exit; the kernel is ours to stop
             atexit.unregister(client._cleanup_kernel)
-            partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
-            nbformat.write(nb, str(partial))
-            os.replace(partial, output)
+            write_text(output, nbformat.writes(nb))
         return output
 
     def shutdown(self) -> None:
