@@ -5,7 +5,7 @@ For the tracks of an existing batch folder (e.g. ``reports/demo`` after ``make d
 worker, side by side in this process:
 
 - in-process ``analyze_track`` (the work itself, no notebook);
-- the analysis notebook on a warm kernel (``stemkit.runner.WarmKernel``, what a batch does);
+- the analysis notebook on a warm kernel (``stemkit.batch.WarmKernel``, what a batch does);
 - the analysis notebook with papermill, one kernel per track (the previous batch path).
 
 Overhead per track = notebook time - in-process time. Goal: <= 0.5 s with the warm kernel.
@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from stemkit.batch import WarmKernel, execute
 from stemkit.batchdir import BatchFolder
 from stemkit.resources import notebook
-from stemkit.runner import WarmKernel, execute
 
 
 def main() -> None:

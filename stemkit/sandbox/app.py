@@ -5,7 +5,7 @@ Examples
 >>> from stemkit.sandbox.app import create_app
 >>> app = create_app("/tmp/stemkit-sandbox")
 >>> sorted(r.path for r in app.routes)
-['/_sandbox/stats', '/audioshake', '/loom', '/sourceress']
+['/_sandbox/personas', '/_sandbox/stats', '/audioshake', '/loom', '/sourceress']
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def transcribe_one(
         else:
             ledger.mark(track, name, key, "submitting")
 
-            def before_create() -> None:
+            def before_create(pending=None) -> None:  # Loom cannot find a lost create
                 creating.append(True)
                 ledger.mark(track, name, key, "creating")
 
