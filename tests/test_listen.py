@@ -344,3 +344,40 @@ def test_page_lists_every_trial_with_its_audio(designed):
         script = (page / "trials" / f"{t['trial']}.js").read_text()
         assert all(n in script for n in t["stimuli"]) and '"reference"' in script
     assert "http://" not in html and "https://" not in html  # nothing fetched from the network
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def test_the_commands_design_then_analyze(tmp_path):
+    from typer.testing import CliRunner
+
+    from stemkit.cli import app
+
+    b = make_batch(tmp_path)
+    run = CliRunner().invoke(
+        app, ["listen", "design", str(b.root), "--stems", "vocals", "--items", "4",
+              "--seconds", "1.5", "--seed", "2"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert "4 trials" in run.output and "page (give to listeners)" in run.output
+    assert (b.listening_page_dir / "index.html").is_file()
+    assert (b.webmushra_dir / "config.yaml").is_file()
+    d = Design.load(b)
+    files = []
+    for i, kind in enumerate(["careful", "careful", "careful", "careless"]):
+        path = tmp_path / f"{kind}{i}.csv"
+        simulated(d, f"{kind}{i}", kind, seed=10 + i).to_csv(path, index=False)
+        files.append(str(path))
+    run = CliRunner().invoke(app, ["listen", "analyze", str(b.root), *files])
+    assert run.exit_code == 0, run.output
+    assert "4 listeners, 3 kept" in run.output
+    assert "excluded careless3: hidden reference below 90" in run.output
+    assert sorted(p.name for p in b.listening_results_dir.iterdir()) == sorted(
+        p.rsplit("/", 1)[-1] for p in files
+    )
+    # again without files: the saved results are analysed
+    again = CliRunner().invoke(app, ["listen", "analyze", str(b.root)])
+    assert again.exit_code == 0 and "4 listeners, 3 kept" in again.output
+    missing = CliRunner().invoke(app, ["listen", "analyze", str(tmp_path / "nope")])
+    assert missing.exit_code != 0 and "no listening test" in missing.output

@@ -98,7 +98,11 @@ class Player {
     this.sources = null; this.current = null; window.stemkitPage.playing = null; markPlaying();
   }
 }
-window.stemkitPage = {playing: null, trial: null, ready: false};
+// what the page is doing, for a person in the console and for the browser test
+window.stemkitPage = {playing: null, trial: null, ready: false, saved: false,
+  audio: () => (ctx ? {state: ctx.state, time: ctx.currentTime,
+                       voices: player && player.sources ? Object.keys(player.sources).length : 0}
+                    : null)};
 
 function markPlaying() {
   document.querySelectorAll("button[data-play]").forEach((b) =>
