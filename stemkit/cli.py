@@ -415,6 +415,11 @@ def listen_design(
     for r in d.items.itertuples(index=False):
         typer.echo(f"  {r.item:<40} {r.rule:<9} {r.metric} mean {r.metric_mean:.2f}")
     conditions = ", ".join(dict.fromkeys(d.key["condition"]))
+    if len(d.trials) < items * len(stems):
+        typer.echo(
+            f"note: {len(d.trials)} of {items * len(stems)} items: the tracks are too short for "
+            f"more {seconds:g} s excerpts (overlapping by at most half)"
+        )
     typer.echo(f"{len(d.trials)} trials, conditions: {conditions}")
     typer.echo(f"page (give to listeners): {page}")
     typer.echo(f"key (keep apart): {folder.listening_key_path}")

@@ -269,7 +269,9 @@ class ListeningAnalysis:
         """The tables written by :meth:`write`, or None when no test was analysed."""
         if not (folder.tables_dir / "listening_screening.csv").is_file():
             return None
-        return cls(*(folder.read_batch_table(f"listening_{n}") for n in TABLES))
+        tables = {n: folder.read_batch_table(f"listening_{n}") for n in TABLES}
+        tables["screening"]["reason"] = tables["screening"]["reason"].fillna("")
+        return cls(**tables)
 
 
 def analyze_listening(

@@ -14,7 +14,8 @@ among those not picked yet. With more items than tracks the rule repeats over th
 repeat a new excerpt. Without metrics the tracks are taken in manifest order.
 
 **Excerpts**: each item's excerpt is the loudest ``seconds`` of its reference stem (RMS over
-windows on a 0.5 s hop), a repeat of a track the next loudest window that does not overlap.
+windows on a 0.5 s hop), a repeat of a track the next loudest window that starts at least half
+an excerpt away from the track's earlier ones (they overlap by at most half).
 Every stimulus is cut from there, resampled to the reference's rate and channel count, faded
 in and out over 20 ms and normalised to :data:`TARGET_LUFS` (integrated loudness, ITU-R
 BS.1770, :func:`stemkit.analyze.qa.meters.integrated_loudness`); a trial whose loudest
@@ -199,7 +200,8 @@ def pick_items(
 
 
 def _windows(ref: np.ndarray, sr: int, seconds: float) -> list[int]:
-    """Window starts (samples) of ``ref`` from loudest to quietest, none overlapping."""
+    """Window starts (samples) of ``ref`` from loudest to quietest, each at least half a
+    window from the earlier ones."""
     length = int(round(seconds * sr))
     if ref.shape[-1] <= length:
         return [0]
@@ -209,7 +211,7 @@ def _windows(ref: np.ndarray, sr: int, seconds: float) -> list[int]:
     energy = power[starts + length] - power[starts]
     out: list[int] = []
     for s in starts[np.argsort(-energy, kind="stable")]:
-        if all(abs(int(s) - o) >= length for o in out):
+        if all(abs(int(s) - o) >= length / 2 for o in out):
             out.append(int(s))
     return out
 
@@ -335,7 +337,7 @@ def design_test(
             k = used.get(track, 0)
             used[track] = k + 1
             if k >= len(windows):
-                continue  # the track is too short for another excerpt that does not overlap
+                continue  # the track is too short for another excerpt
             start = windows[k]
             length = min(int(round(seconds * sr)), signals[HIDDEN_REFERENCE].shape[-1] - start)
             item = f"{stem}:{track}@{start / sr:.1f}"
