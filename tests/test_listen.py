@@ -309,9 +309,16 @@ def test_widget_takes_a_listener_through_every_trial(designed):
         assert w.trial["trial"] == t["trial"] and w.progress.value == i
         assert [s.description for s in w.rows.children] == list("ABCDEF")
         w.buttons.children[0].click()  # the reference
-        assert w.playing == "reference" and len(w.player.value) > 1000
+        assert w.playing == "reference"
+        assert set(w.player.sources) == {"reference", *t["stimuli"]}
+        assert all(len(v) > 1000 for v in w.player.sources.values())
         w.buttons.children[2].click()  # B
         assert w.playing == t["stimuli"][1]
+        w.loop.value = False
+        assert w.player.loop is False
+        w.loop.value = True
+        w.stop.click()
+        assert w.playing == ""
         scores = {n: QUALITY[truth[(t["trial"], n)]] for n in t["stimuli"]}
         first = dict(list(scores.items())[:-1])
         w.rate(first)

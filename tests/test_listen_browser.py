@@ -94,3 +94,55 @@ def test_a_listener_plays_rates_and_saves_offline(design, tmp_path):
     assert events.external_requests == []
     assert events.failed_requests == []
     assert events.console_errors == []
+
+
+def test_the_notebook_player_decodes_plays_and_switches(design, tmp_path):
+    """The widget's Web Audio player (its ESM, with a stand-in for the widget model): every
+    stimulus of a trial decodes, plays, and a switch keeps it playing."""
+    import base64
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from stemkit.compare.listen.player import StimulusPlayer
+
+    t = design.trials[0]
+    sources = {
+        n: base64.b64encode(design.folder.stimulus_path(t["trial"], n).read_bytes()).decode()
+        for n in ["reference", *t["stimuli"]]
+    }
+    esm = StimulusPlayer._esm.replace("export default { render };", "window.player = { render };")
+    html = tmp_path / "player.html"
+    html.write_text(
+        "<!doctype html><html><body><button id='ref'>ref</button><button id='b'>B</button>"
+        "<button id='stop'>stop</button><div id='el'></div>"
+        f"<script>{esm}</script><script>"
+        f"const state = {{sources: {json.dumps(sources)}, playing: '', loop: true}};"
+        "const handlers = {};"
+        "const model = {get: (k) => state[k], on: (e, f) => (handlers[e] ||= []).push(f)};"
+        "const set = (k, v) => { state[k] = v;"
+        " (handlers['change:' + k] || []).forEach((f) => f()); };"
+        "player.render({model, el: document.getElementById('el')});"
+        "document.getElementById('ref').onclick = () => set('playing', 'reference');"
+        f"const b = {json.dumps(t['stimuli'][1])};"
+        "document.getElementById('b').onclick = () => set('playing', b);"
+        "document.getElementById('stop').onclick = () => set('playing', '');"
+        "</script></body></html>"
+    )  # fmt: skip
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, timeout=60_000)
+        try:
+            tab = browser.new_page()
+            events = PageEvents(tab)
+            tab.goto(html.as_uri(), wait_until="load")
+            tab.click("#ref")
+            tab.wait_for_function(
+                "document.getElementById('el').textContent === 'playing'", timeout=60_000
+            )
+            tab.click("#b")
+            assert tab.inner_text("#el") == "playing"
+            tab.click("#stop")
+            assert tab.inner_text("#el") == ""
+        finally:
+            browser.close()
+    assert events.console_errors == [] and events.failed_requests == []

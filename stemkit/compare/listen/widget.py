@@ -5,9 +5,9 @@ a slider 0-100 per stimulus, a comment box, Previous / Next (Next once every sti
 rated), a progress bar, and "Save results" at the end, which writes
 ``listening/results/widget-<listener>.csv`` (:data:`.results.COLUMNS`).
 
-The audio plays in one ``ipywidgets.Audio`` player (looped); a button loads its stimulus into
-it, so a switch starts that stimulus from the top: the widget works in every Jupyter front end
-without a custom extension. The static page (:mod:`.page`) switches gaplessly and in sync.
+The audio plays in a :class:`.player.StimulusPlayer` (Web Audio, as on the static page): every
+stimulus of the trial runs together, looped, and a button only switches which one is heard,
+so switching is gapless and in sync; "Stop" and "loop" as on the page.
 
 Examples
 --------
@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import pandas as pd
 
 from stemkit.batchdir import BatchFolder
 from stemkit.compare.listen.design import Design
+from stemkit.compare.listen.player import StimulusPlayer
 from stemkit.compare.listen.results import COLUMNS
 
 __all__ = ["MushraWidget"]
@@ -64,7 +66,11 @@ class MushraWidget(W.VBox):
         self._shown_at: float | None = None
         self.progress = W.IntProgress(min=0, max=len(self.design.trials))
         self.title = W.HTML()
-        self.player = W.Audio(format="flac", loop=True, autoplay=True, controls=True)
+        self.player = StimulusPlayer()
+        self.stop = W.Button(description="Stop")
+        self.stop.on_click(lambda _: self.play(""))
+        self.loop = W.Checkbox(value=True, description="loop")
+        W.link((self.loop, "value"), (self.player, "loop"))
         self.buttons = W.HBox()
         self.rows = W.VBox()
         self.comment = W.Textarea(placeholder="Comment (optional)")
@@ -82,7 +88,7 @@ class MushraWidget(W.VBox):
                 self.title,
                 self.progress,
                 self.player,
-                self.buttons,
+                W.HBox([self.buttons, self.stop, self.loop]),
                 self.rows,
                 self.comment,
                 W.HBox([self.prev, self.next, self.hint]),
@@ -97,11 +103,14 @@ class MushraWidget(W.VBox):
         """The trial shown: ``trial, stem, stimuli``."""
         return self.design.trials[self.index]
 
+    @property
+    def playing(self) -> str:
+        """The stimulus heard (``"reference"`` or a blinded name); ``""`` when stopped."""
+        return self.player.playing
+
     def play(self, name: str) -> None:
-        """Play ``name`` (``"reference"`` or a blinded stimulus), looped, in the player."""
-        path = self.folder.stimulus_path(self.trial["trial"], name)
-        self.player.value = path.read_bytes()
-        self.playing = name
+        """Switch to ``name`` (``"reference"`` or a blinded stimulus); ``""`` stops."""
+        self.player.playing = name
 
     def _show(self) -> None:
         t = self.trial
@@ -110,8 +119,11 @@ class MushraWidget(W.VBox):
         n = len(self.design.trials)
         self.title.value = f"<h3>Trial {self.index + 1} of {n}</h3><p>Stem: <b>{t['stem']}</b></p>"
         self.progress.value = self.index
-        self.playing: str | None = None
-        self.player.value = b""
+        self.player.playing = ""
+        self.player.sources = {
+            n: base64.b64encode(self.folder.stimulus_path(tid, n).read_bytes()).decode()
+            for n in ["reference", *t["stimuli"]]
+        }
         ref = W.Button(description="Reference")
         ref.on_click(lambda _: self.play("reference"))
         self.sliders = {}
@@ -167,7 +179,7 @@ class MushraWidget(W.VBox):
         if step > 0 and self.index == len(self.design.trials) - 1:
             self.progress.value = self.progress.max
             self.title.value = "<h3>Done: save your results.</h3>"
-            self.player.value = b""
+            self.player.playing = ""
             self.buttons.children, self.rows.children = (), ()
             self.children = (self.title, self.progress, self.save_button)
             return
