@@ -75,7 +75,8 @@ def make_batch(root, n_tracks: int = 4) -> BatchFolder:
         sdr = {"acme": 12.0 + k, "budget": 4.0 + 2 * k if k != 3 else 20.0, "mixture": -3.0}
         rows += [(name, p, "vocals", "sdr", "bsseval_v4", v) for p, v in sdr.items()]
         rows += [(name, p, "vocals", "si_sdr", "scale-invariant", v - 0.5) for p, v in sdr.items()]
-    b.write_info({"providers": list(PROVIDERS), "tracks": tracks})
+    b.write_info({"created_at": "2026-01-02T03:04:05+00:00", "providers": list(PROVIDERS),
+                  "tracks": tracks})  # fmt: skip
     m = pd.DataFrame(rows, columns=["track", "provider", "stem", "metric", "variant", "value"])
     for name, part in m.groupby("track"):
         b.write_analysis(name, "metrics", part)
@@ -388,3 +389,22 @@ def test_the_commands_design_then_analyze(tmp_path):
     assert again.exit_code == 0 and "4 listeners, 3 kept" in again.output
     missing = CliRunner().invoke(app, ["listen", "analyze", str(tmp_path / "nope")])
     assert missing.exit_code != 0 and "no listening test" in missing.output
+
+
+# ------------------------------------------------------------------------------ the report
+
+
+def test_the_report_has_a_listening_test_section(analysed, designed):
+    """The compare notebook, executed on the analysed batch and rendered, shows the section."""
+    from stemkit.batch import execute
+    from stemkit.compare.report import render_html
+    from stemkit.resources import notebook
+
+    folder = designed.folder
+    analysed.write(folder)  # the widget's test analysed its own file since
+    nb = execute(notebook("compare"), folder.notebook("compare"), {"batch_dir": str(folder.root)})
+    html = render_html(nb, folder.report_path).read_text()
+    assert '<h2 id="Listening-test">Listening test' in html
+    section = html[html.index("Listening test") :]
+    assert "3 excluded by the post-screening" in section
+    assert "acme beats budget on vocals MUSHRA score" in section

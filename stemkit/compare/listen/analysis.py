@@ -287,8 +287,8 @@ def analyze_listening(
     folder : path or BatchFolder
         The batch folder of the designed test.
     results : sequence of path
-        Results files (tidy CSV/JSON or webMUSHRA CSV); each is copied to
-        ``listening/results/``. Default: every file already there.
+        Results files (tidy CSV/JSON or webMUSHRA CSV); once they are read and match the
+        test, each is copied to ``listening/results/``. Default: every file already there.
     seed : int
         Seed of the bootstrap intervals.
 
@@ -304,12 +304,7 @@ def analyze_listening(
     folder = folder if isinstance(folder, BatchFolder) else BatchFolder(folder)
     design = Design.load(folder)
     store = folder.listening_results_dir
-    if results:
-        store.mkdir(parents=True, exist_ok=True)
-        for src in results:
-            if Path(src).resolve().parent != store.resolve():
-                shutil.copy2(src, store / Path(src).name)
-    else:
+    if not results:
         results = sorted(p for p in store.glob("*") if p.suffix.lower() in (".csv", ".json"))
     if not results:
         raise StemkitError(
@@ -318,6 +313,10 @@ def analyze_listening(
             hint="pass the saved results files: stemkit listen analyze BATCH FILE...",
         )
     ratings = unblind(read_results(results, design.key), design.key)
+    store.mkdir(parents=True, exist_ok=True)
+    for src in results:  # kept with the batch once they are known to belong to this test
+        if Path(src).resolve().parent != store.resolve():
+            shutil.copy2(src, store / Path(src).name)
     screening = screen(ratings)
     out = set(screening.loc[screening["excluded"], "listener"])
     ratings["kept"] = ~ratings["listener"].isin(out)
