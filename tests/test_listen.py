@@ -304,6 +304,7 @@ class Clock:
 def test_widget_takes_a_listener_through_every_trial(designed):
     clock = Clock()
     w = MushraWidget(designed.folder, "widget listener", clock=clock)
+    assert "condition" not in json.dumps(w.trials)  # the widget never reads the key
     truth = _truth(designed)
     assert w.next.disabled and "Trial 1 of 6" in w.title.value
     for i, t in enumerate(designed.trials):

@@ -60,6 +60,7 @@ __all__ = [
     "design_test",
     "lowpass",
     "pick_items",
+    "public_trials",
 ]
 
 #: the hidden reference's condition name
@@ -102,15 +103,33 @@ class Design:
     def load(cls, folder: str | Path | BatchFolder) -> Design:
         """Read a designed test back from a batch folder (``stemkit listen design`` first)."""
         folder = folder if isinstance(folder, BatchFolder) else BatchFolder(folder)
-        if not folder.listening_design_path.is_file():
-            raise StemkitError(
-                f"{folder.root} has no listening test (no listening/design.json)",
-                hint="run `stemkit listen design BATCH` first",
-            )
-        info = json.loads(folder.listening_design_path.read_text())
+        trials = public_trials(folder)
         key = pd.read_csv(folder.listening_key_path, dtype={"stimulus": str})
         items = pd.read_csv(folder.listening_items_path)
-        return cls(folder, info["trials"], key, items)
+        return cls(folder, trials, key, items)
+
+
+def public_trials(folder: str | Path | BatchFolder) -> list[dict]:
+    """The trials as listeners see them (``listening/design.json``), without reading the key.
+
+    Returns
+    -------
+    list of dict
+        ``trial, stem, reference, stimuli`` (blinded names, in the order shown).
+
+    Examples
+    --------
+    >>> public_trials("/nonexistent")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    StemkitError: /nonexistent has no listening test (no listening/design.json)
+    """
+    folder = folder if isinstance(folder, BatchFolder) else BatchFolder(folder)
+    if not folder.listening_design_path.is_file():
+        raise StemkitError(
+            f"{folder.root} has no listening test (no listening/design.json)",
+            hint="run `stemkit listen design BATCH` first",
+        )
+    return json.loads(folder.listening_design_path.read_text())["trials"]
 
 
 def lowpass(y: np.ndarray, sr: int, cutoff_hz: float) -> np.ndarray:
@@ -178,6 +197,8 @@ def pick_items(
     ...                  index=["w", "x", "y", "z"])
     >>> pick_items(["w", "x", "y", "z"], m, 3, ["a", "b"])
     [('w', 'spread'), ('y', 'spread'), ('x', 'disagree')]
+    >>> pick_items(["w", "x"], pd.DataFrame(), 3, ["a", "b"])   # no metrics: manifest order
+    [('w', 'order'), ('x', 'order'), ('w', 'order')]
     """
     cols = [p for p in providers if p in metric.columns]
     scored = [t for t in tracks if t in metric.index] if cols else []

@@ -25,7 +25,7 @@ import ipywidgets as W
 import pandas as pd
 
 from stemkit.batchdir import BatchFolder
-from stemkit.compare.listen.design import Design
+from stemkit.compare.listen.design import public_trials
 from stemkit.compare.listen.player import StimulusPlayer
 from stemkit.compare.listen.results import COLUMNS
 
@@ -56,7 +56,7 @@ class MushraWidget(W.VBox):
 
     def __init__(self, folder: str | Path | BatchFolder, listener: str, *, clock=time.monotonic):
         self.folder = folder if isinstance(folder, BatchFolder) else BatchFolder(folder)
-        self.design = Design.load(self.folder)
+        self.trials = public_trials(self.folder)  # never the key: a listener may look
         self.listener = listener
         self._clock = clock
         self.index = 0
@@ -64,7 +64,7 @@ class MushraWidget(W.VBox):
         self.comments: dict[str, str] = {}
         self.times: dict[str, float] = {}
         self._shown_at: float | None = None
-        self.progress = W.IntProgress(min=0, max=len(self.design.trials))
+        self.progress = W.IntProgress(min=0, max=len(self.trials))
         self.title = W.HTML()
         self.player = StimulusPlayer()
         self.stop = W.Button(description="Stop")
@@ -101,7 +101,7 @@ class MushraWidget(W.VBox):
     @property
     def trial(self) -> dict:
         """The trial shown: ``trial, stem, stimuli``."""
-        return self.design.trials[self.index]
+        return self.trials[self.index]
 
     @property
     def playing(self) -> str:
@@ -116,7 +116,7 @@ class MushraWidget(W.VBox):
         t = self.trial
         tid = t["trial"]
         self.ratings.setdefault(tid, {})
-        n = len(self.design.trials)
+        n = len(self.trials)
         self.title.value = f"<h3>Trial {self.index + 1} of {n}</h3><p>Stem: <b>{t['stem']}</b></p>"
         self.progress.value = self.index
         self.player.playing = ""
@@ -160,7 +160,7 @@ class MushraWidget(W.VBox):
         return set(self.trial["stimuli"]) <= set(self.ratings.get(self.trial["trial"], {}))
 
     def _nav(self) -> None:
-        last = self.index == len(self.design.trials) - 1
+        last = self.index == len(self.trials) - 1
         self.prev.disabled = self.index == 0
         self.next.disabled = not self.rated
         self.next.description = "Finish" if last else "Next"
@@ -176,7 +176,7 @@ class MushraWidget(W.VBox):
         if step > 0 and not self.rated:
             return
         self._leave()
-        if step > 0 and self.index == len(self.design.trials) - 1:
+        if step > 0 and self.index == len(self.trials) - 1:
             self.progress.value = self.progress.max
             self.title.value = "<h3>Done: save your results.</h3>"
             self.player.playing = ""
@@ -199,7 +199,7 @@ class MushraWidget(W.VBox):
                 "time_s": round(self.times.get(t["trial"], 0), 1),
                 "comment": self.comments.get(t["trial"], ""),
             }
-            for t in self.design.trials
+            for t in self.trials
             for n in t["stimuli"]
             if n in self.ratings.get(t["trial"], {})
         ]
