@@ -409,3 +409,13 @@ def test_the_report_has_a_listening_test_section(analysed, designed):
     section = html[html.index("Listening test") :]
     assert "3 excluded by the post-screening" in section
     assert "acme beats budget on vocals MUSHRA score" in section
+
+
+def test_a_provider_that_delivered_nothing_is_left_out(tmp_path):
+    b = make_batch(tmp_path, n_tracks=2)
+    info = b.info()
+    b.write_info({**info, "providers": [*info["providers"], "broken"]})
+    for t in b.tracks:
+        b.write_record(t, "broken", {"state": "failed", "error": "broken: out of credits"})
+    d = design_test(b, stems=["vocals"], items=2, seconds=1.0)
+    assert set(d.key["condition"]) == {*PROVIDERS, HIDDEN_REFERENCE, *ANCHORS}

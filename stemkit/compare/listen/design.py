@@ -6,8 +6,9 @@ low anchor of BS.1534-3) and at 7 kHz (its mid anchor), and the mixture (the mos
 interference a separator can leave).
 
 **Item rule** (:func:`pick_items`), per stem, over the tracks that have a reference and a
-stem from every provider: the tracks are ranked by their headline metric averaged over the
-providers (SDR of BSS Eval v4; nSDR when v4 is missing). Half the items (rounded up) are the
+stem from every provider (a provider that delivered the stem on no track is left out): the
+tracks are ranked by their headline metric averaged over the providers (SDR of BSS Eval v4;
+nSDR when v4 is missing). Half the items (rounded up) are the
 tracks at evenly spaced ranks, so the test spans the metric range ("spread"); the rest are
 the tracks where the providers disagree most (largest max - min of the metric, "disagree")
 among those not picked yet. With more items than tracks the rule repeats over the tracks, each
@@ -323,7 +324,6 @@ def design_test(
     >>> design_test("reports/demo", stems=["vocals"], items=2, seconds=3)  # doctest: +SKIP
     """
     folder = folder if isinstance(folder, BatchFolder) else BatchFolder(folder)
-    providers = folder.providers
     rng = np.random.default_rng(seed)
     taken: set[str] = set()
     trials, key_rows, item_rows = [], [], []
@@ -334,6 +334,12 @@ def design_test(
             shutil.rmtree(folder.listening_dir / sub, ignore_errors=True)
     for stem in [canonical(s) for s in stems]:
         metric_name, metric = _metric_table(folder, stem)
+        delivered = {
+            p: {t for t in folder.tracks if stem in map(canonical, folder.stem_files(t, p))}
+            for p in folder.providers
+        }
+        # a provider whose every job failed is left out (the batch's report lists it)
+        providers = [p for p in folder.providers if delivered[p]]
         usable = [
             t
             for t in folder.tracks
@@ -341,7 +347,7 @@ def design_test(
                 stem,
                 {canonical(k) for k in (folder.track(t).get("references") or {})},
             )
-            and all(stem in {canonical(k) for k in folder.stem_files(t, p)} for p in providers)
+            and all(t in delivered[p] for p in providers)
         ]
         if not usable:
             raise StemkitError(
