@@ -386,39 +386,36 @@ def design_test(
                 cut[cond] = (y * np.float32(10 ** (gain / 20)), gain, lufs)
             peak = max(float(np.abs(y).max()) for y, _, _ in cut.values())
             trim = min(0.0, PEAK_CEILING_DB - 20 * math.log10(peak)) if peak > 0 else 0.0
-            trial = f"trial-{len(trials):03d}"  # renumbered after the shuffle
+            scratch = f".unordered-{len(trials):04d}"  # renamed to its trial id after the shuffle
             names = {cond: _blind_name(rng, taken) for cond in cut}
-            trials.append({"trial": trial, "stem": stem, "item": item, "names": names,
-                           "audio": cut, "trim": trim, "sr": sr})  # fmt: skip
-    order = rng.permutation(len(trials))
+            rows = []
+            for cond, (y, gain, lufs) in cut.items():
+                y = y * np.float32(10 ** (trim / 20))
+                write_audio(folder.stimulus_path(scratch, names[cond]), y, sr)
+                if cond == HIDDEN_REFERENCE:
+                    write_audio(folder.stimulus_path(scratch, "reference"), y, sr)
+                rows.append(
+                    {
+                        "stimulus": names[cond], "condition": cond, "stem": stem, "item": item,
+                        "track": track, "start_s": round(start / sr, 3),
+                        "seconds": round(length / sr, 3), "gain_db": round(gain + trim, 2),
+                        "lufs": round(lufs, 2),
+                    }
+                )  # fmt: skip
+            trials.append({"scratch": scratch, "stem": stem, "rows": rows})
     out_trials = []
-    for number, i in enumerate(order, start=1):
+    for number, i in enumerate(rng.permutation(len(trials)), start=1):
         t = trials[i]
         tid = f"t{number:02d}"
-        conds = list(t["names"])
-        shown = [conds[j] for j in rng.permutation(len(conds))]
-        for cond in shown:
-            y, gain, lufs = t["audio"][cond]
-            name = t["names"][cond]
-            write_audio(folder.stimulus_path(tid, name), y * np.float32(10 ** (t["trim"] / 20)),
-                        t["sr"])  # fmt: skip
-            track, start = t["item"].split(":", 1)[1].rsplit("@", 1)
-            key_rows.append(
-                {
-                    "trial": tid, "stimulus": name, "condition": cond, "stem": t["stem"],
-                    "item": t["item"], "track": track, "start_s": float(start),
-                    "seconds": round(y.shape[-1] / t["sr"], 3),
-                    "gain_db": round(gain + t["trim"], 2), "lufs": round(lufs, 2),
-                }
-            )  # fmt: skip
-        ref_y = t["audio"][HIDDEN_REFERENCE][0] * np.float32(10 ** (t["trim"] / 20))
-        write_audio(folder.stimulus_path(tid, "reference"), ref_y, t["sr"])
+        folder.stimulus_path(t["scratch"], "x").parent.rename(folder.stimulus_path(tid, "x").parent)
+        shown = [t["rows"][j] for j in rng.permutation(len(t["rows"]))]
+        key_rows += [{"trial": tid, **row} for row in shown]
         out_trials.append(
             {
                 "trial": tid,
                 "stem": t["stem"],
                 "reference": "reference",
-                "stimuli": [t["names"][c] for c in shown],
+                "stimuli": [row["stimulus"] for row in shown],
             }
         )
     key = pd.DataFrame(key_rows, columns=KEY_COLUMNS)
