@@ -15,6 +15,14 @@ path (under the batch folder)                  what
 ``analysis/<track>/inputs.sha256``             digest of what the analysis read
 ``analysis/<track>/.work/``                    scratch audio of one analysis (removed after)
 ``tables/<name>.csv`` / ``.parquet``           the batch's tables, all tracks together
+``listening/design.json``                      a listening test as listeners see it: trials,
+                                               blinded stimulus names (no conditions)
+``listening/key.csv``                          the key: blinded name -> condition (kept apart)
+``listening/items.csv``                        the items picked (track, start, why)
+``listening/stimuli/<trial>/<name>.flac``      loudness-matched excerpts, blinded names
+``listening/page/``                            the static MUSHRA page (``index.html``)
+``listening/webmushra/``                       webMUSHRA's YAML config and its audio
+``listening/results/<file>.csv``               ratings in the tidy format, one file a session
 ``notebooks/``                                 the executed notebooks
 ``.<phase>.lock`` / ``.<phase>.owner``         one writer per batch (see :meth:`~BatchFolder.lock`)
 ``report.html``                                the report
@@ -392,6 +400,51 @@ class BatchFolder:
             with atomic_path(self.tables_dir / f"{name}.parquet") as tmp:
                 df.to_parquet(tmp, index=False)
         return path
+
+    # -- listening tests ------------------------------------------------------------------------
+
+    @property
+    def listening_dir(self) -> Path:
+        """``listening/``: a listening test of the batch (see :mod:`stemkit.compare.listen`)."""
+        return self.root / "listening"
+
+    @property
+    def listening_design_path(self) -> Path:
+        """``listening/design.json``: what listeners see (trials, blinded names)."""
+        return self.listening_dir / "design.json"
+
+    @property
+    def listening_key_path(self) -> Path:
+        """``listening/key.csv``: blinded stimulus name -> condition; never shown to listeners."""
+        return self.listening_dir / "key.csv"
+
+    @property
+    def listening_items_path(self) -> Path:
+        """``listening/items.csv``: the items picked, with the rule that picked each."""
+        return self.listening_dir / "items.csv"
+
+    def stimulus_path(self, trial: str, name: str) -> Path:
+        """``listening/stimuli/<trial>/<name>.flac``: one blinded, loudness-matched excerpt."""
+        return self.listening_dir / "stimuli" / trial / f"{name}.flac"
+
+    @property
+    def listening_page_dir(self) -> Path:
+        """``listening/page/``: the static MUSHRA page (``index.html`` and its audio)."""
+        return self.listening_dir / "page"
+
+    @property
+    def webmushra_dir(self) -> Path:
+        """``listening/webmushra/``: webMUSHRA's ``config.yaml`` and the audio it names."""
+        return self.listening_dir / "webmushra"
+
+    @property
+    def listening_results_dir(self) -> Path:
+        """``listening/results/``: rating files in the tidy format."""
+        return self.listening_dir / "results"
+
+    def read_batch_table(self, name: str, columns: Sequence[str] = ()) -> pd.DataFrame:
+        """One batch table ``tables/<name>.csv`` (empty, with ``columns``, if not written)."""
+        return read_table(self.tables_dir / f"{name}.csv", columns)
 
     @property
     def notebooks_dir(self) -> Path:

@@ -1,4 +1,5 @@
-"""Command line: ``stemkit serve | batch | demo | demo-data | report | jobs | publish | lab``.
+"""Command line: ``stemkit serve | batch | demo | demo-data | report | jobs | publish | lab |
+listen``.
 
 The CLI is the composition root: the one product module that starts the embedded sandbox
 (:mod:`stemkit.sandbox`, a separate application) for a batch or the demo.
@@ -12,6 +13,8 @@ Examples
     stemkit demo                                    # demo data + sandbox + batch + report
     stemkit validate data/demo                      # every QA check against injected defects
     stemkit lab                                     # JupyterLab on the notebooks
+    stemkit listen design reports/demo --items 12   # a blind MUSHRA test of the batch
+    stemkit listen analyze reports/demo results/*.csv
 """
 
 from __future__ import annotations
@@ -439,6 +442,90 @@ def lab(
     ]
     typer.echo(f"JupyterLab on {folder.resolve()} at http://127.0.0.1:{port}/lab (Ctrl-C stops)")
     raise typer.Exit(subprocess.call(cmd))
+
+
+listen_app = typer.Typer(
+    no_args_is_help=True,
+    help="Listening tests of a batch: a blind MUSHRA test, then its screened analysis.",
+)
+app.add_typer(listen_app, name="listen")
+
+
+@listen_app.command("design")
+def listen_design(
+    batch_dir: Path = typer.Argument(..., help="A separated (and analysed) batch folder."),
+    stems: list[str] = typer.Option(["vocals"], "--stems", "-s", help="Stems to test."),
+    items: int = typer.Option(12, help="Items (track x excerpt) per stem."),
+    seconds: float = typer.Option(10.0, help="Excerpt length (s)."),
+    seed: int = typer.Option(0, help="Seed of the item order and the blinded names."),
+    single_file: bool = typer.Option(False, help="Put the audio inside index.html."),
+    webmushra: bool = typer.Option(True, help="Also export webMUSHRA's config.yaml."),
+) -> None:
+    """Design a blind MUSHRA test: items, loudness-matched excerpts, anchors, the page.
+
+    Items: half spread over the metric range, half where the providers disagree most (see
+    stemkit.compare.listen.design). Listeners get listening/page/ (open index.html in a
+    browser, offline); the key stays in listening/key.csv.
+    """
+    from stemkit.batchdir import BatchFolder
+    from stemkit.compare.listen.design import design_test
+    from stemkit.compare.listen.page import write_page
+    from stemkit.compare.listen.results import write_webmushra
+
+    folder = BatchFolder(batch_dir)
+    try:
+        d = design_test(folder, stems=stems, items=items, seconds=seconds, seed=seed)
+        page = write_page(folder, single_file=single_file)
+        yaml_path = write_webmushra(folder) if webmushra else None
+    except StemkitError as exc:
+        _fail(f"error: {exc}")
+    for r in d.items.itertuples(index=False):
+        typer.echo(f"  {r.item:<40} {r.rule:<9} {r.metric} mean {r.metric_mean:.2f}")
+    conditions = ", ".join(dict.fromkeys(d.key["condition"]))
+    if len(d.trials) < items * len(stems):
+        typer.echo(
+            f"note: {len(d.trials)} of {items * len(stems)} items: the tracks are too short for "
+            f"more {seconds:g} s excerpts (overlapping by at most half)"
+        )
+    typer.echo(f"{len(d.trials)} trials, conditions: {conditions}")
+    typer.echo(f"page (give to listeners): {page}")
+    typer.echo(f"key (keep apart): {folder.listening_key_path}")
+    if yaml_path:
+        typer.echo(f"webMUSHRA config: {yaml_path}")
+
+
+@listen_app.command("analyze")
+def listen_analyze(
+    batch_dir: Path = typer.Argument(..., help="The batch folder of the designed test."),
+    results: list[Path] = typer.Argument(
+        None, help="Results files (page/widget CSV, webMUSHRA mushra.csv); default: the saved."
+    ),
+) -> None:
+    """Screen the listeners (BS.1534-3), then means, paired statistics, metrics vs listeners."""
+    from stemkit.batchdir import BatchFolder
+    from stemkit.compare.listen.analysis import analyze_listening
+
+    folder = BatchFolder(batch_dir)
+    try:
+        a = analyze_listening(folder, results or ())
+    except StemkitError as exc:
+        _fail(f"error: {exc}")
+    kept = len(a.screening) - len(a.excluded)
+    typer.echo(f"{len(a.screening)} listeners, {kept} kept")
+    for r in a.screening[a.screening["excluded"]].itertuples(index=False):
+        typer.echo(f"  excluded {r.listener}: {r.reason}")
+    for r in a.means.itertuples(index=False):
+        typer.echo(
+            f"  {r.stem:<10} {r.condition:<16} {r.mean:6.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]"
+        )
+    for s in a.sentences():
+        typer.echo(f"  {s}")
+    for r in a.agreement.itertuples(index=False):
+        typer.echo(
+            f"  {r.stem:<10} {r.metric} ({r.variant}): tau {r.kendall_tau:.2f}, "
+            f"rho {r.spearman_rho:.2f}, n {r.n}"
+        )
+    typer.echo(f"tables: {folder.tables_dir}/listening_*.csv; `stemkit report` shows them")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -25,7 +25,8 @@ def _free_port() -> int:
 
 def test_help_lists_every_command():
     out = CliRunner().invoke(app, ["--help"]).output
-    for command in ("serve", "batch", "demo", "demo-data", "report", "jobs", "publish", "lab"):
+    commands = ("serve", "batch", "demo", "demo-data", "report", "jobs", "publish", "lab", "listen")
+    for command in commands:
         assert command in out
 
 

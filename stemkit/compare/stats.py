@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-__all__ = ["COLUMNS", "HEADLINE", "MIN_TRACKS", "paired_comparisons", "sentences"]
+__all__ = ["COLUMNS", "HEADLINE", "Headline", "MIN_TRACKS", "paired_comparisons", "sentences"]
 
 #: below this many paired tracks a comparison is shown but not called
 MIN_TRACKS = 5
@@ -82,11 +82,13 @@ COLUMNS = [
 ]
 
 
-def _long(metrics: pd.DataFrame, intelligibility: pd.DataFrame | None) -> pd.DataFrame:
+def _long(
+    metrics: pd.DataFrame, intelligibility: pd.DataFrame | None, headlines: Sequence[Headline]
+) -> pd.DataFrame:
     """One ``track, provider, stem, metric, value`` table of every headline metric."""
     parts = []
     if not metrics.empty:
-        for h in HEADLINE:
+        for h in headlines:
             sel = metrics[(metrics["metric"] == h.metric) & (metrics["variant"] == h.variant)]
             parts.append(sel[["track", "provider", "stem", "metric", "value"]])
     if intelligibility is not None and not intelligibility.empty:
@@ -130,6 +132,7 @@ def paired_comparisons(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    headlines: Sequence[Headline] = HEADLINE,
 ) -> pd.DataFrame:
     """Paired differences between every two providers, per stem and headline metric.
 
@@ -148,6 +151,8 @@ def paired_comparisons(
         Bootstrap resamples.
     seed : int
         Seed of the bootstrap: the same batch gives the same intervals.
+    headlines : sequence of Headline
+        The metrics to compare (default :data:`HEADLINE`; a listening test passes its own).
 
     Returns
     -------
@@ -157,9 +162,9 @@ def paired_comparisons(
         Holm-adjusted one (over every row of the same metric). NaN where fewer than 2 tracks
         pair up.
     """
-    long = _long(metrics, intelligibility)
+    long = _long(metrics, intelligibility, headlines)
     rows = []
-    for h in HEADLINE:
+    for h in headlines:
         sel = long[long["metric"] == h.metric]
         for stem in sorted(sel["stem"].dropna().unique()):
             table = sel[sel["stem"] == stem].pivot_table(
@@ -194,7 +199,12 @@ def _fmt(x: float, unit: str) -> str:
     return f"{x:.2f} {unit}".rstrip() if unit else f"{x:.3f}"
 
 
-def sentences(comparisons: pd.DataFrame, *, metrics: Sequence[str] | None = None) -> list[str]:
+def sentences(
+    comparisons: pd.DataFrame,
+    *,
+    metrics: Sequence[str] | None = None,
+    headlines: Sequence[Headline] = HEADLINE,
+) -> list[str]:
     """The comparisons as plain sentences, the significant ones first.
 
     Parameters
@@ -203,6 +213,8 @@ def sentences(comparisons: pd.DataFrame, *, metrics: Sequence[str] | None = None
         From :func:`paired_comparisons`.
     metrics : sequence of str, optional
         Only these metrics (default: all).
+    headlines : sequence of Headline
+        The metrics of the table (as given to :func:`paired_comparisons`).
 
     Returns
     -------
@@ -211,7 +223,7 @@ def sentences(comparisons: pd.DataFrame, *, metrics: Sequence[str] | None = None
         Holm-adjusted p is below 0.05; ``"no clear difference ..."`` otherwise; ``"too few
         tracks to call"`` below :data:`MIN_TRACKS`.
     """
-    heads = {h.metric: h for h in HEADLINE}
+    heads = {h.metric: h for h in headlines}
     called, open_ = [], []
     for r in comparisons.itertuples(index=False):
         if metrics is not None and r.metric not in metrics:
