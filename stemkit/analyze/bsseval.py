@@ -95,6 +95,8 @@ VARIANTS: dict[str, str] = {
 }
 
 _EPS = np.finfo(float).eps  # museval's regulariser of G
+#: leakage below this (dB relative to the estimate) is reported as this: none to speak of
+LEAKAGE_FLOOR_DB = -120.0
 _BLOCK_FFT = 8192  # FFT size of the blocks that accumulate the lag correlations
 _CHUNK_BYTES = 64 * 2**20  # rough working set of one chunk of blocks or frames
 
@@ -127,6 +129,12 @@ class BSSResult:
     #: (variants ``global`` and ``scale-invariant``, not ``bsseval_v4``), or ``None``
     nsdr: np.ndarray | None = None
     si_sdr: np.ndarray | None = None
+    #: ``(n_sources, n_sources)`` dB, from the same pass: ``leakage[j, k]`` is the energy of
+    #: reference ``k``'s part of estimate ``j``'s projection onto all references (its filters
+    #: applied to reference ``k`` alone, over the whole track) relative to the estimate's
+    #: energy; the diagonal is the target's share, the rest how much of each other source
+    #: leaked in (:meth:`BSSEval.evaluate`); floored at :data:`LEAKAGE_FLOOR_DB`
+    leakage: np.ndarray | None = None
 
     def medians(self) -> dict[str, np.ndarray]:
         """Median over frames ignoring NaN, per source: museval's track aggregate.
@@ -305,6 +313,13 @@ class BSSEval:
             for j in range(n_src if n_src > 1 else 0)
         ]
         self._all = _Solver(corr, keep.ravel(), copies.ravel(), taps)
+        # each source's own Gram block, for the energies of its part of a projection
+        self._blocks = [
+            _gram(
+                corr[:, j * n_chan : (j + 1) * n_chan, j * n_chan : (j + 1) * n_chan], n_chan, taps
+            )
+            for j in range(n_src)
+        ]
 
     def evaluate(self, *estimates: np.ndarray | Signals) -> list[BSSResult]:
         """Framewise SDR, ISR, SIR, SAR of each estimate set, in the order given.
@@ -343,11 +358,36 @@ class BSSEval:
             criteria[:, :, mask] = np.nan
             lag0 = corr[k][0].reshape(n_src, n_chan, n_src, n_chan)
             own = np.einsum("jcjc->j", lag0)  # Σ e·s over each source's own channels
-            nsdr, si_sdr = _global(self._sums, activity[k].sums(), own, n_samples)
+            est_sums = activity[k].sums()
+            nsdr, si_sdr = _global(self._sums, est_sums, own, n_samples)
+            leakage = self._leakage(filters[k][0], est_sums[1].sum(axis=1))
             out.append(
-                BSSResult(*criteria, window=self.window, hop=self.hop, nsdr=nsdr, si_sdr=si_sdr)
+                BSSResult(
+                    *criteria,
+                    window=self.window,
+                    hop=self.hop,
+                    nsdr=nsdr,
+                    si_sdr=si_sdr,
+                    leakage=leakage,
+                )
             )
         return out
+
+    def _leakage(self, c_all: np.ndarray, est_energy: np.ndarray) -> np.ndarray:
+        """``(n_src, n_src)`` dB: energy of reference ``k``'s part of estimate ``j``'s joint
+        projection, ``Σ_c v^T G_k v`` with ``v`` the filters from ``k``'s channels to the
+        estimate's channel ``c``, over the estimate's energy."""
+        n_src, _, n_chan = self.references.shape
+        out = np.empty((n_src, n_src))
+        for k, gram in enumerate(self._blocks):
+            v = c_all[k * n_chan : (k + 1) * n_chan]  # (n_chan, n_src, n_chan, taps)
+            v = v.transpose(1, 2, 0, 3).reshape(n_src * n_chan, -1)  # rows (j, c)
+            energy = np.einsum("ra,ab,rb->r", v, gram, v).reshape(n_src, n_chan).sum(axis=1)
+            out[:, k] = energy
+        floor = LEAKAGE_FLOOR_DB
+        return np.maximum(
+            10 * np.log10(np.maximum(out / est_energy[:, None], 10 ** (floor / 10))), floor
+        )
 
     def _projection_filters(self, corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distortion filters of one estimate set, from all references and from its own.
@@ -818,7 +858,8 @@ def _global(
     ref_sum, ref_power = ref_sums.sum(axis=2)
     est_sum, est_power = est_sums.sum(axis=2)
     error = np.maximum(ref_power - 2 * cross + est_power, 0.0)
-    nsdr = 10 * np.log10((ref_power + eps) / (error + eps))
+    delta = _sdr.MDX_DELTA
+    nsdr = 10 * np.log10((ref_power + delta) / (error + delta))
     count = n_samples * ref_sums.shape[2]
     mean_ref, mean_est = ref_sum / count, est_sum / count
     centred_cross = cross - count * mean_ref * mean_est
