@@ -161,6 +161,21 @@ class BatchTables:
         return table[order]
 
     @property
+    def speech_quality(self) -> pd.DataFrame:
+        """Per speech track and source (mixture, reference, each provider's speech stem): WER,
+        STOI / ESTOI against the reference dialogue, DNSMOS P.835 OVRL / SIG / BAK
+        (:mod:`stemkit.analyze.speech_quality`)."""
+        df = self.intelligibility
+        cols = ["wer", "stoi", "estoi", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"]
+        if df.empty or not set(cols) <= set(df.columns):
+            return pd.DataFrame()
+        order = ["mixture", "reference", *self.info.get("providers", [])]
+        rank = {s: i for i, s in enumerate(order)}
+        df = df.assign(order=df["source"].map(lambda s: rank.get(s, len(order))))
+        table = df.sort_values(["track", "order"]).set_index(["track", "source"])[cols]
+        return table.astype(float).round(3)
+
+    @property
     def tracks(self) -> list[str]:
         return [t["name"] for t in self.info.get("tracks", [])]
 
