@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stemkit.audio import load_audio, write_audio
-from stemkit.dsp import engine
+from stemkit.dsp import speech
 from stemkit.errors import AudioError
 from stemkit.sandbox.audioshake_rules import JobRequest, parse_job_request
 from stemkit.sandbox.common import (
@@ -368,7 +368,7 @@ class AudioShakeAPI:
             y, sr = load_audio(job.asset.path)
             if meta.maxTrackLength:
                 y = y[:, : int(meta.maxTrackLength * sr)]
-            stem = engine.separate(y, sr, [ENGINE_STEMS[meta.name]])[ENGINE_STEMS[meta.name]]
+            stem = speech.separate(y, sr, [ENGINE_STEMS[meta.name]])[ENGINE_STEMS[meta.name]]
             if self.config.processing_delay:
                 time.sleep(self.config.processing_delay)
             # output assets are named with their extension, as the vendor names them

@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stemkit.audio import load_audio, write_audio
-from stemkit.dsp import engine
+from stemkit.dsp import speech
 from stemkit.errors import AudioError
 from stemkit.sandbox.common import (
     Callbacks,
@@ -400,7 +400,7 @@ class SourceressAPI:
                 raise RuntimeError("injected failure of the separation worker")
             y, sr = sf.read(sep.folder / "request.wav", dtype="float32", always_2d=True)
             stems = ALGORITHM_STEMS[sep.algorithm]
-            result = engine.separate(y.T, sr, [s for s, _ in stems])
+            result = speech.separate(y.T, sr, [s for s, _ in stems])
             if self.config.processing_delay:
                 time.sleep(self.config.processing_delay)
             self._event(sep, "Finalising", None)
