@@ -20,9 +20,9 @@ def kitchen() -> dict[str, np.ndarray]:
     return render_speech_track(SPEECH_TRACKS[0], sr=SR)
 
 
-@pytest.fixture(scope="module")
-def song() -> dict[str, np.ndarray]:
-    return render_track(replace(DEMO_TRACKS[0], duration=20.0), sr=SR)
+@pytest.fixture(scope="module", params=[0, 3])
+def song(request) -> dict[str, np.ndarray]:
+    return render_track(replace(DEMO_TRACKS[request.param], duration=20.0), sr=SR)
 
 
 def test_speech_is_told_from_a_sung_line(kitchen, song):

@@ -1,26 +1,32 @@
-"""Speech-aware dialogue separation for the sandbox: pitch-tracked harmonic masking.
+"""Speech-aware dialogue separation for the sandbox.
 
 :mod:`stemkit.dsp.engine` finds the voice as what does not repeat (REPET-SIM) on a 70 ms grid,
 which suits sung lead lines and harms speech: syllables are short, consonants are not
-harmonic, and a speech recogniser hears the smeared result worse than the mixture itself. For
-speech over music this module builds the dialogue from what speech is made of instead:
+harmonic, and a speech recogniser hears the result worse than the mixture itself (demo: WER
+0.92-0.97 against 0.72-0.92 for the mixture). For speech over music this module takes the
+dialogue from the speech band of the mixture instead, at a finer hop, and leaves the rest:
 
-1. the voice's pitch, tracked with pYIN (Mauch & Dixon 2014; ``librosa.pyin``, 70-400 Hz) on a
-   16 kHz downmix at a 10 ms hop, with its voicing probability;
-2. a harmonic comb at the synthesis resolution (window about 46 ms, hop about 6 ms at 44.1 kHz,
-   finer than the engine's): a soft peak on every harmonic ``k·f0`` below 5 kHz, its width
-   growing with ``k`` (pitch error and vibrato), weighted by the voicing probability, so the
-   bed between the harmonics (bass notes, chords, drums) is left out;
-3. a speech-band mask (soft edges at 120 Hz and 5.5 kHz) and, in the short gaps around voiced
-   frames where consonants sit, a band-limited floor that lets fricatives and plosives
-   through the 2-8 kHz region, so words keep their onsets.
+1. :func:`is_speech` tells speech from singing on the engine's voice estimate: pYIN pitch
+   (Mauch & Dixon 2014, ``librosa.pyin``, 70-400 Hz); a sung line holds its notes, speech
+   glides;
+2. :func:`separate_dialogue` masks the mixture's STFT (window about 46 ms, hop about 6 ms at
+   44.1 kHz) with the zero-phase response of a 4th-order Butterworth band-pass, 150 Hz to
+   4.5 kHz (where a recogniser's features live): the bass, the kick and the cymbals go to the
+   rest. Optionally (``bed_floor < 1``) the sustained bed inside the band (a per-bin median
+   over 0.6 s) is lowered too.
 
-The dialogue is ``mask · mixture`` per channel (the panning kept) and everything else is the
-residual ``mixture - dialogue``, so the two stems sum back to the mixture to within float
-rounding. :func:`separate` decides per request: stems that are all voice-like (``vocals``,
+Measured on the demo's three speech tracks with the sandbox recogniser (WER, mixture 0.72 /
+0.80 / 0.92): the band alone 0.61 / 0.85 / 0.86; lowering the bed (floor 0.3) 0.72 / 0.81 /
+-, no gain; pitch-tracked harmonic combs (pYIN on the engine's voice, a soft peak on every
+harmonic below 5 kHz, bed floor 0.3 or 0.1) 0.72-0.94 / 0.88 / 0.97, worse: the recogniser
+hears the carved-out spectrum worse than the bed. Hence the band, and the comb is not kept.
+
+The dialogue is ``mask · mixture`` per channel (the panning kept) and the rest is
+``mixture - dialogue``, so the two stems sum back to the mixture to within float rounding.
+:func:`separate` decides per request: stems that are all voice-like (``vocals``,
 ``dialogue``, ``speech``, ``music_removal``) or the voice's complement (``accompaniment``,
-``music_fx`` ...) on input that :func:`is_speech` finds to be speech take this path; anything
-else (a four-stem request, a song) goes to :func:`stemkit.dsp.engine.separate` unchanged.
+``music_fx`` ...) on input whose voice is speech take this path; anything else (a four-stem
+request, a song) gets :func:`stemkit.dsp.engine.separate`'s stems unchanged.
 
 Examples
 --------
