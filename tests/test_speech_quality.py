@@ -68,3 +68,21 @@ def test_intelligibility_table_has_dnsmos_and_stoi_beside_wer(kitchen, tmp_path)
     assert df.loc["reference", "stoi"] > df.loc["mixture", "stoi"] > df.loc["acme", "stoi"]
     assert df.loc["reference", "dnsmos_bak"] > df.loc["mixture", "dnsmos_bak"]
     assert df[["dnsmos_sig", "dnsmos_ovrl", "estoi"]].notna().all().all()
+
+
+def test_qa_gate_fails_a_dialogue_stem_full_of_music(kitchen):
+    import pandas as pd
+
+    from stemkit.analyze.qa import load_profile, stem_checks, verdicts
+
+    mix = kitchen["mixture"]
+    good = {"dialogue": kitchen["dialogue"], "music_fx": kitchen["music_fx"]}
+    leaky = {"dialogue": mix, "music_fx": np.zeros_like(mix)}
+    judged = {}
+    for name, stems in (("good", good), ("leaky", leaky)):
+        rows = pd.DataFrame(stem_checks(mix, stems, SR))
+        v = verdicts(rows, load_profile())
+        judged[name] = v[v["check"] == "dialogue_bak"].set_index("stem")
+    assert judged["good"].loc["dialogue", "verdict"] == "pass"
+    assert judged["leaky"].loc["dialogue", "verdict"] == "fail"
+    assert "music_fx" not in judged["good"].index  # only dialogue stems are scored
