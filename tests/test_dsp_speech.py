@@ -11,6 +11,7 @@ from stemkit.analyze.sdr import sdr
 from stemkit.demo.speech import SPEECH_TRACKS, render_speech_track
 from stemkit.demo.synth import DEMO_TRACKS, render_track
 from stemkit.dsp import engine, speech
+from tests.conftest import music
 
 SR = 16000
 
@@ -31,6 +32,9 @@ def test_speech_is_told_from_a_sung_line(kitchen, song):
     sung = engine.separate(song["mixture"], SR, ["vocals"])["vocals"]
     assert not speech.is_speech(sung, SR)
     assert not speech.is_speech(np.zeros((2, SR)), SR)
+    # the suite's 4 s legato 'voice' (no pauses) is no speech either
+    legato = engine.separate(music(seed=0)["mixture"], 22050, ["vocals"])["vocals"]
+    assert not speech.is_speech(legato, 22050)
 
 
 def test_speech_path_gives_dialogue_and_rest_that_sum_to_the_mixture(kitchen):

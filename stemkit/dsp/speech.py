@@ -127,9 +127,10 @@ def is_speech(voice: np.ndarray, sr: int) -> bool:
     """Whether an estimate of the voice (the engine's ``vocals``) is speech rather than singing.
 
     A sung line holds its notes; speech glides. Over the first :data:`DETECT_S` seconds,
-    pYIN's voiced runs (8 kHz, 20 ms hop, voicing probability above 0.3): the share of each
+    pYIN's voiced runs (8 kHz, 20 ms hop, voicing probability above 0.3): speech is voiced in
+    15-80 % of the frames, in runs of median length up to 0.25 s, and the share of each
     run's frames within 0.35 semitone of the run's median pitch, averaged over runs, is under
-    :data:`STEADY_SHARE` for speech (the demo's speech tracks: 0.78-0.87; its songs:
+    :data:`STEADY_SHARE` (the demo's speech tracks: 0.78-0.87; its songs:
     0.91-0.98, at 16 and 44.1 kHz).
 
     Examples
@@ -144,11 +145,13 @@ def is_speech(voice: np.ndarray, sr: int) -> bool:
     mono = (x.mean(axis=0) if x.ndim == 2 else x)[: int(DETECT_S * sr)]
     if mono.size < sr // 2 or not np.any(mono):
         return False
-    f0, prob, _ = _track_pitch(mono, sr, rate=8000, hop_s=0.02)  # coarse: cheap
+    f0, prob, hop_s = _track_pitch(mono, sr, rate=8000, hop_s=0.02)  # coarse: cheap
     voiced = np.isfinite(f0) & (prob > 0.3)
     runs, n_runs = scipy.ndimage.label(voiced)
-    if voiced.mean() < 0.15 or n_runs < 5:
-        return False
+    if not 0.15 <= voiced.mean() <= 0.8 or n_runs < 5:
+        return False  # hardly any voice, or a voice that never pauses: not speech
+    if np.median(np.bincount(runs)[1:]) * hop_s > 0.25:
+        return False  # syllables are short
     steady = []
     for r in range(1, n_runs + 1):
         semis = 12 * np.log2(f0[runs == r])
