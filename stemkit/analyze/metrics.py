@@ -235,7 +235,7 @@ def separation_metrics(
     >>> ests = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in refs.items()}
     >>> m = separation_metrics(refs, ests, 4000)
     >>> round(m["a"][("sdr", "bsseval_v4")]) >= 19, sorted(k for k, _ in m["a"])
-    (True, ['isr', 'nsdr', 'sar', 'sdr', 'si_sdr', 'sir'])
+    (True, ['isr', 'leakage', 'leakage', 'nsdr', 'sar', 'sdr', 'si_sdr', 'sir'])
     """
     from stemkit.analyze.bsseval import ArraySignals
 
