@@ -312,9 +312,11 @@ def metric_chart(
     *,
     variant: str | None = "bsseval_v4",
     title: str | None = None,
+    aggregate: str = "median",
 ) -> Figure:
-    """Bars of a metric per stem, one bar per provider (median over tracks, dots per track);
-    only rows of ``variant`` (never two definitions of a metric in one chart).
+    """Bars of a metric per stem, one bar per provider (``aggregate`` over tracks: ``median``
+    as SiSEC18, ``mean`` as MDX'23; dots per track); only rows of ``variant`` (never two
+    definitions of a metric in one chart).
 
     Examples
     --------
@@ -340,7 +342,7 @@ def metric_chart(
             x = i - 0.4 + width * (k + 0.5)
             ax.bar(
                 x,
-                vals.median(),
+                vals.mean() if aggregate == "mean" else vals.median(),
                 width * 0.9,
                 color=provider_color(prov),
                 label=prov if i == 0 else None,

@@ -1,8 +1,10 @@
 """BSS Eval v4 (stemkit.analyze.bsseval) against museval's own implementation, on small fixtures.
 
-The fixtures are well-posed on purpose: every reference has a noise floor and stereo channels
-that are not scaled copies of each other. Where a reference's channels are proportional up to
-rounding, museval's ISR/SIR/SAR are rounding noise themselves (see ``stemkit.analyze.bsseval``).
+Two kinds of material: noise-like multitracks, and rendered instruments (harmonic notes, some
+panned centre so both channels hold the same samples, silent spans, very quiet sources, mono).
+Every reference has some noise (breath, dither): where a reference is pure partials, or its
+channels are proportional up to rounding, museval's ISR/SIR/SAR are rounding noise themselves
+(see ``stemkit.analyze.bsseval``).
 """
 
 from __future__ import annotations
@@ -169,6 +171,99 @@ def test_parity_single_source_has_infinite_sir(museval):
     refs = multitrack(1, 2, seconds=3.0, seed=8)
     res = assert_parity(museval, refs, imperfect(refs))
     assert np.all(np.isposinf(res.sir))
+
+
+# --- parity on rendered instruments (identical channels, silence, quiet sources) ------------
+
+
+def instrument(n: int, f0: float, seed: int, sr: int = SR) -> np.ndarray:
+    """A rendered mono instrument: half-second notes of nine decaying partials with vibrato, a
+    bow/breath noise under each note, and a -100 dB dither floor (no reference is pure
+    partials: museval's own numbers are undefined there, see ``stemkit.analyze.bsseval``)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(n)
+    note = sr // 2
+    b, a = scipy.signal.butter(2, [300, 2500], "band", fs=sr)
+    for start in range(0, n, note):
+        f = f0 * 2 ** (rng.integers(0, 7) / 12)
+        m = min(note, n - start)
+        t = np.arange(m) / sr
+        env = np.minimum(t / 0.01, 1.0) * np.exp(-3 * t)
+        phase = 2 * np.pi * f * np.cumsum(1 + 0.004 * np.sin(2 * np.pi * 5.5 * t)) / sr
+        partials = sum(np.sin(k * phase) / k**1.5 for k in range(1, 10) if k * f < 0.45 * sr)
+        breath = 0.02 * scipy.signal.lfilter(b, a, rng.standard_normal(m))
+        out[start : start + m] = env * (partials + breath)
+    return 0.3 * out + 1e-5 * rng.standard_normal(n)
+
+
+def rendered(
+    n_src: int, *, centre=(), n_chan: int = 2, seconds: float = 5.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """References (sources in ``centre`` panned centre: both channels the same samples, the
+    others panned left with a delayed quieter right) and estimates with leakage and noise."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    refs = np.zeros((n_src, n, n_chan))
+    for s in range(n_src):
+        x = instrument(n, 110 * 2 ** (5 * s / 12), seed + s)
+        if n_chan == 1:
+            refs[s, :, 0] = x
+        elif s in centre:
+            refs[s] = x[:, None]
+        else:
+            refs[s, :, 0] = 0.7 * x
+            refs[s, :, 1] = 0.4 * np.roll(x, 5) + 1e-5 * rng.standard_normal(n)
+    return refs, estimates_of(refs, rng)
+
+
+def estimates_of(refs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    mix = refs.sum(axis=0)
+    return 0.8 * refs + 0.1 * (mix - refs) + 0.01 * rng.standard_normal(refs.shape)
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_parity_centre_panned_instrument_at_any_source_position(museval, position):
+    # the 1e-9 ridge once used for this singular G was off by up to 1 dB on SIR/SAR here
+    refs, ests = rendered(3, centre={position}, seed=position)
+    assert np.array_equal(refs[position, :, 0], refs[position, :, 1])
+    assert_parity(museval, refs, ests, filters_len=256 if position else 512)
+
+
+def test_parity_two_centre_panned_sources_and_a_silent_two_seconds(museval):
+    refs, _ = rendered(3, centre={0, 2}, seed=4)
+    refs[2, SR : 3 * SR] = 0.0  # the centre-panned source rests for 2 s: frames 1 and 2
+    ests = estimates_of(refs, np.random.default_rng(5))
+    res = assert_parity(museval, refs, ests, filters_len=256)
+    assert np.all(np.isnan(res.sdr[:, 1:3])) and np.all(np.isfinite(res.sdr[:, [0, 3, 4]]))
+
+
+def test_parity_very_quiet_sources(museval):
+    refs, _ = rendered(3, centre={1}, seed=6)
+    refs[1] *= 1e-4  # -80 dB: museval's eps is no longer negligible against this G
+    refs[2] *= 1e-3
+    ests = estimates_of(refs, np.random.default_rng(7))
+    ests[1] = 0.8 * refs[1] + 1e-6 * np.random.default_rng(8).standard_normal(refs[1].shape)
+    assert_parity(museval, refs, ests, filters_len=256)
+
+
+def test_parity_mono_instruments_with_silence(museval):
+    refs, _ = rendered(3, n_chan=1, seed=9)
+    refs[0, 2 * SR : 4 * SR] = 0.0
+    ests = estimates_of(refs, np.random.default_rng(10))
+    res = assert_parity(museval, refs, ests)
+    assert np.isnan(res.sar[:, 2:4]).all()
+
+
+def test_parity_exactly_zero_estimates(museval):
+    refs, ests = rendered(2, centre={0}, seed=11)
+    ests[0, 3 * SR :] = 0.0  # the estimate stops: NaN in frames 3 and 4, for every source
+    res = assert_parity(museval, refs, ests, filters_len=256)
+    assert np.isnan(res.sdr[:, 3:]).all() and np.isfinite(res.sdr[:, :3]).all()
+    ests[1] = 0.0  # an estimate that is zero throughout: both refuse it
+    with pytest.raises(ValueError):
+        reference_v4(museval, refs, ests, filters_len=32)
+    with pytest.raises(ValueError, match="estimate source"):
+        bss_eval_v4(refs, ests, window=SR, hop=SR, filters_len=32)
 
 
 # --- behaviour -------------------------------------------------------------------------------

@@ -8,27 +8,33 @@ frames of a track with ``nanmedian``: :meth:`BSSResult.medians`.
 
 Same numbers, different arithmetic. On a 3-min 4-stem stereo track (``bench/metrics.py``, 2
 shared cores): 4.7 s and 1.06 GB peak RSS (0.59 GB of it the input arrays) against 73 s and
-2.9 GB for museval 0.4.1, largest difference 2e-10 dB.
+2.9 GB for museval 0.4.1, largest difference 2e-10 dB. With the bench's bass panned centre
+(identical channels), on 60 s at a load of 4.4: 6.1 s against 65.8 s, largest difference
+3e-8 dB, NaN frames identical.
 
 * the lag correlations (Gram matrix ``G``, cross-correlations ``D``) are accumulated over
   8192-point FFT blocks, in chunks on two threads, instead of one FFT of the whole
   zero-padded track;
 * the projection filters of every estimate share one LU factorisation of ``G + eps·I``
   (:class:`_Solver`; LU like ``np.linalg.solve``, so rounding follows museval's path) where
-  museval factorises the same matrix once per estimate;
+  museval factorises the same matrix once per estimate; a reference whose channels are
+  identical (centre-panned) enters that system by one channel with ``eps/n_channels`` on its
+  diagonal, which gives museval's projection exactly (no extra regularisation);
 * the per-frame energies come from one batched FFT per frame and Parseval's theorem, with the
   differences (``e - P_all`` ...) formed before squaring, as museval does in time domain;
 * :class:`BSSEval` keeps the references' part (correlations, factorisation) for any number of
   estimate sets, scored in one pass that reads signals in blocks (:class:`Signals`), so
   memory does not grow with the track's length or the number of sets.
 
-Numerical notes. Parity with museval (tests: within 0.01 dB; in practice ~1e-10 dB) holds
-where museval's numbers are defined. They are not when ``G`` is singular up to rounding, e.g.
-a stereo reference whose channels are scaled copies of each other rounded to float32 (a mono
-source panned off-centre): then museval's own ISR/SIR/SAR move by dB under a mere ×3 rescaling
-of its inputs, and ours differ from it by as much. Exact copies (centre-panned, ``L == R``),
-hard-panned sources (a zero channel) and any noise floor are fine. Ratios above ~150 dB (a
-perfect estimate) are rounding noise in both implementations.
+Numerical notes. Parity with museval (tests: within 0.01 dB on every frame, NaN frames in the
+same places; in practice 1e-4 dB or better) holds where museval's numbers are defined: any
+noise floor, identical channels (centre-panned, ``L == R``) in any source position, hard-panned
+sources (a zero channel), silent spans, mono, very quiet sources (museval's ``eps`` is kept, so
+its scale dependence is too). They are not defined when ``G`` is singular up to rounding and
+nothing fills its null space: references of pure partials with no noise at all, or channels
+that are scaled copies rounded to float32 (a mono source panned off-centre). Then museval's own
+SIR/SAR move by dB under a ×3 rescaling or a 1e-12 perturbation of its inputs, and ours differ
+from it by as much. Ratios above ~150 dB (a perfect estimate) are rounding noise in both.
 
 Variants, so that columns never mix definitions (see :data:`VARIANTS`): ``bsseval_v4`` is this
 module (images variant, time-invariant filters); BSS Eval v3 (``bss_eval_sources`` or
@@ -54,7 +60,6 @@ import functools
 import importlib.util
 import os
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +97,8 @@ VARIANTS: dict[str, str] = {
 }
 
 _EPS = np.finfo(float).eps  # museval's regulariser of G
+#: leakage below this (dB relative to the estimate) is reported as this: none to speak of
+LEAKAGE_FLOOR_DB = -120.0
 _BLOCK_FFT = 8192  # FFT size of the blocks that accumulate the lag correlations
 _CHUNK_BYTES = 64 * 2**20  # rough working set of one chunk of blocks or frames
 
@@ -124,6 +131,12 @@ class BSSResult:
     #: (variants ``global`` and ``scale-invariant``, not ``bsseval_v4``), or ``None``
     nsdr: np.ndarray | None = None
     si_sdr: np.ndarray | None = None
+    #: ``(n_sources, n_sources)`` dB, from the same pass: ``leakage[j, k]`` is the energy of
+    #: reference ``k``'s part of estimate ``j``'s projection onto all references (its filters
+    #: applied to reference ``k`` alone, over the whole track) relative to the estimate's
+    #: energy; the diagonal is the target's share, the rest how much of each other source
+    #: leaked in (:meth:`BSSEval.evaluate`); floored at :data:`LEAKAGE_FLOOR_DB`
+    leakage: np.ndarray | None = None
 
     def medians(self) -> dict[str, np.ndarray]:
         """Median over frames ignoring NaN, per source: museval's track aggregate.
@@ -287,22 +300,28 @@ class BSSEval:
         self._sums = stats.sums()
         centred = stats.identical_channels()
         taps = self.filters_len
-
-        def regularised(channels: slice = slice(None)) -> np.ndarray:
-            """``G + eps·I`` of the references' channels ``channels`` (all: ``G`` itself; one
-            source's: its diagonal block)."""
-            own = corr[:, channels, channels]
-            gram = _gram(own, own.shape[1], taps)
-            gram[np.diag_indices_from(gram)] += _EPS
-            return gram
-
+        # a source whose channels are identical spans what its first channel spans: solve on
+        # that channel alone (see :class:`_Solver`)
+        keep = np.ones((n_src, n_chan), dtype=bool)
+        keep[centred, 1:] = False
+        copies = np.where(centred, n_chan, 1)[:, None].repeat(n_chan, axis=1)
         self._own = [
             _Solver(
-                lambda j=j: regularised(slice(j * n_chan, (j + 1) * n_chan)), singular=centred[j]
+                corr[:, j * n_chan : (j + 1) * n_chan, j * n_chan : (j + 1) * n_chan],
+                keep[j],
+                copies[j],
+                taps,
             )
             for j in range(n_src if n_src > 1 else 0)
         ]
-        self._all = _Solver(regularised, singular=bool(centred.any()))
+        self._all = _Solver(corr, keep.ravel(), copies.ravel(), taps)
+        # each source's own Gram block, for the energies of its part of a projection
+        self._blocks = [
+            _gram(
+                corr[:, j * n_chan : (j + 1) * n_chan, j * n_chan : (j + 1) * n_chan], n_chan, taps
+            )
+            for j in range(n_src)
+        ]
 
     def evaluate(self, *estimates: np.ndarray | Signals) -> list[BSSResult]:
         """Framewise SDR, ISR, SIR, SAR of each estimate set, in the order given.
@@ -341,11 +360,36 @@ class BSSEval:
             criteria[:, :, mask] = np.nan
             lag0 = corr[k][0].reshape(n_src, n_chan, n_src, n_chan)
             own = np.einsum("jcjc->j", lag0)  # Σ e·s over each source's own channels
-            nsdr, si_sdr = _global(self._sums, activity[k].sums(), own, n_samples)
+            est_sums = activity[k].sums()
+            nsdr, si_sdr = _global(self._sums, est_sums, own, n_samples)
+            leakage = self._leakage(filters[k][0], est_sums[1].sum(axis=1))
             out.append(
-                BSSResult(*criteria, window=self.window, hop=self.hop, nsdr=nsdr, si_sdr=si_sdr)
+                BSSResult(
+                    *criteria,
+                    window=self.window,
+                    hop=self.hop,
+                    nsdr=nsdr,
+                    si_sdr=si_sdr,
+                    leakage=leakage,
+                )
             )
         return out
+
+    def _leakage(self, c_all: np.ndarray, est_energy: np.ndarray) -> np.ndarray:
+        """``(n_src, n_src)`` dB: energy of reference ``k``'s part of estimate ``j``'s joint
+        projection, ``Σ_c v^T G_k v`` with ``v`` the filters from ``k``'s channels to the
+        estimate's channel ``c``, over the estimate's energy."""
+        n_src, _, n_chan = self.references.shape
+        out = np.empty((n_src, n_src))
+        for k, gram in enumerate(self._blocks):
+            v = c_all[k * n_chan : (k + 1) * n_chan]  # (n_chan, n_src, n_chan, taps)
+            v = v.transpose(1, 2, 0, 3).reshape(n_src * n_chan, -1)  # rows (j, c)
+            energy = np.einsum("ra,ab,rb->r", v, gram, v).reshape(n_src, n_chan).sum(axis=1)
+            out[:, k] = energy
+        floor = LEAKAGE_FLOOR_DB
+        return np.maximum(
+            10 * np.log10(np.maximum(out / est_energy[:, None], 10 ** (floor / 10))), floor
+        )
 
     def _projection_filters(self, corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distortion filters of one estimate set, from all references and from its own.
@@ -642,31 +686,39 @@ class _Solver:
     """museval's ``solve(G + eps·I, D)``, with ``G + eps·I`` factorised once for every ``D``.
 
     LU with partial pivoting (LAPACK ``getrf``, what ``np.linalg.solve`` runs), so rounding
-    follows museval's path. When ``G + eps·I`` is exactly singular (a reference whose channels
-    are identical: a centre-panned mono source) museval takes ``lstsq(G, D)``, an SVD of the
-    whole matrix that costs minutes at 512 taps. Any solution of the normal equations gives the
-    same projection, which is all the energies use, so a slightly more regularised LU
-    (``G + 1e-9·mean(diag G)·I``) gives museval's numbers (to ~1e-8 dB) in a second.
+    follows museval's path. ``corr[k, a, b]`` are the lag correlations of the reference
+    channels the system is about; ``keep[a]`` says which of them enter it and ``copies[a]``
+    how many identical channels a kept one stands for.
 
-    ``build()`` makes a fresh ``G + eps·I``: it is factorised in place, so only one matrix
-    of its size is ever held (134 MB at 4 stereo sources and 512 taps). ``singular`` says
-    that ``G`` has identical rows (a reference with identical channels); the plain LU is
-    then not tried (it would meet a zero pivot or, worse, a tiny one and return noise).
+    A source whose ``m`` channels are identical (a centre-panned mono source) makes ``G``
+    exactly singular: its channels span the same space as one of them. The projection onto
+    the references' span, all that the energies use, is still unique, and it is what museval's
+    ``solve`` returns where its answer is stable. By symmetry the solution puts ``c/m`` on each
+    of the ``m`` copies, where ``c`` solves the system of the first channel alone with
+    ``eps/m`` on its diagonal, so that system is solved exactly (no extra regularisation) and
+    ``c`` is put on the first channel, zeros on the others: the same filters, hence the same
+    projection, at a smaller matrix. Should the reduced ``G + eps·I`` still meet a zero pivot,
+    ``lstsq(G, D)`` (numpy's default rank cut-off), museval's fallback, solves it.
+
+    Only one matrix of the reduced size is ever held (134 MB at 4 stereo sources and 512 taps):
+    it is factorised in place.
     """
 
-    def __init__(self, build: Callable[[], np.ndarray], *, singular: bool = False) -> None:
+    def __init__(
+        self, corr: np.ndarray, keep: np.ndarray, copies: np.ndarray, filters_len: int
+    ) -> None:
+        self.taps = filters_len
+        self.keep = np.asarray(keep, dtype=bool)
+        self._rows = np.repeat(self.keep, filters_len)  # rows (channel, tap) of the full system
+        kept = np.flatnonzero(self.keep)
+        sub = corr[:, kept][:, :, kept]
+        matrix = _gram(sub, len(kept), filters_len)
+        ridge = np.repeat(_EPS / np.asarray(copies, dtype=float)[kept], filters_len)
+        matrix[np.diag_indices_from(matrix)] += ridge
         self._lstsq: np.ndarray | None = None
-        matrix = build()
-        scale = float(np.mean(np.diag(matrix)))
-        # known to be singular (identical rows): straight to the regularised factorisation
-        self._lu = None if singular else self._factor(matrix)
+        self._lu = self._factor(matrix)
         if self._lu is None:
-            matrix = build()
-            matrix[np.diag_indices_from(matrix)] += 1e-9 * scale
-            self._lu = self._factor(matrix)
-        if self._lu is None:
-            self._lstsq = build()
-            self._lstsq[np.diag_indices_from(self._lstsq)] -= _EPS
+            self._lstsq = _gram(sub, len(kept), filters_len)
 
     @staticmethod
     def _factor(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -676,9 +728,18 @@ class _Solver:
         return None if np.any(np.diag(lu) == 0) else (lu, piv)  # np.linalg.solve would raise
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """Filters ``(n_channels · filters_len, n_rhs)`` for ``rhs`` of that shape; zeros on
+        the rows of the channels left out."""
+        part = rhs[self._rows] if not self.keep.all() else rhs
         if self._lu is None:
-            return np.linalg.lstsq(self._lstsq, rhs, rcond=None)[0]
-        return scipy.linalg.lu_solve(self._lu, rhs, check_finite=False)
+            solved = np.linalg.lstsq(self._lstsq, part, rcond=None)[0]
+        else:
+            solved = scipy.linalg.lu_solve(self._lu, part, check_finite=False)
+        if self.keep.all():
+            return solved
+        out = np.zeros((len(self._rows), rhs.shape[1]))
+        out[self._rows] = solved
+        return out
 
 
 # --- per-frame energies ---------------------------------------------------------------------
@@ -799,7 +860,8 @@ def _global(
     ref_sum, ref_power = ref_sums.sum(axis=2)
     est_sum, est_power = est_sums.sum(axis=2)
     error = np.maximum(ref_power - 2 * cross + est_power, 0.0)
-    nsdr = 10 * np.log10((ref_power + eps) / (error + eps))
+    delta = _sdr.MDX_DELTA
+    nsdr = 10 * np.log10((ref_power + delta) / (error + delta))
     count = n_samples * ref_sums.shape[2]
     mean_ref, mean_est = ref_sum / count, est_sum / count
     centred_cross = cross - count * mean_ref * mean_est

@@ -5,6 +5,10 @@ phase by :mod:`stemkit.separate.transcribe`) transcribed the mixture, the refere
 each separation provider's dialogue (or vocals) stem; the word error rate against the script says
 how much of the speech each stem keeps.
 
+Beside WER, per transcribed source: DNSMOS P.835 (``dnsmos_sig``, ``dnsmos_bak``,
+``dnsmos_ovrl``, 1-5, reference-free) and STOI / ESTOI against the reference dialogue
+(``stoi``, ``estoi``, 0-1), see :mod:`stemkit.analyze.speech_quality`.
+
 WER is computed with ``jiwer`` after one text normalisation, applied to script and transcript
 alike (:func:`normalize`): lower case; every character that is not a letter, a digit, an
 apostrophe or a space becomes a space; apostrophes are dropped ("let's" → "lets"); runs of
@@ -37,6 +41,11 @@ COLUMNS = [
     "ref_words",
     "hyp_words",
     "is_blank",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
+    "stoi",
+    "estoi",
     "state",
     "error",
     "text",
@@ -89,7 +98,9 @@ def intelligibility_table(out: str | Path | BatchFolder, track: dict[str, Any]) 
     script = track.get("transcript")
     if not script:
         return pd.DataFrame(columns=COLUMNS)
-    for rec in BatchFolder(out).transcript_records(track["name"]):
+    records = BatchFolder(out).transcript_records(track["name"])
+    reference = _reference_audio(track, records)
+    for rec in records:
         source = rec["source"]
         row = {
             "track": track["name"],
@@ -107,5 +118,41 @@ def intelligibility_table(out: str | Path | BatchFolder, track: dict[str, Any]) 
                 hyp_words=len(normalize(text).split()),
                 wer=wer(script, text),
             )
+        row.update(_speech_scores(rec.get("audio"), reference))
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _reference_audio(track: dict[str, Any], records: list[dict[str, Any]]) -> str | None:
+    """The reference dialogue's file: the transcribed ``reference`` source, else the track's
+    dialogue (or vocals) reference."""
+    from stemkit.stems import SPEECH_STEMS
+
+    for rec in records:
+        if rec["source"] == "reference" and rec.get("audio"):
+            return rec["audio"]
+    refs = track.get("references", {})
+    return next((refs[s] for s in SPEECH_STEMS if s in refs), None)
+
+
+def _speech_scores(audio: str | None, reference: str | None) -> dict[str, float]:
+    """DNSMOS of ``audio``; STOI / ESTOI against ``reference`` (NaN where unreadable)."""
+    from stemkit.analyze.speech_quality import dnsmos, stoi_scores
+    from stemkit.audio import load_audio
+    from stemkit.errors import AudioError
+
+    nan = float("nan")
+    out = dict.fromkeys(("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "stoi", "estoi"), nan)
+    if not audio or not Path(audio).is_file():
+        return out
+    try:
+        y, sr = load_audio(audio, mono=True)
+    except AudioError:
+        return out
+    out.update({f"dnsmos_{k}": v for k, v in dnsmos(y[0], sr).items()})
+    if reference and Path(reference).is_file():
+        from stemkit.audio import resample
+
+        ref, ref_sr = load_audio(reference, mono=True)
+        out.update(stoi_scores(resample(ref[0], ref_sr, sr), y[0], sr))
+    return out

@@ -10,8 +10,15 @@ metric              variant             definition
 ``sdr`` ``isr``     ``bsseval_v4``      BSS Eval v4 as museval computes it (images,
 ``sir`` ``sar``                         512-tap time-invariant filters, 1 s frames,
                                         median over frames; :mod:`stemkit.analyze.bsseval`)
-``nsdr``            ``global``          MDX "nSDR": 10·log10(Σ s² / Σ (s − ŝ)²)
+``nsdr``            ``global``          MDX "nSDR": 10·log10((Σs² + δ) / (Σ(s − ŝ)² + δ))
+``pes`` ``eps``     ``silence``         energy of the estimate where the reference is
+                                        silent, and the reverse (dB, 1 s frames;
+                                        :mod:`stemkit.analyze.protocols`)
 ``si_sdr``          ``scale-invariant`` SI-SDR (Le Roux et al. 2019), channels joined
+``leakage``         ``from_<stem>``     share of the estimate's energy that is the part
+                                        of reference <stem> in its BSS Eval projection
+                                        onto all references (dB; from its own stem:
+                                        the target's share)
 ``recon_db``        ``mixture``         10·log10(Σ (x − Σ ŝ)² / Σ x²)
 ==================  ==================  ===============================================
 
@@ -30,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stemkit.analyze.sdr import _CHUNK, EPS, sdr, si_sdr
+from stemkit.analyze.sdr import _CHUNK, EPS, MDX_DELTA, sdr, si_sdr
 
 if TYPE_CHECKING:
     from stemkit.analyze.bsseval import Signals
@@ -126,7 +133,7 @@ def global_metrics(references: Signals, *estimates: Signals) -> list[dict[str, n
         noise = np.maximum(est_power - 2 * alpha * cross + target, 0.0)
         out.append(
             {
-                "nsdr": 10 * np.log10((sums[k, 2] + EPS) / (sums[k, 3] + EPS)),
+                "nsdr": 10 * np.log10((sums[k, 2] + MDX_DELTA) / (sums[k, 3] + MDX_DELTA)),
                 "si_sdr": 10 * np.log10((target + EPS) / (noise + EPS)),
             }
         )
@@ -147,6 +154,9 @@ def score(
     (:class:`~stemkit.analyze.bsseval.BSSEval`), and nSDR and SI-SDR come from the same pass. A
     silent reference leaves the BSS Eval numbers out (museval refuses it), as does a silent stem
     for its own set; nSDR and SI-SDR are then computed on their own (:func:`global_metrics`).
+    PES and EPS (:func:`stemkit.analyze.protocols.silence_metrics`) are there for every set,
+    for the stems that have a silent frame (reference or estimate; absent otherwise): the
+    silence policy of :mod:`stemkit.analyze.protocols`.
 
     Examples
     --------
@@ -173,6 +183,15 @@ def score(
                 results[name] = scorer.evaluate(estimate_sets[name])[0]
             except ValueError:
                 continue
+    from stemkit.analyze.protocols import silence_metrics
+
+    silence = dict(
+        zip(
+            names,
+            silence_metrics(references, *estimate_sets.values(), window=sr, hop=sr),
+            strict=True,
+        )
+    )
     rest = [name for name in estimate_sets if name not in results]
     alone = global_metrics(references, *(estimate_sets[n] for n in rest))
     singles = dict(zip(rest, alone, strict=True))
@@ -189,8 +208,14 @@ def score(
                 ("nsdr", "global"): float(one["nsdr"][i]),
                 ("si_sdr", "scale-invariant"): float(one["si_sdr"][i]),
             }
+            for metric in ("pes", "eps"):  # only where a frame is silent
+                if np.isfinite(silence[name][metric][i]):
+                    values[(metric, "silence")] = float(silence[name][metric][i])
             for metric, per_source in medians.items():
                 values[(metric, "bsseval_v4")] = float(per_source[i])
+            if result is not None and result.leakage is not None:  # stem × leaked source
+                for k, other in enumerate(stems):
+                    values[("leakage", f"from_{other}")] = float(result.leakage[i, k])
             out[name][stem] = values
     return out
 
@@ -210,7 +235,7 @@ def separation_metrics(
     >>> ests = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in refs.items()}
     >>> m = separation_metrics(refs, ests, 4000)
     >>> round(m["a"][("sdr", "bsseval_v4")]) >= 19, sorted(k for k, _ in m["a"])
-    (True, ['isr', 'nsdr', 'sar', 'sdr', 'si_sdr', 'sir'])
+    (True, ['isr', 'leakage', 'leakage', 'nsdr', 'sar', 'sdr', 'si_sdr', 'sir'])
     """
     from stemkit.analyze.bsseval import ArraySignals
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from stemkit.analyze.intelligibility import COLUMNS as INTEL_COLUMNS
+from stemkit.analyze.protocols import PROTOCOLS, challenge_summary
 from stemkit.analyze.track import METRIC_COLUMNS, VERDICT_COLUMNS
 from stemkit.atomic import write_text
 from stemkit.batchdir import BatchFolder
@@ -85,20 +86,69 @@ class BatchTables:
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Median BSS Eval v4 SDR (dB) per provider × stem, the providers framed by the
+        """The SiSEC18 summary (:meth:`protocol_summary`): median over tracks of each track's
+        median BSS Eval v4 SDR (dB) per provider × stem, the providers framed by the
         bracket: oracle (ideal ratio mask, the ceiling), the DSP baseline, and the mixture as
         estimate (the floor)."""
+        return self.protocol_summary("SiSEC18")
+
+    def protocol_summary(self, protocol: str) -> pd.DataFrame:
+        """Provider × stem table of one challenge protocol, ``"SiSEC18"`` or ``"MDX23"``
+        (:func:`stemkit.analyze.protocols.challenge_summary`; its label in ``attrs``), the
+        providers in the batch's order between the bracket."""
+        table = challenge_summary(self.metrics, protocol)
+        if table.empty:
+            return table
+        order = ["oracle", *self.info.get("providers", []), "baseline", "mixture"]
+        order += [p for p in table.index if p not in order]
+        out = table.loc[[p for p in order if p in table.index]]
+        out.attrs = dict(table.attrs)
+        return out
+
+    def protocol_summaries(self) -> dict[str, pd.DataFrame]:
+        """Both protocols' tables, keyed by their labels (what the report prints above each)."""
+        return {PROTOCOLS[name].label: self.protocol_summary(name) for name in ("SiSEC18", "MDX23")}
+
+    @property
+    def silence_summary(self) -> pd.DataFrame:
+        """PES and EPS (dB, lower is better; the silence policy of
+        :mod:`stemkit.analyze.protocols`): mean over tracks per provider × stem, NaN where no
+        track has such a frame."""
         m = self.metrics
-        sdr = m[(m["metric"] == "sdr") & (m["variant"] == "bsseval_v4")]
-        if sdr.empty:
+        m = m[(m["variant"] == "silence") & m["metric"].isin(["pes", "eps"])].dropna(
+            subset=["value"]
+        )
+        if m.empty:
             return pd.DataFrame()
-        table = sdr.pivot_table(index="provider", columns="stem", values="value", aggfunc="median")
-        order = [
-            p
-            for p in ["oracle", *self.info.get("providers", []), "baseline", "mixture"]
-            if p in table.index
-        ]
-        return table.loc[order].round(2)
+        table = m.pivot_table(
+            index="provider", columns=["metric", "stem"], values="value", aggfunc="mean"
+        )
+        return table.round(1)
+
+    def leakage_matrices(self) -> dict[str, pd.DataFrame]:
+        """Per provider (bracket included): stem (rows) × leaked source (columns), dB, median
+        over tracks of the ``leakage`` rows (:attr:`stemkit.analyze.bsseval.BSSResult.leakage`:
+        the energy of each reference's part of the stem's BSS Eval projection relative to the
+        stem's energy; the diagonal is the target's share, off it what leaked in)."""
+        m = self.metrics
+        m = m[m["metric"] == "leakage"]
+        if m.empty:
+            return {}
+        m = m.assign(source=m["variant"].str.removeprefix("from_"))
+        order = ["oracle", *self.info.get("providers", []), "baseline", "mixture"]
+        providers = [p for p in order if p in set(m["provider"])]
+        providers += sorted(set(m["provider"]) - set(providers))
+        out = {}
+        for provider in providers:
+            one = m[m["provider"] == provider]
+            table = one.pivot_table(
+                index="stem", columns="source", values="value", aggfunc="median"
+            )
+            stems = list(dict.fromkeys(one["stem"]))
+            out[provider] = table.reindex(
+                index=stems, columns=[s for s in stems if s in table.columns]
+            ).round(1)
+        return out
 
     @property
     def verdict_summary(self) -> pd.DataFrame:
@@ -153,6 +203,21 @@ class BatchTables:
             if c in table.columns
         ]
         return table[order]
+
+    @property
+    def speech_quality(self) -> pd.DataFrame:
+        """Per speech track and source (mixture, reference, each provider's speech stem): WER,
+        STOI / ESTOI against the reference dialogue, DNSMOS P.835 OVRL / SIG / BAK
+        (:mod:`stemkit.analyze.speech_quality`)."""
+        df = self.intelligibility
+        cols = ["wer", "stoi", "estoi", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"]
+        if df.empty or not set(cols) <= set(df.columns):
+            return pd.DataFrame()
+        order = ["mixture", "reference", *self.info.get("providers", [])]
+        rank = {s: i for i, s in enumerate(order)}
+        df = df.assign(order=df["source"].map(lambda s: rank.get(s, len(order))))
+        table = df.sort_values(["track", "order"]).set_index(["track", "source"])[cols]
+        return table.astype(float).round(3)
 
     @property
     def tracks(self) -> list[str]:

@@ -61,6 +61,7 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stemkit.dsp import engine as dsp
+from stemkit.dsp import speech
 from stemkit.dsp.defects import Defects
 from stemkit.sandbox.faults import Faults
 
@@ -366,7 +367,8 @@ class Separator:
             track = self.references.find(audio, sr)
             clean = self.references.stems(track, list(stems), audio.shape)
         else:
-            clean = dsp.separate(audio, sr, list(stems), engine=self.persona.engine)
+            # the engine, with its speech-aware path for voice / rest requests
+            clean = speech.separate(audio, sr, list(stems), engine=self.persona.engine)
         defects = self.persona.defects
         return defects.apply(clean, audio, sr) if defects.active else clean
 

@@ -24,6 +24,7 @@ check                  unit   what it measures
 ``offset_ms``          ms     lag of the stem against the mixture (+ = stem late)
 ``polarity``           corr   min over channels of corr(stem ch, mixture ch) at that lag
 ``channel_swap``       corr   corr(stem side, mixture side) x sign of the mids', stereo only
+``dialogue_bak``       MOS    DNSMOS P.835 BAK of a dialogue stem: music / noise left in it
 ``processing_s``       s      vendor processing time (:func:`job_checks`)
 ``rtf``                x      processing / audio duration (:func:`job_checks`)
 ``end_to_end_s``       s      submit to download (:func:`job_checks`)

@@ -34,6 +34,7 @@ from stemkit.analyze.qa.spectral import (
     longest_dropout,
 )
 from stemkit.audio import as_audio, conform, resample
+from stemkit.stems import canonical
 
 #: ``stem`` of the rows that concern all stems together / the job
 ALL = "(all)"
@@ -417,7 +418,8 @@ def stem_checks(
         stem ``"(all)"``, then for each stem ``duration_diff_s``, ``sample_rate_match``,
         ``channels_match``, ``clip_pct``, ``sample_peak_dbfs``, ``true_peak_dbtp``,
         ``silent``, ``lufs``, ``dc_offset``, ``offset_ms``, ``polarity`` and, for stereo
-        stems, ``channel_swap``. NaN where a value is undefined (loudness, lag or polarity of
+        stems, ``channel_swap``; for a ``dialogue`` (or ``speech``) stem ``dialogue_bak``.
+        NaN where a value is undefined (loudness, lag or polarity of
         a silent stem; channel swap of a mono stem).
 
     Notes
@@ -483,8 +485,21 @@ def _stem_rows(
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Every row of one stem, and the stem conformed to the mixture (for ``recon_db``)."""
     rows = _format_rows(name, y, rate, expected) + _level_rows(name, y, rate)
+    if canonical(name) == "dialogue":
+        rows.append(_dialogue_background_row(name, y, rate))
     conformed = conform(resample(y, rate, mix.sr), mix.x.shape[0], mix.x.shape[-1])
     return rows + _image_rows(name, conformed, mix), conformed
+
+
+def _dialogue_background_row(name: str, y: np.ndarray, sr: int) -> dict[str, Any]:
+    """``dialogue_bak``: DNSMOS P.835 BAK of a dialogue stem (5 = no background, 1 = an
+    intrusive one), i.e. how much music or noise leaked into it, without a reference."""
+    from stemkit.analyze.speech_quality import dnsmos
+
+    mos = dnsmos(y, sr)
+    return _row(
+        name, "dialogue_bak", mos["bak"], "MOS", f"SIG {mos['sig']:.2f}, OVRL {mos['ovrl']:.2f}"
+    )
 
 
 def job_checks(timing_row: Mapping[str, Any]) -> list[dict]:
