@@ -13,7 +13,7 @@ Examples
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +40,8 @@ class BatchTables:
     timing: pd.DataFrame  # per job: queue wait, processing, end to end, rtf
     intelligibility: pd.DataFrame  # WER per track and transcribed source
     verdicts: pd.DataFrame  # every QA check with its verdict
-    comparisons: pd.DataFrame  # paired statistics per provider pair, stem and metric
+    #: paired statistics per provider pair, stem and metric (:mod:`stemkit.compare.stats`)
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def compared(self) -> list[str]:
