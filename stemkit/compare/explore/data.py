@@ -430,10 +430,9 @@ def metric_table(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
     >>> m = pd.DataFrame({"provider": ["b", "a", "mixture"], "stem": ["vocals"] * 3,
     ...                   "metric": ["sdr"] * 3, "variant": ["global"] * 3,
     ...                   "value": [5.0, 7.0, -1.0]})
-    >>> metric_table(m, "nSDR (dB)")
-                 b    a  mixture best
-    stem
-    vocals     5.0  7.0     -1.0    a
+    >>> t = metric_table(m, "nSDR (dB)")
+    >>> list(t.columns), t.loc["vocals", "a"], t.loc["vocals", "best"]
+    (['b', 'a', 'mixture', 'best'], np.float64(7.0), 'a')
     """
     if metrics.empty:
         return pd.DataFrame()
@@ -683,7 +682,9 @@ def timeline_png(timeline: pd.DataFrame, *, title: str | None = None, dpi: int =
 
 def _union_seconds(starts: pd.Series, ends: pd.Series) -> float:
     """Length of the union of intervals (seconds): overlapping jobs are counted once."""
-    spans = sorted(zip(pd.to_datetime(starts, utc=True), pd.to_datetime(ends, utc=True)))
+    spans = sorted(
+        zip(pd.to_datetime(starts, utc=True), pd.to_datetime(ends, utc=True), strict=True)
+    )
     total, cur_start, cur_end = 0.0, None, None
     for a, b in spans:
         if cur_end is None or a > cur_end:
@@ -712,7 +713,7 @@ def stage_seconds(timeline: pd.DataFrame) -> pd.DataFrame:
     ...                    "end": [t0 + pd.Timedelta(seconds=2), t0 + pd.Timedelta(seconds=3)],
     ...                    "seconds": [2.0, 2.0]})
     >>> stage_seconds(tl).loc[("a", "wait")].tolist()
-    [3.0, 4.0, 2]
+    [3.0, 4.0, 2.0]
     """
     from stemkit.timing import STAGE_ORDER
 

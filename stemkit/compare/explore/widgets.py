@@ -324,8 +324,9 @@ class Explorer:
         options = [p for p in self.index.providers_with(sel.track, sel.stem) if p in sel.sources]
         options += [s for s in ("reference", "mixture") if s in sel.sources]
         self.ab_note.value = (
-            f"<p class='stemkit-note'>A and B: every provider that delivered {html.escape(sel.stem)}"
-            " for this track (whichever are picked above), the reference and the mixture; "
+            "<p class='stemkit-note'>A and B: every provider that delivered "
+            f"{html.escape(sel.stem)} for this track (whichever are picked above), "
+            "the reference and the mixture; "
             f"both play {sel.start:.1f}–{sel.end:.1f} s of the track.</p>"
         )
         with self._muted():
