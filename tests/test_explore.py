@@ -459,3 +459,43 @@ def test_stage_seconds_say_wall_span_and_summed_work(batch, index):
     assert table.loc[("sourceress", "queue wait"), "summed (s)"] == 1.0
     ex = X.Explorer(batch)
     assert "wall" in ex.timeline_table.value and "summed" in ex.timeline_table.value
+
+
+@pytest.mark.parametrize("scale", X.SCALES)
+def test_spectrogram_axis_labels_do_not_overlap_and_say_hz_and_what_0_db_is(scale):
+    from matplotlib.figure import Figure
+
+    from stemkit import plots
+
+    full = _tone(1000, seconds=2, amp=1.0)
+    spec = X.spectrogram(full, SR, scale=scale)
+    assert -7 < spec.db.max() <= 0.5  # 0 dB: a full-scale sine (less where bands average bins)
+    # the labels as drawn in a panel of spectrogram_png: no two closer than a label's height
+    fig = Figure(figsize=(9, 1.55), dpi=100)
+    ax = fig.subplots()
+    ax.imshow(spec.db, origin="lower", aspect="auto", extent=spec.extent)
+    plots._freq_ticks(ax, spec, 0.8 * 1.55 * 100)
+    fig.canvas.draw()
+    labels = [t for t in ax.get_yticklabels() if t.get_text()]
+    boxes = sorted((t.get_window_extent().y0, t.get_window_extent().y1) for t in labels)
+    assert len(boxes) >= 3
+    assert all(b0 >= a1 for (_, a1), (b0, _) in zip(boxes, boxes[1:], strict=False)), boxes
+    assert all(t.get_text().endswith("Hz") for t in labels)
+    assert "0 dB = a full-scale sine" in plots.DB_REFERENCE
+
+
+def test_timeline_legend_fits_in_its_figure(index):
+    from stemkit.plots import timeline_chart
+
+    tl = X.track_tables(index, "alpha").timeline
+    tl = tl[tl["provider"] == "sourceress"]  # one lane ...
+    t0 = tl["start"].min()
+    extra = pd.DataFrame(  # ... and many stages: the legend is taller than the lanes
+        [("sourceress", "alpha", "job0", f"stage {k}", "vendor", t0, t0, 0.1) for k in range(10)],
+        columns=tl.columns,
+    )
+    fig = timeline_chart(pd.concat([tl, extra], ignore_index=True))
+    fig.canvas.draw()
+    legend = fig.axes[0].get_legend().get_window_extent()
+    page = fig.bbox
+    assert legend.y0 >= page.y0 - 1 and legend.y1 <= page.y1 + 1, (legend, page)
