@@ -104,7 +104,9 @@ def _watch_records(out: Path, total: int, stop: threading.Event) -> None:
 
 
 def _analyze_one(notebook: str, output: str, batch_dir: str, track: str) -> str:
-    execute(Path(notebook), Path(output), {"batch_dir": batch_dir, "track": track})
+    # the batch's run is the one that writes the analysis (the notebook alone changes nothing)
+    params = {"batch_dir": batch_dir, "track": track, "save": True}
+    execute(Path(notebook), Path(output), params)
     BatchFolder(batch_dir).fingerprint_path(track).write_text(inputs_fingerprint(batch_dir, track))
     return track
 
