@@ -55,6 +55,16 @@ _STYLE = """<style>
 </style>"""
 
 
+def _set_choices(widget: Any, options: Any, value: Any) -> None:
+    """Set a selection widget's options and value in ONE message to the page. Sent apart, the
+    page sees the new options with the old selection first: a ``SelectMultiple`` whose
+    options shrink then fails on an index past its end ("Error setting state: Cannot set
+    properties of undefined (setting 'selected')" in the browser console)."""
+    with widget.hold_sync():
+        widget.options = options
+        widget.value = value
+
+
 def _seconds(t: float) -> str:
     """``m:ss.s`` as a player's clock reads it."""
     return f"{int(t // 60)}:{t % 60:04.1f}"
@@ -267,8 +277,8 @@ class Explorer:
             f"{html.escape(str(info.get('created_at', '?')))[:19]}</p>"
         )
         with self._muted():
-            self.track.options = self.index.tracks
-            self.track.value = self.index.tracks[0] if self.index.tracks else None
+            tracks = self.index.tracks
+            _set_choices(self.track, tracks, tracks[0] if tracks else None)
         self._open_track()
 
     def _open_track(self) -> None:
@@ -279,8 +289,7 @@ class Explorer:
         stems = self.index.stems(track)
         duration = self.index.duration(track) or 1.0
         with self._muted():
-            self.stem.options = stems
-            self.stem.value = stems[0] if stems else None
+            _set_choices(self.stem, stems, stems[0] if stems else None)
             self._set_provider_options()
             with self.time_range.hold_sync():
                 if duration > self.time_range.max:
@@ -294,8 +303,7 @@ class Explorer:
     def _set_provider_options(self) -> None:
         track, stem = self.track.value, self.stem.value
         have = self.index.providers_with(track, stem) if stem else []
-        self.providers.options = have
-        self.providers.value = tuple(have)
+        _set_choices(self.providers, have, tuple(have))
 
     def _refresh_selection(self) -> None:
         with self._muted():
@@ -331,12 +339,11 @@ class Explorer:
         )
         with self._muted():
             a, b = self.ab_a.value, self.ab_b.value
-            self.ab_a.options = options
-            self.ab_b.options = options
-            if options:
-                self.ab_a.value = a if a in options else options[0]
-                rest = [o for o in options if o != self.ab_a.value] or options
-                self.ab_b.value = b if b in options and b != self.ab_a.value else rest[0]
+            new_a = (a if a in options else options[0]) if options else None
+            rest = [o for o in options if o != new_a] or options
+            new_b = (b if b in options and b != new_a else rest[0]) if options else None
+            _set_choices(self.ab_a, options, new_a)
+            _set_choices(self.ab_b, options, new_b)
 
     def _refresh_players(self) -> None:
         from IPython.display import HTML
@@ -423,8 +430,9 @@ class Explorer:
         choices = metric_choices(t.metrics)
         with self._muted():
             keep = self.metric.value
-            self.metric.options = choices
-            self.metric.value = keep if keep in choices else (choices[0] if choices else None)
+            _set_choices(
+                self.metric, choices, keep if keep in choices else (choices[0] if choices else None)
+            )
         self._refresh_metrics()
         if t.timeline.empty:
             self.timeline.value = b""
