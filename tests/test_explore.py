@@ -499,3 +499,22 @@ def test_timeline_legend_fits_in_its_figure(index):
     legend = fig.axes[0].get_legend().get_window_extent()
     page = fig.bbox
     assert legend.y0 >= page.y0 - 1 and legend.y1 <= page.y1 + 1, (legend, page)
+
+
+def test_the_notebook_carries_the_metadata_jupyterlab_writes():
+    """JupyterLab rewrites a notebook's kernelspec and language_info from the kernel when it
+    opens it: unless they already match, the notebook shows as modified before anything ran
+    (checked in the browser by tests/test_lab.py). A new Python in the venv changes the
+    version: update the notebook's ``language_info`` to what this test prints."""
+    import nbformat
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert dict(nb.metadata["kernelspec"]) == {
+        "name": "python3",
+        "display_name": spec.display_name,
+        "language": spec.language,
+    }
+    assert dict(nb.metadata["language_info"]) == IPythonKernel.language_info
