@@ -244,7 +244,9 @@ def _analyze_one(notebook: str, output: str, batch_dir: str, track: str) -> str:
     global _KERNEL
     if _KERNEL is None:
         _KERNEL = WarmKernel()
-    _KERNEL.execute(notebook, output, {"batch_dir": batch_dir, "track": track})
+    # the batch's run is the one that writes the analysis (the notebook alone changes nothing)
+    params = {"batch_dir": batch_dir, "track": track, "save": True}
+    _KERNEL.execute(notebook, output, params)
     BatchFolder(batch_dir).write_fingerprint(track, inputs_fingerprint(batch_dir, track))
     return track
 

@@ -244,7 +244,10 @@ def timeline_chart(tl: pd.DataFrame, *, title: str | None = None) -> Figure:
         lane=[f"{p} · {lb}" if lb else p for p, lb in zip(tl["provider"], labels, strict=True)]
     )
     jobs = list(dict.fromkeys(zip(tl["lane"], tl["track"], strict=True)))
-    fig, ax = plt.subplots(figsize=(10, 0.9 + 0.75 * max(1, len(jobs))), layout="constrained")
+    # tall enough for the legend beside the lanes too (one line per stage): never cut off
+    stages = tl.loc[tl["stage"] != "end to end", "stage"].nunique()
+    height = max(0.9 + 0.75 * max(1, len(jobs)), 0.9 + 0.2 * stages)
+    fig, ax = plt.subplots(figsize=(10, height), layout="constrained")
     seen, marks = set(), set()
     for lane, (provider, track) in enumerate(jobs):
         rows = tl[(tl["lane"] == provider) & (tl["track"] == track)]
@@ -572,10 +575,15 @@ def intelligibility_chart(intel: pd.DataFrame, *, title: str | None = None) -> F
 SCALES = ("mel", "log", "linear")
 
 
+#: What 0 dB is on :func:`spectrogram`'s colour scale.
+DB_REFERENCE = "0 dB = a full-scale sine (0 dBFS)"
+
+
 @dataclass
 class Spectrogram:
-    """A display spectrogram: ``db`` is ``(rows, columns)`` power in dB (ref 1.0), row ``i``
-    centred on ``freqs[i]`` Hz; columns span ``start``–``end`` seconds."""
+    """A display spectrogram: ``db`` is ``(rows, columns)`` power in dB relative to a
+    full-scale sine (a sine of peak 1.0 reads about 0 dB in its band, quieter content is
+    negative), row ``i`` centred on ``freqs[i]`` Hz; columns span ``start``–``end`` seconds."""
 
     db: np.ndarray
     freqs: np.ndarray
@@ -660,6 +668,9 @@ def spectrogram(
     """Spectrogram of the mono downmix of ``y`` between ``start`` and ``end`` seconds, on a
     ``linear``, ``log`` or ``mel`` frequency axis, sized for display: about ``columns`` frames
     (the hop grows with the range) and ``rows`` frequency bands (FFT bins averaged per band).
+    Levels are dB re a full-scale sine (:data:`DB_REFERENCE`): the power of a sine of peak 1.0
+    in its FFT bin, ``(n_fft / 4)²`` with the Hann window, is 0 dB (a band that averages
+    several bins, high on the linear axis, shows a sine up to about 6 dB lower).
 
     Examples
     --------
@@ -668,6 +679,8 @@ def spectrogram(
     >>> s = spectrogram(tone, sr, scale="log", start=0.5, end=1.5, rows=100)
     >>> s.db.shape[0], s.db.shape[1] <= 610, round(float(s.freqs[s.db.mean(axis=1).argmax()]), -2)
     (100, True, 1000.0)
+    >>> -7 < float(s.db.max()) <= 0.5      # a full-scale sine: 0 dB in one bin
+    True
     """
     x = np.asarray(y, dtype=np.float32)
     x = x.mean(axis=0) if x.ndim == 2 else x
@@ -679,20 +692,55 @@ def spectrogram(
     hop = max(n_fft // 8, math.ceil(max(len(seg), 1) / columns))
     power = _stft_power(seg if len(seg) else np.zeros(1, np.float32), n_fft, hop)
     pooled, centres = _pool(power, sr / n_fft, band_edges(scale, sr, rows, fmin))
-    db = 10.0 * np.log10(np.maximum(pooled, 1e-10))
+    full_scale = (n_fft / 4.0) ** 2  # |STFT|² of a sine of peak 1 at its bin (Hann window)
+    db = 10.0 * np.log10(np.maximum(pooled / full_scale, 1e-14))
     return Spectrogram(db.astype(np.float32), centres, start, end, scale)
 
 
-def _freq_ticks(ax: Any, spec: Spectrogram) -> None:
-    top = spec.freqs[-1]
+def _hz_label(f: float) -> str:
+    """``50 Hz``, ``1 kHz``, ``2.5 kHz``: a frequency tick with its unit."""
+    return f"{f / 1000:g} kHz" if f >= 1000 else f"{f:g} Hz"
+
+
+def freq_ticks(spec: Spectrogram, height_px: float, *, min_gap_px: float = 16.0) -> list[float]:
+    """Frequencies (Hz) to label on a spectrogram's axis ``height_px`` tall, at least
+    ``min_gap_px`` apart (a tick label's height) so that no two labels print over each other:
+    on mel and log axes the low ticks (50, 100, 200 Hz) crowd together, so they are thinned
+    from the top down.
+
+    Examples
+    --------
+    >>> s = spectrogram(np.zeros(22050, np.float32), 22050, scale="mel", rows=160)
+    >>> freq_ticks(s, 100)
+    [100.0, 1000.0, 2000.0, 5000.0, 10000.0]
+    >>> freq_ticks(s, 400)[:2]
+    [100.0, 200.0]
+    """
+    top, rows = float(spec.freqs[-1]), len(spec.freqs)
     if spec.scale == "linear":
         step = 1000 if top <= 6000 else 2000 if top <= 12000 else 4000
-        ticks = np.arange(0, top, step)
+        candidates = [float(f) for f in np.arange(0, top, step)]
     else:
-        ticks = [f for f in (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000) if f < top]
-    ticks = [t for t in ticks if spec.freqs[0] <= t <= top]
+        candidates = [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0]
+    candidates = [t for t in candidates if spec.freqs[0] <= t <= top]
+    px = np.interp(candidates, spec.freqs, np.arange(rows)) * height_px / max(rows, 1)
+    where = dict(zip(candidates, px, strict=True))
+
+    def rank(f: float) -> tuple[int, float]:  # decades first, then 5s, then 2s; high first
+        lead = round(f / 10 ** np.floor(np.log10(f))) if f > 0 else 1
+        return ({1: 0, 5: 1, 2: 2}.get(lead, 3), -f)
+
+    kept: list[float] = []
+    for f in sorted(candidates, key=rank):
+        if all(abs(where[f] - where[k]) >= min_gap_px for k in kept):
+            kept.append(f)
+    return sorted(kept)
+
+
+def _freq_ticks(ax: Any, spec: Spectrogram, height_px: float) -> None:
+    ticks = freq_ticks(spec, height_px)
     ax.set_yticks(np.interp(ticks, spec.freqs, np.arange(len(spec.freqs))))
-    ax.set_yticklabels([f"{t / 1000:g}k" if t >= 1000 else f"{t:g}" for t in ticks])
+    ax.set_yticklabels([_hz_label(t) for t in ticks], fontsize=8)
 
 
 def spectrogram_png(
@@ -733,7 +781,8 @@ def spectrogram_png(
             extent=spec.extent,
             interpolation="nearest",
         )
-        _freq_ticks(ax, spec)
+        # the axis is about 80 % of a panel's height once titles and labels take their room
+        _freq_ticks(ax, spec, 0.8 * panel_height * dpi)
         ax.set_ylabel(label, color=provider_color(label.split()[0]), fontweight="bold")
     if not panels:
         axes[0].set_axis_off()
@@ -741,7 +790,9 @@ def spectrogram_png(
     else:
         axes[-1].set_xlabel("time (s)")
         scale = next(iter(panels.values())).scale
-        fig.colorbar(image, ax=list(axes), shrink=0.8, pad=0.01, label=f"dB · {scale} frequency")
+        bar = fig.colorbar(image, ax=list(axes), shrink=0.8, pad=0.01)
+        bar.set_label(f"level (dB)\n{DB_REFERENCE}", fontsize=8)
+        axes[0].set_title(f"frequency: {scale} scale", fontsize=8, loc="right", color="#555")
     if title:
         fig.suptitle(title, fontsize=11)
     buf = io.BytesIO()

@@ -242,7 +242,8 @@ def test_ab_plays_a_then_b_or_alternates(index):
 def test_ab_metrics_puts_the_two_side_by_side(index):
     tables = X.track_tables(index, "alpha")
     table = X.ab_metrics(tables.metrics, "vocals", "sourceress", "audioshake")
-    assert table.loc["SDR (dB)"].tolist() == [12.5, 9.0, -3.5]
+    assert table.loc["nSDR (dB)"].tolist() == [12.5, 9.0, -3.5]  # sdr/global: the MDX nSDR
+    assert list(table.index) == ["nSDR (dB)", "SI-SDR (dB)"]  # one name per metric
     assert list(table.columns) == ["A: sourceress", "B: audioshake", "B − A"]
 
 
@@ -259,7 +260,7 @@ def test_track_tables_of_an_analysed_and_an_unanalysed_track(index):
         "audioshake": "done",
         "local": "failed",
     }
-    assert X.stage_seconds(alpha.timeline).loc["audioshake", "processing"] == 1.5
+    assert X.stage_seconds(alpha.timeline).loc[("audioshake", "processing"), "wall (s)"] == 1.5
     assert X.timeline_png(alpha.timeline)[:4] == b"\x89PNG"
     beta = X.track_tables(index, "beta")
     assert beta.metrics.empty and beta.timeline.empty and beta.verdicts is None
@@ -307,7 +308,9 @@ def test_explorer_reacts_to_every_control(batch):
 
     ex.providers.value = ("audioshake",)
     assert _player_count(ex.players) == 3
-    assert ex.ab_a.value == "audioshake" and ex.ab_b.value == "reference"
+    # the A/B still offers every provider of the stem, and says so
+    assert ex.ab_a.options == ("sourceress", "audioshake", "reference", "mixture")
+    assert "whichever are picked above" in ex.ab_note.value
 
     ex.time_range.value = (1.0, 2.0)
     assert ex.selection.clip("mixture").shape[1] == SR
@@ -317,10 +320,12 @@ def test_explorer_reacts_to_every_control(batch):
     ex.stereo.value = True
     assert ex.players.outputs != mono
 
-    assert "A 0.0–1.0 s, B 1.4–2.4 s" in str(ex.ab_player.outputs)  # A, a gap, B
+    # in track time: A plays 1–2 s, then B plays 1–2 s (B at 0:01.4 on the player)
+    assert "A 1.0–2.0 s, then B 1.0–2.0 s of the track" in str(ex.ab_player.outputs)
+    assert "B starts at 0:01.4 on the player" in str(ex.ab_player.outputs)
     ex.ab_mode.value = "alternate"  # every 2 s: the 1 s range is all A
-    assert "B 1.4–2.4 s" not in str(ex.ab_player.outputs)
-    assert "A 0.0–1.0 s" in str(ex.ab_player.outputs)
+    assert "B 1.0" not in str(ex.ab_player.outputs)
+    assert "A 1.0–2.0 s of the track" in str(ex.ab_player.outputs)
 
     metrics = ex.metrics.value
     ex.track.value = "beta"
@@ -373,3 +378,150 @@ def test_the_notebook_is_two_cells_on_the_demo_batch():
     assert 'batch_dir = "../reports/demo"' in code[0].source
     assert "explore(batch_dir)" in code[-1].source
     assert all(not c.outputs and c.execution_count is None for c in code)
+
+
+# ------------------------------------------------------------- as a QA engineer uses it
+
+
+def test_a_zero_length_range_is_widened_not_an_error(batch):
+    """Both handles of the range slider on one spot: the view still plays and draws."""
+    assert X.clamp_range(2.0, 2.0, SECONDS) == (2.0, 2.1)
+    assert X.clamp_range(SECONDS, SECONDS, SECONDS) == (SECONDS - 0.1, SECONDS)
+    assert X.player(np.zeros((2, 0), np.float32), SR).data[:4] == b"RIFF"
+    ex = X.Explorer(batch)
+    picture = ex.spectrogram.value
+    ex.time_range.value = (1.5, 1.5)
+    assert "could not" not in ex.status.value, ex.status.value
+    assert (ex.selection.start, ex.selection.end) == (1.5, 1.6)
+    assert ex.time_range.value == (1.5, 1.6)  # the slider shows what plays
+    assert _player_count(ex.players) == 4 and ex.spectrogram.value != picture
+    ex.time_range.value = (SECONDS, SECONDS)  # at the very end: widened backwards
+    assert "could not" not in ex.status.value
+    assert ex.selection.clip("mixture").shape[1] == pytest.approx(0.1 * SR, abs=1)
+
+
+def test_metrics_tab_compares_one_metric_and_shows_what_did_not_pass(batch):
+    ex = X.Explorer(batch)
+    assert ex.metric.options == ("nSDR (dB)", "SI-SDR (dB)")  # every metric named one way
+    table = X.metric_table(ex.tables.metrics, "nSDR (dB)")
+    assert list(table.columns) == ["sourceress", "audioshake", "mixture", "best"]
+    assert table.loc["vocals", "best"] == "sourceress"
+    assert "nSDR (dB): providers side by side" in ex.metrics.value
+    # verdicts: only what did not pass, unless asked
+    (batch / "analysis" / "alpha" / "verdicts.csv").write_text(
+        "track,provider,stem,check,value,unit,verdict\n"
+        + "".join(f"alpha,sourceress,vocals,check{i},0,dB,pass\n" for i in range(50))
+        + "alpha,audioshake,vocals,gain_db,-3.1,dB,fail\n"
+    )
+    ex = X.Explorer(batch)
+    assert "51 checks, 50 passed; 1 not passed, shown here" in ex.metrics.value
+    assert "gain_db" in ex.metrics.value and "check7" not in ex.metrics.value
+    ex.passes.value = True
+    assert "check7" in ex.metrics.value
+    ex.metric.value = "SI-SDR (dB)"
+    assert "SI-SDR (dB): providers side by side" in ex.metrics.value
+    assert "12" in ex.metrics.value and "nSDR (dB): providers" not in ex.metrics.value
+
+
+def test_times_are_track_times(batch):
+    ex = X.Explorer(batch)
+    ex.time_range.value = (1.0, 2.5)
+    assert ex.time_range.readout and ex.time_range.readout_format == ".1f"
+    players = str(ex.players.outputs)
+    assert "plays 1.0–2.5 s of the track: its 0:00 is 1.0 s" in players
+    sel = ex.selection
+    alt = X.ab_pair(sel, "sourceress", "audioshake", segment=0.5)
+    assert [(s, e) for s, e, _ in alt.track_segments][:2] == [(1.0, 1.5), (1.5, 2.0)]
+    assert alt.description.startswith("A = sourceress, B = audioshake: A 1.0–1.5 s, B 1.5–2.0")
+
+
+def test_ab_scores_say_they_are_whole_track_and_the_widget_shows_it_is_busy(batch):
+    ex = X.Explorer(batch)
+    assert "Scores of the whole track" in ex.ab_table.value
+    assert "not of the range playing above" in ex.ab_table.value
+    seen = []
+    ex.busy.observe(lambda change: seen.append(change["new"]), "value")
+    ex.stem.value = "accompaniment"
+    assert len(seen) == 2 and "working: load the selection" in seen[0] and seen[1] == ""
+    assert ex.busy.value == ""
+
+
+def test_stage_seconds_say_wall_span_and_summed_work(batch, index):
+    """AudioShake's job per stem: their queue waits overlap; the wall span counts them once."""
+    tl = X.track_tables(index, "alpha").timeline
+    t0 = tl["start"].min()
+    extra = tl[(tl["provider"] == "audioshake") & (tl["stage"] == "queue wait")].assign(
+        job_id="job9", start=t0 + pd.Timedelta(seconds=0.5), end=t0 + pd.Timedelta(seconds=2.5)
+    )
+    table = X.stage_seconds(pd.concat([tl, extra], ignore_index=True))
+    row = table.loc[("audioshake", "queue wait")]
+    assert (row["wall (s)"], row["summed (s)"], row["jobs"]) == (2.5, 4.0, 2)
+    assert table.loc[("sourceress", "queue wait"), "summed (s)"] == 1.0
+    ex = X.Explorer(batch)
+    assert "wall" in ex.timeline_table.value and "summed" in ex.timeline_table.value
+
+
+@pytest.mark.parametrize("scale", X.SCALES)
+def test_spectrogram_axis_labels_do_not_overlap_and_say_hz_and_what_0_db_is(scale):
+    from matplotlib.figure import Figure
+
+    from stemkit import plots
+
+    full = _tone(1000, seconds=2, amp=1.0)
+    spec = X.spectrogram(full, SR, scale=scale)
+    assert -7 < spec.db.max() <= 0.5  # 0 dB: a full-scale sine (less where bands average bins)
+    # the labels as drawn in a panel of spectrogram_png: no two closer than a label's height
+    fig = Figure(figsize=(9, 1.55), dpi=100)
+    ax = fig.subplots()
+    ax.imshow(spec.db, origin="lower", aspect="auto", extent=spec.extent)
+    plots._freq_ticks(ax, spec, 0.8 * 1.55 * 100)
+    fig.canvas.draw()
+    labels = [t for t in ax.get_yticklabels() if t.get_text()]
+    boxes = sorted((t.get_window_extent().y0, t.get_window_extent().y1) for t in labels)
+    assert len(boxes) >= 3
+    assert all(b0 >= a1 for (_, a1), (b0, _) in zip(boxes, boxes[1:], strict=False)), boxes
+    assert all(t.get_text().endswith("Hz") for t in labels)
+    assert "0 dB = a full-scale sine" in plots.DB_REFERENCE
+
+
+def test_timeline_legend_fits_in_its_figure(index):
+    from stemkit.plots import timeline_chart
+
+    tl = X.track_tables(index, "alpha").timeline
+    tl = tl[tl["provider"] == "sourceress"]  # one lane ...
+    t0 = tl["start"].min()
+    extra = pd.DataFrame(  # ... and many stages: the legend is taller than the lanes
+        [("sourceress", "alpha", "job0", f"stage {k}", "vendor", t0, t0, 0.1) for k in range(10)],
+        columns=tl.columns,
+    )
+    fig = timeline_chart(pd.concat([tl, extra], ignore_index=True))
+    fig.canvas.draw()
+    legend = fig.axes[0].get_legend().get_window_extent()
+    page = fig.bbox
+    assert legend.y0 >= page.y0 - 1 and legend.y1 <= page.y1 + 1, (legend, page)
+
+
+def test_the_notebook_carries_the_metadata_jupyterlab_writes():
+    """JupyterLab rewrites a notebook's kernelspec and language_info from the kernel when it
+    opens it: unless they already match, the notebook shows as modified before anything ran
+    (checked in the browser by tests/test_lab.py). A new Python in the venv changes the
+    version: update the notebook's ``language_info`` to what this test prints."""
+    import subprocess
+    import sys
+
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    # asked in a child: ipykernel imported here leaves the widgets' comms to close at exit
+    code = "import json; from ipykernel.ipkernel import IPythonKernel as K; "
+    code += "print(json.dumps(K.language_info))"
+    language_info = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+
+    nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert dict(nb.metadata["kernelspec"]) == {
+        "name": "python3",
+        "display_name": spec.display_name,
+        "language": spec.language,
+    }
+    assert json.loads(json.dumps(nb.metadata["language_info"])) == language_info

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -93,7 +94,33 @@ def batch(sandbox, track_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab(sandbox, batch, tmp_path_factory):
+def second_batch(batch) -> Path:
+    """A copy of ``batch`` beside it, with a second provider (``local``, the same stems) and
+    a verdict that did not pass: switching to it changes the provider list and the tables."""
+    other = batch.parent / "batch-two"
+    shutil.copytree(batch, other)
+    info = json.loads((other / "batch.json").read_text())
+    info["providers"] = [*info["providers"], "local"]
+    (other / "batch.json").write_text(json.dumps(info))
+    for track in info["tracks"]:
+        shutil.copytree(
+            other / "stems" / track["name"] / "sourceress",
+            other / "stems" / track["name"] / "local",
+        )
+    first = info["tracks"][0]["name"]
+    verdicts = other / "analysis" / first / "verdicts.csv"
+    text = verdicts.read_text().splitlines()
+    head = text[0].split(",")
+    row = dict.fromkeys(head, "")
+    row |= {"track": first, "provider": "local", "stem": "vocals", "check": "gain_db"}
+    row |= {"value": "-3.1", "unit": "dB", "verdict": "fail"}
+    verdicts.write_text("\n".join([*text, ",".join(row[h] for h in head)]) + "\n")
+    os.utime(other / "batch.json", (1_000_000, 1_000_000))  # older: the first stays default
+    return other
+
+
+@pytest.fixture(scope="module")
+def lab(sandbox, batch, second_batch, tmp_path_factory):
     """JupyterLab serving a copy of the explorer notebook (Lab may autosave what it serves)."""
     root = tmp_path_factory.mktemp("lab-root")
     with_batch_dir(EXPLORE, batch, root / EXPLORE.name)
@@ -213,3 +240,86 @@ def test_console_has_no_errors(explorer):
     assert events.unexpected_errors(LAB_CONSOLE_ALLOW) == [], events.console_errors
     assert events.failed_requests == []
     assert events.external_requests == []
+
+
+def test_the_notebook_is_not_modified_when_it_opens(explorer):
+    """Opening explore.ipynb (the kernel started, nothing run) leaves the document unmodified:
+    its kernelspec and language_info are what JupyterLab would write for this venv's kernel."""
+    _, _, run = explorer
+    assert run.dirty_before_run is False
+
+
+def _drag_onto(page, handle, target) -> None:
+    a, b = handle.bounding_box(), target.bounding_box()
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    steps = 8
+    for k in range(1, steps + 1):
+        x = a["x"] + a["width"] / 2 + (b["x"] - a["x"]) * k / steps
+        page.mouse.move(x, a["y"] + a["height"] / 2)
+    page.mouse.up()
+
+
+def test_a_zero_length_range_still_plays_and_draws(explorer):
+    """Dragging the range's lower handle onto the upper one: no error, players still there."""
+    from playwright.sync_api import expect
+
+    page, events, _ = explorer
+    root = page.locator(EXPLORER)
+    slider = root.locator(".widget-hslider").filter(has_text="time (s)").first
+    slider.scroll_into_view_if_needed()
+    lower, upper = slider.locator(".noUi-handle-lower"), slider.locator(".noUi-handle-upper")
+    spectrogram = widget_tab_child(root, "spectrogram")
+    picture = spectrogram.get_attribute("src")
+    _drag_onto(page, lower, upper)
+    expect(spectrogram).not_to_have_attribute("src", picture, timeout=30_000)  # redrawn
+    wait_for_kernel_idle(page, 30, stable=0.5)
+    readout = slider.locator(".widget-readout").inner_text()
+    assert "–" in readout or "-" in readout, readout  # the readout shows the range
+    low, high = (float(x) for x in re.split(r"\s*[–-]\s*", readout.strip()))
+    assert 0.09 <= high - low <= 0.15, readout  # widened to 0.1 s
+    assert "could not" not in root.inner_text()
+    players = widget_tab_child(root, "listen")
+    expect(players.locator("audio")).to_have_count(3, timeout=30_000)
+    assert events.unexpected_errors(LAB_CONSOLE_ALLOW) == [], events.console_errors
+
+
+def test_the_metrics_tab_fits_the_viewport_and_shows_what_did_not_pass(explorer):
+    page, _, _ = explorer
+    root = page.locator(EXPLORER)
+    shown = open_widget_tab(root, "metrics")
+    text = shown.inner_text()
+    assert "nSDR (dB): providers side by side" in text
+    assert "passed" in text
+    metric = widget_dropdown(root, "metric")
+    names = [t.replace("\xa0", " ") for t in metric.locator("option").all_inner_texts()]
+    assert names[:2] == ["nSDR (dB)", "SI-SDR (dB)"] and "SIR v4 (dB)" in names
+    width = page.viewport_size["width"]
+    tab = shown.bounding_box()
+    for box in shown.locator("table").evaluate_all(
+        "ts => ts.map(t => { const r = t.getBoundingClientRect();"
+        " return {left: r.left, right: r.right, w: r.width}; })"
+    ):
+        assert box["right"] <= min(width, tab["x"] + tab["width"]) + 1, (box, tab, width)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shown.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "explorer-lab-metrics.png")
+
+
+def test_switching_batches_logs_no_console_error(explorer, second_batch):
+    from playwright.sync_api import expect
+
+    page, events, _ = explorer
+    root = page.locator(EXPLORER)
+    before = len(events.console_errors)
+    for name in (second_batch.name, "batch", second_batch.name):
+        select_dropdown(root, name, description="batch")
+        expect(root.locator("h3").first).to_contain_text(name, timeout=30_000)
+        wait_for_kernel_idle(page, 30, stable=0)
+    providers = root.locator(".widget-select-multiple select option").all_inner_texts()
+    assert [p.strip() for p in providers] == ["sourceress", "local"]
+    assert "could not" not in root.inner_text()
+    text = open_widget_tab(root, "metrics").inner_text()
+    assert "gain_db" in text  # the second batch's failed check
+    assert events.console_errors[before:] == []
+    assert events.unexpected_errors(LAB_CONSOLE_ALLOW) == []

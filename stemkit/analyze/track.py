@@ -14,6 +14,14 @@ all (what the batch does for every track):
 7. :func:`save_track`: ``metrics.csv``, ``verdicts.csv``, ``timeline.csv``,
    ``intelligibility.csv``, the figures and ``status.json`` in ``<batch>/analysis/<track>/``.
 
+Writing: only :func:`save_track` (and the bracket's cache, ``bracket.json``) writes into the
+batch, and only when the analysis was opened with ``save=True`` (what the batch does); with
+``save=False`` (the notebook's default, for a person looking closer) the scratch audio goes to
+a temporary folder and the batch is left as it was.
+
+Determinism: the same inputs give the same numbers, bit for bit: the scores are computed with
+one BLAS thread (:func:`deterministic`), whatever the machine or the worker's thread count.
+
 Memory: the mixture and one provider's stems at a time; the reference metrics of all
 providers and the bracket are computed from the files in blocks
 (:class:`stemkit.analyze.bsseval.BSSEval` over :class:`stemkit.audio.StemFiles`).
@@ -26,7 +34,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +84,9 @@ class TrackAnalysis:
         The mixture's rate (Hz); every stem is scored at it.
     stems : list of str or None
         Only these canonical stems are analysed (None: all).
+    save : bool
+        Write the results (and caches) into the batch; False: leave the batch as it was, the
+        scratch audio in a temporary folder (``scratch``).
     """
 
     batch: BatchFolder
@@ -82,6 +96,9 @@ class TrackAnalysis:
     mixture: np.ndarray | None = None
     sr: int = 0
     stems: list[str] | None = None
+    save: bool = True
+    #: the scratch folder when ``save`` is False (a temporary folder outside the batch)
+    scratch: Path | None = None
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     #: per provider that delivered: ``{stem: file scored}`` (the stem file, or a float copy)
@@ -107,7 +124,7 @@ class TrackAnalysis:
     @property
     def work(self) -> Path:
         """Scratch folder of this analysis (float copies to score in blocks)."""
-        return self.batch.work_dir(self.track)
+        return self.scratch if self.scratch is not None else self.batch.work_dir(self.track)
 
     @property
     def seconds(self) -> float:
@@ -141,8 +158,31 @@ def _failure(track: str, provider: str | None, error: Any, step: str | None) -> 
     return {"track": track, "provider": provider, "error": error, "step": step}
 
 
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """Compute with one BLAS/OpenMP thread: a multi-threaded matrix product sums in an order
+    that depends on the thread count, and the ill-conditioned BSS Eval projections (SIR, SAR,
+    ISR) then differ in their last digits from one machine, or worker, to the next.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with deterministic():
+    ...     float(np.ones((64, 64)) @ np.ones(64) @ np.ones(64))
+    4096.0
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 def open_track(
-    batch_dir: str | Path | BatchFolder, track: str, *, stems: list[str] | None = None
+    batch_dir: str | Path | BatchFolder,
+    track: str,
+    *,
+    stems: list[str] | None = None,
+    save: bool = True,
 ) -> TrackAnalysis:
     """Step 1: read the track's mixture and every provider's job record.
 
@@ -154,6 +194,9 @@ def open_track(
         Track name, as in the manifest.
     stems : list of str, optional
         Analyse only these canonical stems (e.g. ``["vocals"]``); default all.
+    save : bool
+        The analysis writes its tables, figures and caches into the batch (the batch's run);
+        False: nothing in the batch changes (scratch audio goes to a temporary folder).
 
     Returns
     -------
@@ -168,10 +211,13 @@ def open_track(
     """
     batch = BatchFolder(batch_dir)
     info = batch.track(track)
-    a = TrackAnalysis(batch, track, info, batch.providers, stems=stems)
-    a.batch.analysis_dir(track).mkdir(parents=True, exist_ok=True)
-    if a.work.exists():
-        shutil.rmtree(a.work, ignore_errors=True)
+    a = TrackAnalysis(batch, track, info, batch.providers, stems=stems, save=save)
+    if save:
+        a.batch.analysis_dir(track).mkdir(parents=True, exist_ok=True)
+        if a.work.exists():
+            shutil.rmtree(a.work, ignore_errors=True)
+    else:
+        a.scratch = Path(tempfile.mkdtemp(prefix=f"stemkit-analyze-{track[:40]}-"))
     a.records = {p: r for p in a.providers if (r := batch.read_record(track, p)) is not None}
     try:
         a.mixture, a.sr = load_audio(info["mixture"])
@@ -365,12 +411,13 @@ def score_track(a: TrackAnalysis, *, bracket: bool = True) -> pd.DataFrame:
         cached = a.batch.read_bracket(a.track)
         sets = dict(a.files)
         fresh = bracket and cached.get("stamp") != stamp
-        if fresh:  # the SiSEC bracket: mixture (floor), DSP baseline, oracle (ceiling)
-            sets |= B.estimates(work, mixture, sr, mixture_path, readable, stem_sets)
-        scored = _score_sets(a.track, readable, sets, sr, mixture.shape)
+        with deterministic():
+            if fresh:  # the SiSEC bracket: mixture (floor), DSP baseline, oracle (ceiling)
+                sets |= B.estimates(work, mixture, sr, mixture_path, readable, stem_sets)
+            scored = _score_sets(a.track, readable, sets, sr, mixture.shape)
         rows += [r for r in scored if r["provider"] not in BRACKET]
-        if fresh:
-            bracket_rows = [r for r in scored if r["provider"] in BRACKET]
+        bracket_rows = [r for r in scored if r["provider"] in BRACKET]
+        if fresh and a.save:  # a look closer (save=False) leaves the cache as it was
             a.batch.write_bracket(a.track, {"stamp": stamp, "rows": bracket_rows})
         # the bracket depends on none of the providers' stems: a rerun reuses its scores
         rows += bracket_rows if fresh else cached["rows"] if bracket else []
@@ -433,7 +480,7 @@ def judge_track(a: TrackAnalysis, profile: str | Path | None = None) -> pd.DataF
 
 
 def draw_figures(
-    a: TrackAnalysis, *, save: bool = True, start: float = 0.0, end: float | None = None
+    a: TrackAnalysis, *, save: bool | None = None, start: float = 0.0, end: float | None = None
 ) -> dict[str, Any]:
     """Step 6: the spectrogram grid (mixture, references, every provider's stems) and the
     timeline chart.
@@ -442,8 +489,8 @@ def draw_figures(
     ----------
     a : TrackAnalysis
         After :func:`load_providers` (with ``figures=True``) and :func:`time_jobs`.
-    save : bool
-        Also write them as PNG in the track's analysis folder.
+    save : bool, optional
+        Also write them as PNG in the track's analysis folder (default: ``a.save``).
     start, end : float
         The time range of the spectrograms, in seconds (``end`` None: to the end).
 
@@ -465,7 +512,7 @@ def draw_figures(
         figs["timeline"] = a.timeline_figure = timeline_chart(
             a.timeline, title=f"{a.track}: job timeline"
         )
-    if save:
+    if a.save if save is None else save:
         for name, fig in figs.items():
             path = a.batch.figure(a.track, name)
             with atomic_path(path) as tmp:
@@ -528,7 +575,8 @@ def load_clips(
 
 
 def save_track(a: TrackAnalysis) -> TrackAnalysis:
-    """Step 7: write the track's tables and ``status.json``; remove the scratch audio.
+    """Step 7: write the track's tables and ``status.json``; remove the scratch audio. With
+    ``a.save`` False nothing is written (the tables stay on ``a``); the scratch is removed.
 
     Returns
     -------
@@ -539,6 +587,9 @@ def save_track(a: TrackAnalysis) -> TrackAnalysis:
     a.intelligibility = intelligibility_table(b, a.info)
     if a.verdicts is None:
         a.verdicts = pd.DataFrame(columns=VERDICT_COLUMNS)
+    if not a.save:
+        shutil.rmtree(a.work, ignore_errors=True)
+        return a
     b.write_analysis(t, "metrics", a.metrics)
     b.write_analysis(t, "verdicts", a.verdicts)
     b.write_analysis(t, "timeline", a.timeline)
@@ -555,8 +606,10 @@ def analyze_track(
     figures: bool = True,
     bracket: bool = True,
     stems: list[str] | None = None,
+    save: bool = True,
 ) -> TrackAnalysis:
-    """Analyse one track of a batch folder: every step above, the results written to disk.
+    """Analyse one track of a batch folder: every step above, the results written to disk
+    (with ``save``; else only returned, the batch left as it was).
 
     Memory stays near one provider's stems on top of the mixture: each provider's stems are
     checked (QA), drawn (spectrogram panels) and then let go, and the reference metrics are
@@ -564,7 +617,7 @@ def analyze_track(
 
     Parameters
     ----------
-    batch_dir, track, stems
+    batch_dir, track, stems, save
         As for :func:`open_track`.
     figures : bool
         Draw and save the spectrogram grid and the timeline chart.
@@ -578,7 +631,7 @@ def analyze_track(
     """
     import matplotlib.pyplot as plt
 
-    a = open_track(batch_dir, track, stems=stems)
+    a = open_track(batch_dir, track, stems=stems, save=save)
     load_providers(a, figures=figures)
     score_track(a, bracket=bracket)
     time_jobs(a)

@@ -341,7 +341,8 @@ def sandbox_note(info: dict) -> str:
 
 
 def notebook_setup() -> None:
-    """Display settings for report notebooks: full error messages, compact floats.
+    """Display settings for report notebooks: full error messages, compact floats, and
+    every column and row of a table (no "3 rows × 21 columns" with "…"; wide tables scroll).
 
     Examples
     --------
@@ -350,6 +351,9 @@ def notebook_setup() -> None:
     pd.set_option("display.max_colwidth", None)
     pd.set_option("display.precision", 3)
     pd.set_option("display.max_rows", 200)
+    pd.set_option("display.min_rows", 200)  # a longer table is cut to this many, not to 10
+    pd.set_option("display.max_columns", None)
+    pd.set_option("display.width", None)
 
 
 #: nbconvert's lab template without the CDN scripts (require.js, MathJax, mermaid): the report

@@ -567,6 +567,9 @@ class NotebookRun:
         From ``page.goto`` until the kernel was idle.
     seconds_to_run : float
         From *Run All Cells* until execution ended.
+    dirty_before_run : bool or None
+        The document showed as modified (its tab's ``jp-mod-dirty`` mark) once the kernel was
+        idle, before anything ran.
     """
 
     prompts: list[str] = field(default_factory=list)
@@ -575,6 +578,7 @@ class NotebookRun:
     notifications: list[str] = field(default_factory=list)
     seconds_to_idle: float = 0.0
     seconds_to_run: float = 0.0
+    dirty_before_run: bool | None = None
 
     @property
     def all_ran(self) -> bool:
@@ -605,6 +609,27 @@ def notebook_state(page: Page) -> dict[str, Any] | None:
         error output texts) and ``cells`` (how many cells).
     """
     return page.evaluate(_STATE_JS, NOTEBOOK)
+
+
+def is_dirty(page: Page) -> bool:
+    """True if the current document's tab is marked modified (``jp-mod-dirty``): what a user
+    sees as the dot on the tab, and the "unsaved changes" question when closing it.
+
+    Parameters
+    ----------
+    page : playwright.sync_api.Page
+        A page showing JupyterLab.
+
+    Returns
+    -------
+    bool
+    """
+    return bool(
+        page.evaluate(
+            "() => !!document.querySelector("
+            "'.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current.jp-mod-dirty')"
+        )
+    )
 
 
 def kernel_status(page: Page) -> str | None:
@@ -824,6 +849,7 @@ def run_notebook_in_lab(page: Page, notebook_url: str, timeout: float = 120.0) -
     )
     wait_for_kernel_idle(page, left(), seen=run)
     run.seconds_to_idle = time.monotonic() - started
+    run.dirty_before_run = is_dirty(page)
     run_started = time.monotonic()
     watch_for_run(page)
     run_all_cells(page)

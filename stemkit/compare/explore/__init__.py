@@ -10,9 +10,13 @@ browser; :mod:`~stemkit.compare.explore.widgets` wires them to ipywidgets:
   :data:`PLAYER_SR`, cached), :func:`player` (16-bit WAV for ``IPython.display.Audio``);
 * pictures: :func:`spectrogram` (linear, log or mel frequency, a time range, at most a few
   hundred rows × columns), :func:`spectrogram_png`, :func:`timeline_png`;
-* comparisons: :func:`ab_pair` (A then B, or A and B alternating), :func:`ab_metrics`;
+* comparisons: :func:`ab_pair` (A then B, or A and B alternating, in track time),
+  :func:`ab_metrics`;
 * a track's tables: :func:`track_tables` (metrics, timeline, jobs, WER, and ``verdicts.csv``
-  when the analysis wrote one).
+  when the analysis wrote one); one metric with the providers side by side
+  (:func:`metric_table`, names from :func:`metric_name`), the verdicts that did not pass
+  (:func:`flagged_verdicts`), seconds per stage as wall span and summed work
+  (:func:`stage_seconds`).
 
 Nothing here writes into the batch folder.
 
@@ -26,6 +30,7 @@ from stemkit.compare.explore.data import (  # noqa: F401  (the names tests and n
     DEFAULT_SECONDS,
     MAX_PLAY_SECONDS,
     METRIC_NAMES,
+    MIN_SECONDS,
     NO_BATCH,
     PLAYER_SR,
     SCALES,
@@ -37,10 +42,16 @@ from stemkit.compare.explore.data import (  # noqa: F401  (the names tests and n
     ab_metrics,
     ab_pair,
     band_edges,
+    clamp_range,
+    flagged_verdicts,
     is_batch,
     list_batches,
     load_at,
     load_selection,
+    metric_choices,
+    metric_name,
+    metric_table,
+    named_metrics,
     player,
     resolve_batch,
     selection_spectrograms,

@@ -40,8 +40,32 @@ PLAYER_SR = 22050
 MAX_PLAY_SECONDS = 60.0
 #: Range selected when a track opens (seconds from its start).
 DEFAULT_SECONDS = 30.0
-#: How the metrics of ``metrics.csv`` are named on screen (as in the report).
-METRIC_NAMES = {"sdr": "SDR (dB)", "si_sdr": "SI-SDR (dB)", "recon_db": "mixture − Σ stems (dB)"}
+#: Shortest range the explorer plays and draws (s): a zero-length range is widened to it.
+MIN_SECONDS = 0.1
+#: How the metrics of ``metrics.csv`` are named on screen, by ``(metric, variant)`` (as in the
+#: report's per-track table, :func:`stemkit.compare.report.track_table`).
+METRIC_NAMES = {
+    ("sdr", "bsseval_v4"): "SDR v4 (dB)",
+    ("sir", "bsseval_v4"): "SIR v4 (dB)",
+    ("sar", "bsseval_v4"): "SAR v4 (dB)",
+    ("isr", "bsseval_v4"): "ISR v4 (dB)",
+    ("nsdr", "global"): "nSDR (dB)",
+    ("sdr", "global"): "nSDR (dB)",
+    ("si_sdr", "scale-invariant"): "SI-SDR (dB)",
+    ("recon_db", "mixture"): "mixture − Σ stems (dB)",
+}
+#: The same names by metric alone (a ``metrics.csv`` without the variant, or an unknown one).
+_BY_METRIC = {
+    "sdr": "SDR v4 (dB)",
+    "sir": "SIR v4 (dB)",
+    "sar": "SAR v4 (dB)",
+    "isr": "ISR v4 (dB)",
+    "nsdr": "nSDR (dB)",
+    "si_sdr": "SI-SDR (dB)",
+    "recon_db": "mixture − Σ stems (dB)",
+}
+#: Pseudo-providers of the score bracket: shown after the providers (ceiling, baseline, floor).
+BRACKET_ORDER = ("oracle", "baseline", "mixture")
 NO_BATCH = (
     "No batch to explore: {where} holds no <code>batch.json</code>, and neither do the "
     "folders beside it. Run <code>make demo</code> (about 3 minutes; it writes "
@@ -282,9 +306,27 @@ def load_selection(
     length = sources["mixture"].shape[1] if "mixture" in sources else None
     sources = align(sources, length) if sources else {}
     duration = (length or max((y.shape[1] for y in sources.values()), default=0)) / sr
+    start, end = clamp_range(start, end, duration)
+    return Selection(track, stem, sr, start, end, duration, sources, missing)
+
+
+def clamp_range(start: float, end: float | None, duration: float) -> tuple[float, float]:
+    """``(start, end)`` inside ``0``–``duration`` and at least :data:`MIN_SECONDS` long (a
+    zero-length range, both handles of the slider on one spot, is widened: forward, or back
+    from the end of the track); ``end=None`` is the end of the track.
+
+    Examples
+    --------
+    >>> clamp_range(5.0, 5.0, 12.0), clamp_range(12.0, 12.0, 12.0), clamp_range(-1, 99, 3.0)
+    ((5.0, 5.1), (11.9, 12.0), (0.0, 3.0))
+    """
     end = duration if end is None else min(float(end), duration)
     start = min(max(0.0, float(start)), end)
-    return Selection(track, stem, sr, start, end, duration, sources, missing)
+    if end - start < MIN_SECONDS and duration > 0:
+        width = min(MIN_SECONDS, duration)
+        end = min(duration, start + width)
+        start = max(0.0, end - width)
+    return round(start, 6), round(end, 6)
 
 
 def player(y: np.ndarray, sr: int, *, stereo: bool = False) -> Any:
@@ -300,6 +342,8 @@ def player(y: np.ndarray, sr: int, *, stereo: bool = False) -> Any:
     from IPython.display import Audio
 
     y = np.atleast_2d(np.asarray(y, dtype=np.float32))
+    if y.shape[1] == 0:  # nothing selected: a silent sample rather than an error
+        y = np.zeros((y.shape[0] or 1, 1), np.float32)
     if not stereo or y.shape[0] > 2:
         y = y.mean(axis=0, keepdims=True)
     y = np.clip(y, -1.0, 1.0)
@@ -329,6 +373,109 @@ def selection_spectrograms(
 # ---------------------------------------------------------------------------------- A/B
 
 
+def metric_name(metric: str, variant: str | None = None) -> str:
+    """The on-screen name of a metric of ``metrics.csv`` (one name per metric everywhere).
+
+    Examples
+    --------
+    >>> metric_name("sdr", "global"), metric_name("sir", "bsseval_v4"), metric_name("isr")
+    ('nSDR (dB)', 'SIR v4 (dB)', 'ISR v4 (dB)')
+    >>> metric_name("pesq", "wb")
+    'pesq (wb)'
+    """
+    if (metric, variant) in METRIC_NAMES:
+        return METRIC_NAMES[(metric, variant)]
+    if variant is None or (isinstance(variant, float) and np.isnan(variant)):
+        return _BY_METRIC.get(metric, metric)
+    return f"{metric} ({variant})"
+
+
+def named_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+    """``metrics`` with a ``name`` column (:func:`metric_name` of metric and variant).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"metric": ["sdr", "isr"], "variant": ["global", "bsseval_v4"]})
+    >>> named_metrics(m)["name"].tolist()
+    ['nSDR (dB)', 'ISR v4 (dB)']
+    """
+    variants = metrics["variant"] if "variant" in metrics else [None] * len(metrics)
+    names = [metric_name(m, v) for m, v in zip(metrics["metric"], variants, strict=True)]
+    return metrics.assign(name=names)
+
+
+def metric_choices(metrics: pd.DataFrame) -> list[str]:
+    """The metric names a track has, in the order a reader compares them (nSDR first).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"metric": ["sar", "sdr"], "variant": ["bsseval_v4", "global"]})
+    >>> metric_choices(m)
+    ['nSDR (dB)', 'SAR v4 (dB)']
+    """
+    if metrics.empty:
+        return []
+    order = ["nSDR (dB)", "SI-SDR (dB)", "SDR v4 (dB)", "SIR v4 (dB)", "SAR v4 (dB)"]
+    order += ["ISR v4 (dB)", "mixture − Σ stems (dB)"]
+    have = list(dict.fromkeys(named_metrics(metrics)["name"]))
+    return [n for n in order if n in have] + [n for n in have if n not in order]
+
+
+def metric_table(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One metric of a track: a row per stem, the providers side by side (then the bracket:
+    oracle, baseline, mixture), the best provider of each row named in ``best``.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"provider": ["b", "a", "mixture"], "stem": ["vocals"] * 3,
+    ...                   "metric": ["sdr"] * 3, "variant": ["global"] * 3,
+    ...                   "value": [5.0, 7.0, -1.0]})
+    >>> t = metric_table(m, "nSDR (dB)")
+    >>> list(t.columns), t.loc["vocals", "a"], t.loc["vocals", "best"]
+    (['b', 'a', 'mixture', 'best'], np.float64(7.0), 'a')
+    """
+    if metrics.empty:
+        return pd.DataFrame()
+    m = named_metrics(metrics)
+    m = m[m["name"] == name]
+    if m.empty:
+        return pd.DataFrame()
+    m = m.assign(stem=m["stem"].replace({"(all)": "all stems"}))
+    table = m.pivot_table(index="stem", columns="provider", values="value", aggfunc="first")
+    providers = [p for p in dict.fromkeys(m["provider"]) if p not in BRACKET_ORDER]
+    table = table[providers + [p for p in BRACKET_ORDER if p in table.columns]].round(2)
+    table.columns.name = None
+    if providers:
+        lower = name.startswith("mixture −")  # a reconstruction error: smaller is better
+        own = table[providers]
+        best = own.abs().idxmin(axis=1) if lower else own.idxmax(axis=1)
+        table["best"] = best.where(own.notna().any(axis=1), "–")
+    return table
+
+
+def flagged_verdicts(verdicts: pd.DataFrame | None, *, passes: bool = False) -> pd.DataFrame:
+    """The verdicts a reader acts on: every row whose verdict is not ``pass`` (all rows with
+    ``passes``), worst first (fail, warn, then the rest), without the ``track`` column.
+
+    Examples
+    --------
+    >>> v = pd.DataFrame({"track": ["t"] * 3, "provider": ["a", "b", "a"],
+    ...                   "check": ["clip", "gain", "dc"], "verdict": ["pass", "fail", "warn"]})
+    >>> flagged_verdicts(v)[["provider", "check", "verdict"]].values.tolist()
+    [['b', 'gain', 'fail'], ['a', 'dc', 'warn']]
+    >>> len(flagged_verdicts(v, passes=True))
+    3
+    """
+    if verdicts is None or verdicts.empty or "verdict" not in verdicts:
+        return pd.DataFrame()
+    v = verdicts.drop(columns=[c for c in ("track",) if c in verdicts])
+    if not passes:
+        v = v[v["verdict"].astype(str) != "pass"]
+    rank = {"fail": 0, "warn": 1, "pass": 3}
+    order = v["verdict"].astype(str).map(lambda x: rank.get(x, 2))
+    return v.assign(_rank=order).sort_values("_rank", kind="stable").drop(columns="_rank")
+
+
 @dataclass
 class ABPair:
     """Two sources of one selection played as one clip: ``segments`` lists
@@ -339,13 +486,24 @@ class ABPair:
     sr: int
     clip: np.ndarray
     segments: list[tuple[float, float, str]]
+    #: ``(start s, end s, label)`` of each segment in track time (where it is in the track)
+    track_segments: list[tuple[float, float, str]] = field(default_factory=list)
 
     @property
     def description(self) -> str:
-        """``A = x, B = y: A 0.0–2.0 s, B 2.0–4.0 s, …`` (the first few segments)."""
-        parts = [f"{lb} {s:.1f}–{e:.1f} s" for s, e, lb in self.segments[:6]]
-        more = " …" if len(self.segments) > 6 else ""
-        return f"A = {self.a}, B = {self.b}: " + ", ".join(parts) + more
+        """What plays when, in track time: ``A = x, B = y: A 5.0–7.0 s, then B 5.0–7.0 s of
+        the track`` (the first few segments), and where B starts on the player's clock."""
+        segs = self.track_segments or self.segments
+        parts = [f"{lb} {s:.1f}–{e:.1f} s" for s, e, lb in segs[:6]]
+        more = " …" if len(segs) > 6 else ""
+        head = f"A = {self.a}, B = {self.b}: "
+        if len(self.segments) == 2 and [lb for *_, lb in self.segments] == ["A", "B"]:
+            b0 = self.segments[1][0]
+            return (
+                head + f"{parts[0]}, then {parts[1]} of the track "
+                f"(B starts at {int(b0 // 60)}:{b0 % 60:04.1f} on the player)"
+            )
+        return head + ", ".join(parts) + more + " of the track, alternating"
 
 
 def _fade(y: np.ndarray, n: int) -> np.ndarray:
@@ -397,7 +555,9 @@ def ab_pair(
         clip = np.concatenate([_fade(xa, fade), silence, _fade(xb, fade)], axis=1)
         la, lg = xa.shape[1] / sr, gap
         segments = [(0.0, la, "A"), (la + lg, la + lg + xb.shape[1] / sr, "B")]
-        return ABPair(a, b, sr, clip, segments)
+        t0 = sel.start
+        where = [(t0, t0 + la, "A"), (t0, t0 + xb.shape[1] / sr, "B")]
+        return ABPair(a, b, sr, clip, segments, where)
     step = max(1, int(round(segment * sr)))
     pieces, segments = [], []
     for k, i in enumerate(range(0, xa.shape[1], step)):
@@ -406,7 +566,8 @@ def ab_pair(
         pieces.append(_fade(piece, fade))
         segments.append((i / sr, (i + piece.shape[1]) / sr, label))
     clip = np.concatenate(pieces, axis=1) if pieces else np.zeros((channels, 0), np.float32)
-    return ABPair(a, b, sr, clip, segments)
+    where = [(sel.start + s, sel.start + e, lb) for s, e, lb in segments]
+    return ABPair(a, b, sr, clip, segments, where)
 
 
 def ab_metrics(metrics: pd.DataFrame, stem: str, a: str, b: str) -> pd.DataFrame:
@@ -416,14 +577,15 @@ def ab_metrics(metrics: pd.DataFrame, stem: str, a: str, b: str) -> pd.DataFrame
     --------
     >>> m = pd.DataFrame({"provider": ["x", "y"], "stem": ["vocals"] * 2, "metric": ["sdr"] * 2,
     ...                   "value": [5.0, 7.5]})
-    >>> ab_metrics(m, "vocals", "x", "y").loc["SDR (dB)"].tolist()
+    >>> ab_metrics(m, "vocals", "x", "y").loc["SDR v4 (dB)"].tolist()
     [5.0, 7.5, 2.5]
     """
     rows = metrics[(metrics["stem"] == stem) & metrics["provider"].isin([a, b])]
     if rows.empty:
         return pd.DataFrame(columns=[f"A: {a}", f"B: {b}", "B − A"])
-    table = rows.pivot_table(index="metric", columns="provider", values="value", aggfunc="first")
-    table = table.rename(index=METRIC_NAMES)
+    rows = named_metrics(rows)
+    table = rows.pivot_table(index="name", columns="provider", values="value", aggfunc="first")
+    table = table.reindex([n for n in metric_choices(rows) if n in table.index])
     out = pd.DataFrame(
         {
             f"A: {a}": table.get(a, np.nan),
@@ -518,23 +680,57 @@ def timeline_png(timeline: pd.DataFrame, *, title: str | None = None, dpi: int =
     return buf.getvalue()
 
 
+def _union_seconds(starts: pd.Series, ends: pd.Series) -> float:
+    """Length of the union of intervals (seconds): overlapping jobs are counted once."""
+    spans = sorted(
+        zip(pd.to_datetime(starts, utc=True), pd.to_datetime(ends, utc=True), strict=True)
+    )
+    total, cur_start, cur_end = 0.0, None, None
+    for a, b in spans:
+        if cur_end is None or a > cur_end:
+            if cur_end is not None:
+                total += (cur_end - cur_start).total_seconds()
+            cur_start, cur_end = a, b
+        else:
+            cur_end = max(cur_end, b)
+    if cur_end is not None:
+        total += (cur_end - cur_start).total_seconds()
+    return total
+
+
 def stage_seconds(timeline: pd.DataFrame) -> pd.DataFrame:
-    """Seconds per stage (columns) for each job lane (rows: provider), summed per stage.
+    """Seconds per stage of each provider, two ways: ``wall (s)`` is the time span the stage
+    covered (jobs that run in parallel, e.g. AudioShake's job per stem, overlap and count
+    once: what the timeline chart shows), ``summed (s)`` adds every job's seconds (the work
+    done, or waited for). ``jobs`` counts the jobs. One row per (provider, stage).
 
     Examples
     --------
-    >>> tl = pd.DataFrame({"provider": ["a", "a"], "stage": ["upload", "wait"],
-    ...                    "seconds": [0.5, 2.0]})
-    >>> stage_seconds(tl).loc["a"].tolist()
-    [0.5, 2.0]
+    >>> t0 = pd.Timestamp("2026-01-01T00:00:00Z")
+    >>> tl = pd.DataFrame({"provider": ["a", "a"], "stage": ["wait", "wait"],
+    ...                    "job_id": ["j1", "j2"],
+    ...                    "start": [t0, t0 + pd.Timedelta(seconds=1)],
+    ...                    "end": [t0 + pd.Timedelta(seconds=2), t0 + pd.Timedelta(seconds=3)],
+    ...                    "seconds": [2.0, 2.0]})
+    >>> stage_seconds(tl).loc[("a", "wait")].tolist()
+    [3.0, 4.0, 2.0]
     """
     from stemkit.timing import STAGE_ORDER
 
+    columns = ["wall (s)", "summed (s)", "jobs"]
     if timeline.empty:
-        return pd.DataFrame()
-    table = timeline.pivot_table(index="provider", columns="stage", values="seconds", aggfunc="sum")
-    order = [s for s in STAGE_ORDER if s in table.columns]
-    order += [s for s in table.columns if s not in order]
-    table = table[order].round(3)
-    table.columns.name = None
-    return table
+        return pd.DataFrame(columns=columns)
+    rank = {s: i for i, s in enumerate(STAGE_ORDER)}
+    rows = []
+    for (provider, stage), g in timeline.groupby(["provider", "stage"], sort=False):
+        summed = float(g["seconds"].sum())
+        wall = _union_seconds(g["start"], g["end"]) if {"start", "end"} <= set(g) else summed
+        jobs = g["job_id"].nunique() if "job_id" in g else len(g)
+        rows.append((provider, stage, round(wall, 3), round(summed, 3), int(jobs)))
+    table = pd.DataFrame(rows, columns=["provider", "stage", *columns])
+    providers = list(dict.fromkeys(timeline["provider"]))
+    table = table.assign(
+        _p=table["provider"].map(providers.index),
+        _s=table["stage"].map(lambda s: rank.get(s, len(rank))),
+    ).sort_values(["_p", "_s"], kind="stable")
+    return table.drop(columns=["_p", "_s"]).set_index(["provider", "stage"])

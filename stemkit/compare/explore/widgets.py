@@ -23,8 +23,11 @@ from stemkit.compare.explore.data import (
     TrackTables,
     ab_metrics,
     ab_pair,
+    flagged_verdicts,
     list_batches,
     load_selection,
+    metric_choices,
+    metric_table,
     player,
     resolve_batch,
     selection_spectrograms,
@@ -46,7 +49,25 @@ _STYLE = """<style>
 .stemkit-explorer table.stemkit td, .stemkit-explorer table.stemkit th
   {padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: right;}
 .stemkit-explorer h4 {margin: 8px 0 2px;}
+.stemkit-explorer .stemkit-scroll {max-width: 100%; overflow-x: auto;}
+.stemkit-explorer table.stemkit td {max-width: 420px; white-space: normal;}
+.stemkit-explorer .stemkit-note {color: #555; margin: 2px 0 6px;}
 </style>"""
+
+
+def _set_choices(widget: Any, options: Any, value: Any) -> None:
+    """Set a selection widget's options and value in ONE message to the page. Sent apart, the
+    page sees the new options with the old selection first: a ``SelectMultiple`` whose
+    options shrink then fails on an index past its end ("Error setting state: Cannot set
+    properties of undefined (setting 'selected')" in the browser console)."""
+    with widget.hold_sync():
+        widget.options = options
+        widget.value = value
+
+
+def _seconds(t: float) -> str:
+    """``m:ss.s`` as a player's clock reads it."""
+    return f"{int(t // 60)}:{t % 60:04.1f}"
 
 
 class Explorer:
@@ -103,10 +124,13 @@ class Explorer:
             step=0.1,
             description="time (s)",
             continuous_update=False,
-            readout=False,  # shown by range_label: the slider's own range readout can say NaN
-            layout=W.Layout(width="420px"),
+            readout=True,  # the handles' values while dragging (track time, seconds)
+            readout_format=".1f",
+            layout=W.Layout(width="480px"),
         )
         self.range_label = W.Label()
+        #: "working: …" while a change is being worked on (empty when idle)
+        self.busy = W.HTML()
         self.stereo = W.Checkbox(value=False, description="stereo players", indent=False)
         self.ab_a = W.Dropdown(description="A", layout=W.Layout(width="260px"))
         self.ab_b = W.Dropdown(description="B", layout=W.Layout(width="260px"))
@@ -123,7 +147,10 @@ class Explorer:
         self.ab_player = W.Output(layout=wide)
         self.ab_spectrogram = W.Image(format="png", layout=W.Layout(**picture))
         self.ab_table = W.HTML()
-        self.metrics = W.HTML()
+        self.ab_note = W.HTML()
+        self.metric = W.Dropdown(description="metric", layout=W.Layout(width="300px"))
+        self.passes = W.Checkbox(value=False, description="show passed checks too", indent=False)
+        self.metrics = W.HTML(layout=W.Layout(width="auto", max_width="100%"))
         self.timeline = W.Image(format="png", layout=W.Layout(**picture))
         self.timeline_table = W.HTML()
 
@@ -134,13 +161,14 @@ class Explorer:
                 W.VBox(
                     [
                         W.HBox([self.ab_a, self.ab_b]),
+                        self.ab_note,
                         self.ab_mode,
                         self.ab_player,
                         self.ab_table,
                         self.ab_spectrogram,
                     ]
                 ),
-                self.metrics,
+                W.VBox([W.HBox([self.metric, self.passes]), self.metrics]),
                 W.VBox([self.timeline, self.timeline_table]),
             ],
             titles=["listen", "spectrogram", "A/B", "metrics", "timeline"],
@@ -152,7 +180,11 @@ class Explorer:
                     [
                         self.providers,
                         W.VBox(
-                            [self.scale, W.HBox([self.time_range, self.range_label]), self.stereo]
+                            [
+                                self.scale,
+                                W.HBox([self.time_range, self.range_label]),
+                                W.HBox([self.stereo, self.busy]),
+                            ]
                         ),
                     ]
                 ),
@@ -170,6 +202,8 @@ class Explorer:
         for w in (self.ab_a, self.ab_b):
             w.observe(self._on_ab, "value")
         self.ab_mode.observe(self._on_ab_mode, "value")
+        for w in (self.metric, self.passes):
+            w.observe(self._on_metric, "value")
         self._guard("open the batch", self._open_batch, folder)
 
     # -- event plumbing
@@ -184,6 +218,9 @@ class Explorer:
             self._quiet = was
 
     def _guard(self, what: str, fn: Any, *args: Any) -> None:
+        outer = self.busy.value == ""
+        if outer:  # sent to the page at once: the reader sees the widget is working
+            self.busy.value = f"<span style='color:#8a5a00'>⏳ working: {html.escape(what)}…</span>"
         try:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - a widget callback must never raise
@@ -191,6 +228,9 @@ class Explorer:
                 f"<p style='color:#b00020'>could not {html.escape(what)}: "
                 f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</p>"
             )
+        finally:
+            if outer:
+                self.busy.value = ""
 
     def _on_batch(self, change: dict[str, Any]) -> None:
         if not self._quiet:
@@ -221,6 +261,10 @@ class Explorer:
         if not self._quiet:
             self._guard("prepare the A/B", self._refresh_ab)
 
+    def _on_metric(self, change: dict[str, Any]) -> None:
+        if not self._quiet:
+            self._guard("show the scores", self._refresh_metrics)
+
     # -- state changes
 
     def _open_batch(self, folder: Path) -> None:
@@ -233,8 +277,8 @@ class Explorer:
             f"{html.escape(str(info.get('created_at', '?')))[:19]}</p>"
         )
         with self._muted():
-            self.track.options = self.index.tracks
-            self.track.value = self.index.tracks[0] if self.index.tracks else None
+            tracks = self.index.tracks
+            _set_choices(self.track, tracks, tracks[0] if tracks else None)
         self._open_track()
 
     def _open_track(self) -> None:
@@ -245,11 +289,13 @@ class Explorer:
         stems = self.index.stems(track)
         duration = self.index.duration(track) or 1.0
         with self._muted():
-            self.stem.options = stems
-            self.stem.value = stems[0] if stems else None
+            _set_choices(self.stem, stems, stems[0] if stems else None)
             self._set_provider_options()
-            self.time_range.max = max(duration, 0.1)
-            self.time_range.value = (0.0, min(duration, DEFAULT_SECONDS))
+            with self.time_range.hold_sync():
+                if duration > self.time_range.max:
+                    self.time_range.max = duration
+                self.time_range.value = (0.0, min(duration, DEFAULT_SECONDS))
+                self.time_range.max = max(duration, 0.1)
         self.tables = track_tables(self.index, track)
         self._refresh_tables()
         self._refresh_selection()
@@ -257,8 +303,7 @@ class Explorer:
     def _set_provider_options(self) -> None:
         track, stem = self.track.value, self.stem.value
         have = self.index.providers_with(track, stem) if stem else []
-        self.providers.options = have
-        self.providers.value = tuple(have)
+        _set_choices(self.providers, have, tuple(have))
 
     def _refresh_selection(self) -> None:
         with self._muted():
@@ -267,14 +312,14 @@ class Explorer:
             ):
                 self._set_provider_options()
         start, end = self.time_range.value
+        # every provider of the stem is loaded (cached): the A/B offers them all
         self.selection = load_selection(
-            self.index,
-            self.track.value,
-            self.stem.value,
-            list(self.providers.value),
-            start=start,
-            end=end,
+            self.index, self.track.value, self.stem.value, None, start=start, end=end
         )
+        sel = self.selection
+        if (round(start, 6), round(end, 6)) != (sel.start, sel.end) and sel.duration > 0:
+            with self._muted():  # a zero-length range, widened: the slider shows what plays
+                self.time_range.value = (sel.start, sel.end)
         self._set_ab_options()
         self._refresh_players()
         self._refresh_pictures()  # and the A/B one
@@ -286,14 +331,19 @@ class Explorer:
         sel = self.selection
         options = [p for p in self.index.providers_with(sel.track, sel.stem) if p in sel.sources]
         options += [s for s in ("reference", "mixture") if s in sel.sources]
+        self.ab_note.value = (
+            "<p class='stemkit-note'>A and B: every provider that delivered "
+            f"{html.escape(sel.stem)} for this track (whichever are picked above), "
+            "the reference and the mixture; "
+            f"both play {sel.start:.1f}–{sel.end:.1f} s of the track.</p>"
+        )
         with self._muted():
             a, b = self.ab_a.value, self.ab_b.value
-            self.ab_a.options = options
-            self.ab_b.options = options
-            if options:
-                self.ab_a.value = a if a in options else options[0]
-                rest = [o for o in options if o != self.ab_a.value] or options
-                self.ab_b.value = b if b in options and b != self.ab_a.value else rest[0]
+            new_a = (a if a in options else options[0]) if options else None
+            rest = [o for o in options if o != new_a] or options
+            new_b = (b if b in options and b != new_a else rest[0]) if options else None
+            _set_choices(self.ab_a, options, new_a)
+            _set_choices(self.ab_b, options, new_b)
 
     def _refresh_players(self) -> None:
         from IPython.display import HTML
@@ -302,6 +352,14 @@ class Explorer:
 
         sel = self.selection
         self.players.outputs = ()
+        played = min(sel.end, sel.start + MAX_PLAY_SECONDS)
+        self.players.append_display_data(
+            HTML(
+                f"<p class='stemkit-note'>Each player plays {sel.start:.1f}–{played:.1f} s "
+                f"of the track: its 0:00 is {sel.start:.1f} s, its "
+                f"{_seconds(played - sel.start)} is {played:.1f} s.</p>"
+            )
+        )
         order = ["mixture", "reference", *self.providers.value]
         for name in order:
             label = f"{name} ({sel.stem})" if name not in ("mixture",) else name
@@ -352,11 +410,15 @@ class Explorer:
 
     def _refresh_ab_table(self) -> None:
         metrics = self.tables.metrics if self.tables is not None else pd.DataFrame()
+        head = (
+            "<h4>Scores of the whole track</h4><p class='stemkit-note'>From the analysis "
+            "of the full track, not of the range playing above.</p>"
+        )
         if not self._ab_ready() or metrics.empty:
-            self.ab_table.value = _table_html(None, "No scores for these two yet.")
+            self.ab_table.value = _STYLE + head + _table_html(None, "No scores for these two yet.")
             return
         table = ab_metrics(metrics, self.selection.stem, self.ab_a.value, self.ab_b.value)
-        self.ab_table.value = _STYLE + _table_html(table, "No scores for these two yet.")
+        self.ab_table.value = _STYLE + head + _table_html(table, "No scores for these two yet.")
 
     def _refresh_ab(self) -> None:
         self._refresh_ab_player()
@@ -365,10 +427,61 @@ class Explorer:
 
     def _refresh_tables(self) -> None:
         t = self.tables
-        parts = [_STYLE, "<h4>Scores (dB)</h4>"]
-        parts.append(_table_html(t.scores, "No metrics for this track yet (run the analyze step)."))
+        choices = metric_choices(t.metrics)
+        with self._muted():
+            keep = self.metric.value
+            _set_choices(
+                self.metric, choices, keep if keep in choices else (choices[0] if choices else None)
+            )
+        self._refresh_metrics()
+        if t.timeline.empty:
+            self.timeline.value = b""
+            self.timeline_table.value = _table_html(None, "No timeline for this track.")
+        else:
+            self.timeline.value = timeline_png(t.timeline, title=f"{t.track}: job timeline")
+            stages = stage_seconds(t.timeline)
+            differ = stages[(stages["wall (s)"] - stages["summed (s)"]).abs() > 0.0005]
+            note = (
+                "<p class='stemkit-note'><b>wall</b>: the time the stage spanned, parallel jobs "
+                "counted once (as the chart draws them); <b>summed</b>: every job's seconds "
+                "added (the work done or waited for).</p>"
+            )
+            if not differ.empty:
+                where = ", ".join(f"{p} {s}" for p, s in differ.index)
+                note += (
+                    f"<p class='stemkit-note'>They differ where jobs overlap: "
+                    f"{html.escape(where)}.</p>"
+                )
+            self.timeline_table.value = (
+                _STYLE + "<h4>Seconds per stage</h4>" + note + _table_html(stages, "")
+            )
+
+    def _refresh_metrics(self) -> None:
+        t = self.tables
+        if t is None:
+            return
+        name = self.metric.value
+        parts = [_STYLE, "<div class='stemkit-scroll'>"]
+        if name:
+            parts.append(f"<h4>{html.escape(name)}: providers side by side</h4>")
+            parts.append(_table_html(metric_table(t.metrics, name), ""))
+        else:
+            parts.append(_table_html(None, "No metrics for this track yet (run the analyze step)."))
         if t.verdicts is not None:
-            parts += ["<h4>Verdicts</h4>", _table_html(t.verdicts, "verdicts.csv is empty.")]
+            shown = flagged_verdicts(t.verdicts, passes=self.passes.value)
+            total = len(t.verdicts)
+            passed = int((t.verdicts["verdict"].astype(str) == "pass").sum()) if total else 0
+            head = f"{total} checks, {passed} passed" + (
+                "" if self.passes.value else f"; {total - passed} not passed, shown here"
+            )
+            parts += [
+                "<h4>Verdicts</h4>",
+                f"<p class='stemkit-note'>{html.escape(head)}</p>",
+                _table_html(
+                    shown.set_index(shown.columns[0]) if not shown.empty else shown,
+                    "Every check passed." if total else "verdicts.csv is empty.",
+                ),
+            ]
         parts += ["<h4>Jobs</h4>", _table_html(t.jobs.set_index("provider"), "No jobs.")]
         if not t.intelligibility.empty:
             cols = [
@@ -378,15 +491,7 @@ class Explorer:
             ]
             wer = t.intelligibility[cols].set_index("source")
             parts += ["<h4>Intelligibility (word error rate)</h4>", _table_html(wer, "")]
-        self.metrics.value = "".join(parts)
-        if t.timeline.empty:
-            self.timeline.value = b""
-            self.timeline_table.value = _table_html(None, "No timeline for this track.")
-        else:
-            self.timeline.value = timeline_png(t.timeline, title=f"{t.track}: job timeline")
-            self.timeline_table.value = (
-                _STYLE + "<h4>Seconds per stage</h4>" + _table_html(stage_seconds(t.timeline), "")
-            )
+        self.metrics.value = "".join(parts) + "</div>"
 
     def _refresh_status(self) -> None:
         sel = self.selection
