@@ -492,8 +492,8 @@ def test_timeline_legend_fits_in_its_figure(index):
     t0 = tl["start"].min()
     extra = pd.DataFrame(  # ... and many stages: the legend is taller than the lanes
         [("sourceress", "alpha", "job0", f"stage {k}", "vendor", t0, t0, 0.1) for k in range(10)],
-        columns=tl.columns,
-    )
+        columns=["provider", "track", "job_id", "stage", "source", "start", "end", "seconds"],
+    ).reindex(columns=tl.columns)
     fig = timeline_chart(pd.concat([tl, extra], ignore_index=True))
     fig.canvas.draw()
     legend = fig.axes[0].get_legend().get_window_extent()
