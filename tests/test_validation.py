@@ -18,13 +18,13 @@ DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 
 @pytest.fixture(scope="module")
 def material(tmp_path_factory) -> Path:
-    """One music and one speech track of the demo data, cut to 8 s."""
+    """One music and one speech track of the demo data, cut to 6 s."""
     root = tmp_path_factory.mktemp("known")
     for name in ("01-sunday-drive", "06-speech-kitchen"):
         (root / name).mkdir()
         for wav in (DEMO / name).glob("*.wav"):
             y, sr = sf.read(wav, dtype="float32", always_2d=True)
-            sf.write(root / name / wav.name, y[: 8 * sr], sr, subtype="FLOAT")
+            sf.write(root / name / wav.name, y[: 6 * sr], sr, subtype="FLOAT")
     return root
 
 
