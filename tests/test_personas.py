@@ -183,5 +183,8 @@ def test_the_tasks_api_runs_audioshakes_persona(tmp_path, track_dir, use_env):
                 mix_path, tmp_path / "t", track="alpha", stems=["vocals"]
             )
         )
+        described = requests.get(f"{server.url}/_sandbox/personas").json()
+    assert described["audioshake-tasks"] == described["audioshake"]
+    assert described["audioshake"]["defects"] == {"gain_db": -6.0}
     clean = engine.separate(mix, sr, ["vocals"])["vocals"]
     np.testing.assert_allclose(got["vocals"], 0.5012 * clean, atol=2e-4)

@@ -79,6 +79,8 @@ __all__ = [
 DEMO_CONFIG = Path(__file__).with_name("demo_personas.toml")
 
 VENDORS = ("sourceress", "audioshake", "loom")
+#: provider keys of a vendor's other APIs, which run that vendor's persona
+API_VENDOR = {"audioshake-tasks": "audioshake"}
 #: defects that make sense for a transcription vendor (they change the audio it hears)
 LOOM_DEFECTS = {"gain_db", "lowpass_hz", "codec", "clip_db", "dropout_s"}
 #: how the reference engine builds a stem the track has no file for: the first recipe whose
@@ -164,8 +166,11 @@ class SandboxFile(BaseModel):
         return Faults(**(self.faults or {}))
 
     def describe(self) -> dict[str, dict[str, Any]]:
-        """Every vendor's persona, for the batch's ``info/batch.json``."""
-        return {vendor: self.persona(vendor).describe() for vendor in VENDORS}
+        """Every vendor's persona by provider key, for the batch's ``info/batch.json``
+        (``audioshake-tasks``, AudioShake's other API, runs AudioShake's persona)."""
+        out = {vendor: self.persona(vendor).describe() for vendor in VENDORS}
+        out.update({key: out[vendor] for key, vendor in API_VENDOR.items()})
+        return out
 
 
 def _where(err: dict) -> str:
