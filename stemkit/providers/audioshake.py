@@ -202,12 +202,6 @@ class AudioShakeProvider(Provider):
             )
         return {"Authorization": f"Bearer {self.profile.token.get_secret_value()}"}
 
-    def _request(self, method: str, path: str, what: str, **kw):
-        resp = self.session.request(
-            method, f"{self.profile.base_url}{path}", headers=self._headers(), **kw
-        )
-        return self.check_response(resp, what)
-
     # -- endpoints -------------------------------------------------------------------------
     @idempotent
     def upload_file(self, path: Path) -> Asset:

@@ -250,12 +250,6 @@ class AudioShakeTasksProvider(Provider):
             )
         return {"x-api-key": self.profile.key.get_secret_value()}
 
-    def _request(self, method: str, path: str, what: str, **kw):
-        resp = self.session.request(
-            method, f"{self.profile.base_url}{path}", headers=self._headers(), **kw
-        )
-        return self.check_response(resp, what)
-
     # -- endpoints -------------------------------------------------------------------------
     @idempotent
     def upload_asset(self, path: Path) -> Asset:

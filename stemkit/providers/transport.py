@@ -210,6 +210,17 @@ class Transport:
                 hint=f"is {self.profile.base_url} reachable?",
             ) from None
 
+    def _headers(self) -> dict[str, str]:
+        """Headers of every call (a provider's credentials); none by default."""
+        return {}
+
+    def _request(self, method: str, path: str, what: str, **kw) -> requests.Response:
+        """One call to ``base_url + path`` with this client's headers, its status checked."""
+        resp = self.session.request(
+            method, f"{self.profile.base_url}{path}", headers=self._headers(), **kw
+        )
+        return self.check_response(resp, what)
+
     def check_response(self, resp: requests.Response, what: str) -> requests.Response:
         """Turn an HTTP error status into the right stemkit error (message from the body)."""
         if resp.status_code < 400:
