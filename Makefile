@@ -26,8 +26,12 @@ data: data/demo/.complete
 demo: data/demo/.complete
 	$(VENV)/bin/stemkit demo --out reports/demo --data data/demo
 
+# every core: tests are grouped by file (their module fixtures are built once) and the slow
+# files start first (tests/conftest.py); TEST_WORKERS=0 runs them in this process
+TEST_WORKERS ?= auto
 test: data/demo/.complete
-	$(PY) -m pytest -q -p no:cacheprovider --nbmake --doctest-modules stemkit tests notebooks
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup \
+	  --nbmake --doctest-modules stemkit tests notebooks
 
 # ruff, and the layer contract of pyproject.toml ([tool.importlinter])
 lint: $(STAMP)

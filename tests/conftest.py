@@ -43,6 +43,40 @@ CRED_ENV = {
 }
 
 
+#: Files whose module fixtures take a minute or more (a wheel install, whole batches, a
+#: JupyterLab): under pytest-xdist they start first, so no worker is left with one at the end.
+SLOW_FIRST = (
+    "tests/test_wheel.py",
+    "notebooks",
+    "tests/test_batch.py",
+    "tests/test_lab.py",
+    "tests/test_validation.py",
+    "tests/test_analyze_notebook.py",
+    "tests/test_compare_partial.py",
+)
+
+
+def _group(item) -> str:
+    rel = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+    # the notebooks share one scratch batch (notebooks/conftest.py): one worker runs them all
+    return "notebooks" if rel.endswith(".ipynb") else rel
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under ``pytest -n N --dist loadgroup`` a file's tests run in one worker (its module
+    fixtures are built once), the notebooks together, and the slowest files start first."""
+    if not getattr(config.option, "numprocesses", None):
+        return
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+    def rank(item) -> int:
+        g = _group(item)
+        return SLOW_FIRST.index(g) if g in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a file is kept
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory) -> SandboxServer:
     """The sandbox on a free loopback port; ``STEMKIT_SANDBOX_URL`` points at it and the
