@@ -25,8 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, from the repo
 
 from stemkit.batchdir import BatchFolder  # noqa: E402
@@ -129,7 +127,7 @@ def main() -> None:
                 max_rounds=args.kills + 10,
                 concurrent=args.concurrent,
             )
-            stats = requests.get(f"{server.url}/_sandbox/stats").json()
+            stats = server.stats()
             lost = {
                 key: n for (fault, key), n in faults.injected_at.items()
                 if fault == "drop" and key.startswith("POST ")
