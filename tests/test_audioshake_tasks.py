@@ -372,10 +372,7 @@ def test_rate_limit_answers_429_with_retry_after_and_the_client_backs_off(tmp_pa
         client = client_of(server)
         for _ in range(6):
             assert client.list_tasks(take=1) == []
-        assert (
-            server.stats()["audioshake_tasks"]["rate_limited"]
-            >= 2
-        )
+        assert server.stats()["audioshake_tasks"]["rate_limited"] >= 2
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
 from stemkit.sandbox.server import admin_get, free_port
@@ -205,7 +204,7 @@ def test_one_sandbox_per_state_folder_and_admin_routes_need_the_key(tmp_path):
             assert "admin key" in bare.json()["message"]
         assert first.stats()["duplicates"] == 0
         printed = first.kill()
-    assert f"admin key of /_sandbox/stats and /_sandbox/personas" in printed
+    assert "admin key of /_sandbox/stats and /_sandbox/personas" in printed
     assert first.key not in printed and len(first.key) >= 32
     for name in ("admin.key", "signing.key"):
         assert (state / name).stat().st_mode & 0o777 == 0o600, name
