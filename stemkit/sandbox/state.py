@@ -8,6 +8,9 @@ signed URLs and the admin key are files of mode 0600. At start the records are r
 the APIs queue again every job that was queued or running when the server died. Without a
 state folder the same classes keep everything in memory only (the default).
 
+Kept per process only (a restart starts them afresh): the injected-fault counters, the Tasks
+API's rate-limit window and the log of completion callbacks.
+
 =====================================  ===================================================
 path (under the state folder)          what
 =====================================  ===================================================
