@@ -239,12 +239,13 @@ def test_a_killed_stemkit_batch_resumes_with_its_own_sandbox(tmp_path, track_dir
     family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     for pid in family:  # the batch, its in-process sandbox and the notebook kernel
         os.kill(pid, signal.SIGKILL)
-    proc.wait()
+    first_url = proc.communicate()[0].decode().split("sandbox running at ")[1].split()[0]
     assert [r["state"] for r in Ledger(out).jobs()] == ["submitted"]
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "1 jobs done, 0 failed" in rerun.stdout, rerun.stdout
+    assert f"sandbox running at {first_url}" in rerun.stdout  # the same port again
     record = BatchFolder(out).read_record("alpha", "sourceress")
     assert "resumed, not submitted again" in record.get("resumed", ""), record
     sandbox_dir = BatchFolder(out).sandbox_dir
@@ -258,3 +259,15 @@ def test_a_killed_stemkit_batch_resumes_with_its_own_sandbox(tmp_path, track_dir
     assert scan_for_secrets(tmp_path / "shared", keys) == []
     outside = [p for p in scan_for_secrets(out, keys) if ".sandbox" not in Path(p).parts]
     assert outside == []  # the keys are in the sandbox's folder only: no notebook, no log
+
+
+def test_a_batch_reads_a_running_sandboxs_personas_with_the_admin_key(sandbox, monkeypatch):
+    """``stemkit batch`` against a sandbox it did not start records the personas only with
+    ``$STEMKIT_SANDBOX_ADMIN_KEY``; without it, None (and a warning), never a 401 body."""
+    from stemkit.cli import _personas
+
+    monkeypatch.setenv("STEMKIT_SANDBOX_URL", sandbox.url)
+    monkeypatch.delenv("STEMKIT_SANDBOX_ADMIN_KEY", raising=False)
+    assert _personas(None, None) is None
+    monkeypatch.setenv("STEMKIT_SANDBOX_ADMIN_KEY", sandbox.config.admin_key)
+    assert _personas(None, None) == sandbox.config.personas.describe()

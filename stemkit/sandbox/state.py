@@ -126,6 +126,8 @@ class Records(Generic[T]):
         self._closed = False
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
+            for tmp in folder.glob(".*.partial"):  # a write a kill cut short: the old file holds
+                tmp.unlink(missing_ok=True)
             for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime):
                 try:
                     self._items[path.stem] = decode(json.loads(path.read_text("utf-8")))
