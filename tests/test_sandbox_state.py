@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from stemkit.sandbox.server import admin_get, free_port
@@ -210,6 +211,7 @@ def test_one_sandbox_per_state_folder_and_admin_routes_need_the_key(tmp_path):
         assert (state / name).stat().st_mode & 0o777 == 0o600, name
 
 
+@pytest.mark.slow  # two end-to-end `stemkit batch` runs (about 70-90 s here)
 def test_a_killed_stemkit_batch_resumes_with_its_own_sandbox(tmp_path, track_dir):
     """``stemkit batch`` (in-process sandbox) SIGKILLed, kernel and all, while its jobs are
     submitted: the rerun finds them in ``OUT/.sandbox`` and resumes them, submitting nothing
