@@ -273,3 +273,38 @@ def test_a_batch_reads_a_running_sandboxs_personas_with_the_admin_key(sandbox, m
     assert _personas(None, None) is None
     monkeypatch.setenv("STEMKIT_SANDBOX_ADMIN_KEY", sandbox.config.admin_key)
     assert _personas(None, None) == sandbox.config.personas.describe()
+
+
+def test_a_second_stemkit_batch_does_not_share_the_first_ones_sandbox(tmp_path, track_dir):
+    """While one ``stemkit batch`` holds its folder's sandbox, a second one on the same folder
+    exits 1 at once with the folder's busy message (it never opens the sandbox's state)."""
+    out = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from stemkit.batchdir import BatchFolder\n"
+            f"with BatchFolder({str(out)!r}).lock('sandbox'):\n"
+            "    print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = subprocess.run(
+            [sys.executable, "-m", "stemkit.cli", "batch", str(track_dir), "--out", str(out)]
+            + ["--sandbox", "--no-transcribe"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_env(),
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 1, proc
+    assert "another stemkit process (pid" in proc.stderr and "sandbox phase" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (out / ".sandbox").exists()
