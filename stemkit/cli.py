@@ -205,6 +205,7 @@ def batch(
     One process at a time writes OUT: a second `stemkit batch` on the same folder waits
     --wait seconds, then exits with a message naming the process that holds it."""
     from stemkit.batch import run_batch
+    from stemkit.sandbox import StateBusy
 
     stem_list = [s.strip() for s in stems.split(",")] if stems else None
     needs = [*provider, "loom"] if transcribe else list(provider)
@@ -238,6 +239,8 @@ def batch(
                 wait=wait,
             )
     except StemkitError as exc:
+        _fail(f"error: {exc}")
+    except StateBusy as exc:  # OUT/.sandbox held by a sandbox that is not a batch's
         _fail(f"error: {exc}")
     typer.echo(
         f"\n{result.jobs_done} jobs done, {result.jobs_failed} failed "
