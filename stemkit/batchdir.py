@@ -25,6 +25,7 @@ path (under the batch folder)                  what
 ``listening/results/<file>.csv``               ratings in the tidy format, one file a session
 ``notebooks/``                                 the executed notebooks
 ``.<phase>.lock`` / ``.<phase>.owner``         one writer per batch (see :meth:`~BatchFolder.lock`)
+``.sandbox/``                                  the in-process sandbox's state (never published)
 ``report.html``                                the report
 =============================================  ===============================================
 
@@ -267,6 +268,12 @@ class BatchFolder:
     def ledger_path(self) -> Path:
         """``ledger.sqlite``."""
         return self.root / "ledger.sqlite"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        """``.sandbox/``: the state of the batch's in-process sandbox (uploads, jobs, its
+        signing key), so a rerun resumes the jobs it submitted; never published."""
+        return self.root / ".sandbox"
 
     def job_dir(self, track: str, provider: str) -> Path:
         """Folder of one job's stems and ``record.json``."""

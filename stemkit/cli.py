@@ -9,6 +9,7 @@ Examples
 ::
 
     stemkit serve --port 8765                       # the sandbox, in the foreground
+    stemkit serve --state sandbox-state             # ... keeping its jobs across restarts
     stemkit batch data/demo --provider sourceress --out reports/mine
     stemkit demo                                    # demo data + sandbox + batch + report
     stemkit validate data/demo                      # every QA check against injected defects
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import typer
@@ -53,7 +54,7 @@ def _sandbox_needed(profile: str | None, providers: list[str]) -> bool:
         return False
     if any(load_profile(p, profile).name != DEFAULT_PROFILE for p in remote):
         return False
-    try:
+    try:  # any answer (a 401 without the admin key too) means a sandbox is there
         requests.get(f"{sandbox_url()}/_sandbox/stats", timeout=1)
         return False
     except requests.RequestException:
@@ -64,16 +65,34 @@ def _personas(server, profile: str | None) -> dict | None:
     """What the sandbox's vendors run (engine, defects), or None when no sandbox is in use."""
     if server is not None:
         return server.config.personas.describe()
+    import os
+
     import requests
 
     from stemkit.config import DEFAULT_PROFILE, sandbox_url
+    from stemkit.sandbox.common import ADMIN_HEADER
+    from stemkit.sandbox.server import ADMIN_KEY_ENV
 
     if (profile or DEFAULT_PROFILE) != DEFAULT_PROFILE:
         return None
+    key = os.environ.get(ADMIN_KEY_ENV, "")
     try:
-        answer = requests.get(f"{sandbox_url()}/_sandbox/personas", timeout=2)
+        answer = requests.get(
+            f"{sandbox_url()}/_sandbox/personas", headers={ADMIN_HEADER: key}, timeout=2
+        )
+    except requests.RequestException:
+        return None
+    if answer.status_code == 401:
+        logging.getLogger("stemkit.cli").warning(
+            "the sandbox at %s did not say what its vendors run (no admin key): batch.json "
+            "records no personas; export %s (`stemkit serve` says where the key is kept)",
+            sandbox_url(),
+            ADMIN_KEY_ENV,
+        )
+        return None
+    try:
         return answer.json() if answer.ok else None
-    except (requests.RequestException, ValueError):
+    except ValueError:
         return None
 
 
@@ -103,8 +122,19 @@ def serve(
     config: Path = typer.Option(
         None, help="Vendor personas (engine, defects) and faults: a TOML file."
     ),
+    state: Path = typer.Option(
+        None,
+        help="Keep uploads, jobs, tokens and keys in this folder: a restart (even kill -9) "
+        "resumes every job. One sandbox per folder.",
+    ),
+    admin_key: str = typer.Option(
+        None,
+        help="Key of /_sandbox/stats and /_sandbox/personas (header X-Sandbox-Admin-Key); "
+        "default $STEMKIT_SANDBOX_ADMIN_KEY, else a random one kept in admin.key (0600).",
+    ),
 ) -> None:
     """Run the sandbox server (all vendor APIs) in the foreground."""
+    from stemkit.sandbox import StateBusy
     from stemkit.sandbox import serve as run
 
     _sandbox_settings(config)
@@ -113,15 +143,21 @@ def serve(
         "/audioshake (token demo-token; Tasks API x-api-key demo-key), "
         "/loom (key demo, secret demo)"
     )
-    run(
-        host=host,
-        port=port,
-        data_dir=str(data_dir) if data_dir else None,
-        workers=workers,
-        processing_delay=processing_delay,
-        log_level=log_level,
-        config_file=str(config) if config else None,
-    )
+    try:
+        run(
+            host=host,
+            port=port,
+            data_dir=str(data_dir) if data_dir else None,
+            workers=workers,
+            processing_delay=processing_delay,
+            log_level=log_level,
+            config_file=str(config) if config else None,
+            state_dir=str(state) if state else None,
+            admin_key=admin_key,
+            echo=typer.echo,
+        )
+    except StateBusy as exc:
+        _fail(f"error: {exc}")
 
 
 @app.command()
@@ -169,7 +205,7 @@ def batch(
     One process at a time writes OUT: a second `stemkit batch` on the same folder waits
     --wait seconds, then exits with a message naming the process that holds it."""
     from stemkit.batch import run_batch
-    from stemkit.sandbox import SandboxServer
+    from stemkit.sandbox import StateBusy
 
     stem_list = [s.strip() for s in stems.split(",")] if stems else None
     needs = [*provider, "loom"] if transcribe else list(provider)
@@ -183,8 +219,7 @@ def batch(
         )
     t0 = time.monotonic()
     try:
-        # two workers: two cores separate or transcribe two jobs at once
-        with SandboxServer(workers=2, **settings) if start else nullcontext() as server:
+        with _in_process_sandbox(out, settings, wait) if start else nullcontext() as server:
             if server is not None:
                 typer.echo(f"sandbox running at {server.url}")
             result = run_batch(
@@ -205,6 +240,8 @@ def batch(
             )
     except StemkitError as exc:
         _fail(f"error: {exc}")
+    except StateBusy as exc:  # OUT/.sandbox held by a sandbox that is not a batch's
+        _fail(f"error: {exc}")
     typer.echo(
         f"\n{result.jobs_done} jobs done, {result.jobs_failed} failed "
         f"({time.monotonic() - t0:.1f} s)"
@@ -216,6 +253,24 @@ def batch(
         _publish(out, publish)
     if result.all_failed:
         _fail("every track failed", code=2)
+
+
+@contextmanager
+def _in_process_sandbox(out: Path, settings: dict, wait: float):
+    """The batch's own sandbox: its state under ``OUT/.sandbox`` (never published), on the
+    port of its last run when free, so a rerun of a killed batch finds its submitted jobs.
+    One batch process at a time owns it (a second one waits ``wait`` seconds, like the
+    batch folder)."""
+    from stemkit.batchdir import BatchFolder
+    from stemkit.sandbox import SandboxServer
+
+    folder = BatchFolder(out)
+    # two workers: two cores separate or transcribe two jobs at once
+    with (
+        folder.lock("sandbox", wait=wait),
+        SandboxServer(workers=2, state_dir=folder.sandbox_dir, **settings) as server,
+    ):
+        yield server
 
 
 def _publish(out: Path, url: str) -> None:

@@ -287,9 +287,9 @@ def test_client_refuses_bad_paging_and_stems_before_sending(client, monkeypatch,
 
 # -- the client on the shared life cycle ---------------------------------------------------
 def test_client_separates_one_task_per_track_with_cost(client, sandbox, track_dir, tmp_path):
-    before = requests.get(f"{sandbox.url}/_sandbox/stats").json()["audioshake_tasks"]
+    before = sandbox.stats()["audioshake_tasks"]
     result = client.separate(track_dir / "beta" / "mixture.wav", tmp_path, track="beta")
-    after = requests.get(f"{sandbox.url}/_sandbox/stats").json()["audioshake_tasks"]
+    after = sandbox.stats()["audioshake_tasks"]
     assert after["tasks"] - before["tasks"] == 1 and after["targets"] - before["targets"] == 2
     assert sorted(result.stems) == ["accompaniment", "vocals"]
     assert result.cost == 2 and result.failed_stems == {}
@@ -353,7 +353,7 @@ def test_an_expired_asset_is_uploaded_again(tmp_path, track_dir):
         assert resp.status_code == 410 and "upload" in resp.json()["message"]
         server.config.audioshake_asset_ttl = 3600
         result = client.separate(mix, tmp_path / "out", stems=["vocals"])
-        stats = requests.get(f"{server.url}/_sandbox/stats").json()["audioshake_tasks"]
+        stats = server.stats()["audioshake_tasks"]
         assert stats["assets"] == 2 and stats["tasks"] == 1
         assert sorted(result.stems) == ["vocals"]
 
@@ -372,10 +372,7 @@ def test_rate_limit_answers_429_with_retry_after_and_the_client_backs_off(tmp_pa
         client = client_of(server)
         for _ in range(6):
             assert client.list_tasks(take=1) == []
-        assert (
-            requests.get(f"{server.url}/_sandbox/stats").json()["audioshake_tasks"]["rate_limited"]
-            >= 2
-        )
+        assert server.stats()["audioshake_tasks"]["rate_limited"] >= 2
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -429,7 +426,7 @@ def test_webhooks_to_outside_urls_are_recorded_not_called(tmp_path, track_dir):
         client.wait(client.submit(track_dir / "alpha" / "mixture.wav", track="a", stems=["bass"]))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            log = requests.get(f"{server.url}/_sandbox/stats").json()["callbacks"]
+            log = server.stats()["callbacks"]
             if log:
                 break
             time.sleep(0.05)
@@ -443,7 +440,7 @@ def test_a_lost_create_answer_is_found_by_its_key_and_resumed(tmp_path, track_di
     with own_sandbox(tmp_path, faults=Faults(ambiguous=1.0)) as server:
         client = client_of(server)
         result = client.separate(track_dir / "alpha" / "mixture.wav", tmp_path / "out")
-        stats = requests.get(f"{server.url}/_sandbox/stats").json()
+        stats = server.stats()
     assert stats["injected"]["ambiguous"] == 1 and stats["audioshake_tasks"]["tasks"] == 1
     assert stats["duplicates"] == 0 and sorted(result.stems) == ["accompaniment", "vocals"]
 
@@ -479,7 +476,7 @@ def test_a_run_killed_mid_create_resumes_the_task_the_vendor_made(tmp_path, trac
         table = separate_batch(
             [_track(track_dir, "alpha")], ["audioshake-tasks"], out, progress=False
         )
-        stats = requests.get(f"{server.url}/_sandbox/stats").json()["audioshake_tasks"]
+        stats = server.stats()["audioshake_tasks"]
     assert set(table["state"]) == {"done"} and table["job_id"][0] == made.id
     assert stats["tasks"] == 1  # nothing submitted again
     rec = BatchFolder(out).read_record("alpha", "audioshake-tasks")
@@ -504,7 +501,7 @@ def test_a_lost_create_not_found_is_safely_submitted_again(tmp_path, track_dir, 
         table = separate_batch(
             [_track(track_dir, "alpha")], ["audioshake-tasks"], out, progress=False
         )
-        stats = requests.get(f"{server.url}/_sandbox/stats").json()["audioshake_tasks"]
+        stats = server.stats()["audioshake_tasks"]
     assert set(table["state"]) == {"done"} and stats["tasks"] == 1
     rec = BatchFolder(out).read_record("alpha", "audioshake-tasks")
     assert "not found" in rec["reconciled"]

@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import pytest
-import requests
 
 from stemkit.audio import load_audio
 from stemkit.batchdir import BatchFolder
@@ -73,7 +72,7 @@ def use_env(monkeypatch):
 
 
 def stats(server) -> dict:
-    return requests.get(f"{server.url}/_sandbox/stats").json()
+    return server.stats()
 
 
 def test_faults_are_reproducible_from_the_seed():

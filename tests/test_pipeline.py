@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
-import requests
-
 from stemkit.batchdir import BatchFolder
 from stemkit.separate.ledger import Ledger
 from stemkit.separate.run import separate_batch
 
 
 def stats(sandbox) -> dict:
-    return requests.get(f"{sandbox.url}/_sandbox/stats").json()["sourceress"]
+    return sandbox.stats()["sourceress"]
 
 
 def bad_manifest(track_dir, tmp_path):

@@ -50,12 +50,12 @@ def finished(sandbox, track_dir):
 
 
 def test_auth_token_is_reused_until_expiry(client, sandbox):
-    before = requests.get(f"{sandbox.url}/_sandbox/stats").json()["sourceress"]["auth"]
+    before = sandbox.stats()["sourceress"]["auth"]
     token = client.authenticate()
     assert token.startswith("Bearer ")
     assert client.authenticate() == token
     client.create_upload()
-    after = requests.get(f"{sandbox.url}/_sandbox/stats").json()["sourceress"]["auth"]
+    after = sandbox.stats()["sourceress"]["auth"]
     assert after == before + 1
 
 
@@ -331,7 +331,7 @@ def test_callback_is_posted_to_loopback_only(client, track_dir, sandbox):
     finally:
         server.shutdown()
     assert got and b"outputFiles" in got[0]
-    log = requests.get(f"{sandbox.url}/_sandbox/stats").json()["callbacks"]
+    log = sandbox.stats()["callbacks"]
     assert any(e["url"] == "example-url.com" and not e["sent"] for e in log)
 
 

@@ -2,6 +2,7 @@
 
 from stemkit.sandbox.app import create_app
 from stemkit.sandbox.common import SandboxConfig
-from stemkit.sandbox.server import SandboxServer, serve
+from stemkit.sandbox.server import SandboxServer, admin_get, serve
+from stemkit.sandbox.state import StateBusy
 
-__all__ = ["SandboxConfig", "SandboxServer", "create_app", "serve"]
+__all__ = ["SandboxConfig", "SandboxServer", "StateBusy", "admin_get", "create_app", "serve"]

@@ -45,7 +45,7 @@ from starlette.routing import Route
 
 from stemkit.audio import write_audio
 from stemkit.errors import AudioError
-from stemkit.sandbox.audioshake_rules import JobRequest, parse_job_request
+from stemkit.sandbox.audioshake_rules import JobMetadata, JobRequest, parse_job_request
 from stemkit.sandbox.common import (
     Callbacks,
     SandboxConfig,
@@ -58,6 +58,7 @@ from stemkit.sandbox.common import (
     same_secret,
     utc_iso,
 )
+from stemkit.sandbox.state import SandboxState
 from stemkit.sandbox.uploads import decode, read_form, read_json
 
 log = logging.getLogger("stemkit.sandbox.audioshake")
@@ -151,6 +152,7 @@ class JobRecord:
     status: str = "created"
     status_info: dict[str, Any] | None = None
     outputs: list[tuple[str, Path]] = field(default_factory=list)  # (asset name, file)
+    created: float = field(default_factory=time.time)
 
 
 def _sha256(path: Path) -> str:
@@ -164,7 +166,13 @@ def _sha256(path: Path) -> str:
 class AudioShakeAPI:
     """State and routes of the sandbox's AudioShake API."""
 
-    def __init__(self, config: SandboxConfig, signer: Signer, workers: Workers) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        signer: Signer,
+        workers: Workers,
+        state: SandboxState | None = None,
+    ) -> None:
         self.config = config
         self.separator = config.separator("audioshake")
         self.signer = signer
@@ -172,10 +180,63 @@ class AudioShakeAPI:
         self.root = Path(config.data_dir) / "audioshake"
         self.root.mkdir(parents=True, exist_ok=True)
         self.callbacks = Callbacks()
-        self.assets: dict[str, AssetRecord] = {}
-        self.jobs: dict[str, JobRecord] = {}
-        self.stats = {"uploads": 0, "jobs": 0}
+        state = state or SandboxState(None)
+        self.assets = state.records(
+            "audioshake", "assets", encode=self._asset_record, decode=self._asset_from
+        )
+        self.jobs = state.records(
+            "audioshake", "jobs", encode=self._job_record, decode=self._job_from
+        )
+        self.stats = state.counters("audioshake", {"uploads": 0, "jobs": 0})
         self._lock = threading.Lock()
+
+    # -- durable records (stemkit.sandbox.state) ----------------------------------------------
+    def _asset_record(self, a: AssetRecord) -> dict[str, Any]:
+        return {"id": a.id, "owner": a.owner, "name": a.name,
+                "path": a.path.relative_to(self.root).as_posix(), "format": a.format,
+                "sha256": a.sha256}  # fmt: skip
+
+    def _asset_from(self, r: dict[str, Any]) -> AssetRecord:
+        return AssetRecord(r["id"], r["owner"], r["name"], self.root / r["path"], r["format"],
+                           r["sha256"])  # fmt: skip
+
+    def _job_record(self, job: JobRecord) -> dict[str, Any]:
+        req = job.request
+        return {
+            "id": job.id,
+            "owner": job.owner,
+            "asset": job.asset.id,
+            "request": {
+                "assetId": req.assetId,
+                "metadata": req.metadata.as_dict(),
+                "callbackUrl": req.callbackUrl,
+            },  # fmt: skip
+            "folder": job.folder.relative_to(self.root).as_posix(),
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "updated_at": job.updated_at,
+            "status": job.status,
+            "status_info": job.status_info,
+            "outputs": [[n, p.relative_to(self.root).as_posix()] for n, p in list(job.outputs)],
+            "created": job.created,
+        }
+
+    def _job_from(self, r: dict[str, Any]) -> JobRecord:
+        q = r["request"]
+        request = JobRequest(q["assetId"], JobMetadata(**q["metadata"]), q["callbackUrl"])
+        return JobRecord(
+            r["id"], r["owner"], self.assets[r["asset"]], request, self.root / r["folder"],
+            created_at=r["created_at"], started_at=r["started_at"], updated_at=r["updated_at"],
+            status=r["status"], status_info=r["status_info"],
+            outputs=[(n, self.root / p) for n, p in r["outputs"]], created=r["created"],
+        )  # fmt: skip
+
+    def resume(self) -> int:
+        """Queue again the jobs a restart interrupted (created or processing); how many."""
+        pending = [j for j in self.jobs.values() if j.status in ("created", "processing")]
+        for job in sorted(pending, key=lambda j: j.created):
+            self.workers.heavy.submit(self._process, job)
+        return len(pending)
 
     def routes(self) -> list[Route]:
         return [
@@ -238,7 +299,7 @@ class AudioShakeAPI:
         )
         with self._lock:
             self.assets[asset_id] = asset
-            self.stats["uploads"] += 1
+            self.stats.bump("uploads")
         return asset
 
     # -- routes -------------------------------------------------------------------------------
@@ -312,7 +373,7 @@ class AudioShakeAPI:
         job.folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self.jobs[job_id] = job
-            self.stats["jobs"] += 1
+            self.stats.bump("jobs")
         self.workers.heavy.submit(self._process, job)
         return JSONResponse({"job": self._job_json(request, job)})
 
@@ -381,6 +442,7 @@ class AudioShakeAPI:
         meta = job.request.metadata
         job.started_at = job.updated_at = utc_iso(self.config.faults.vendor_clock())
         job.status = "processing"
+        self.jobs.save(job.id)
         t0 = time.monotonic()
         if self.config.faults.roll("stuck", job.id):
             return  # injected: the job stays "processing" for ever
@@ -416,6 +478,7 @@ class AudioShakeAPI:
             job.status = "failed"
             job.status_info = {"code": 500, "message": type(exc).__name__}
         job.updated_at = utc_iso(self.config.faults.vendor_clock())
+        self.jobs.save(job.id)
         log.debug("job %s %s in %.2f s", job.id, job.status, time.monotonic() - t0)
         self.callbacks.send(
             job.request.callbackUrl,

@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import threading
@@ -64,6 +65,7 @@ from stemkit.sandbox.common import (
     new_id,
     utc_iso,
 )
+from stemkit.sandbox.state import SandboxState
 
 log = logging.getLogger("stemkit.sandbox.audioshake_tasks")
 #: input formats the Assets and Formats pages accept (``bin``: not audio the sandbox reads)
@@ -180,7 +182,13 @@ class RateLimiter:
 class AudioShakeTasksAPI:
     """State and routes of the sandbox's AudioShake Tasks API."""
 
-    def __init__(self, config: SandboxConfig, signer: Signer, workers: Workers) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        signer: Signer,
+        workers: Workers,
+        state: SandboxState | None = None,
+    ) -> None:
         self.config = config
         self.signer = signer
         self.workers = workers
@@ -188,15 +196,78 @@ class AudioShakeTasksAPI:
         self.root.mkdir(parents=True, exist_ok=True)
         self.callbacks = Callbacks()
         self.limiter = RateLimiter()
-        self.assets: dict[str, TaskAsset] = {}
-        self.tasks: dict[str, TaskRecord] = {}
-        self.stats = {"assets": 0, "tasks": 0, "targets": 0, "rate_limited": 0, "webhooks": 0}
+        state = state or SandboxState(None)
+        self.assets = state.records(
+            "audioshake-tasks", "assets", encode=self._asset_record, decode=self._asset_from
+        )
+        self.tasks = state.records(
+            "audioshake-tasks", "tasks", encode=self._task_record, decode=self._task_from
+        )
+        self.stats = state.counters(
+            "audioshake-tasks",
+            {"assets": 0, "tasks": 0, "targets": 0, "rate_limited": 0, "webhooks": 0},
+        )
         #: the separation function (audio, sr, stem names) -> stems: AudioShake's persona
         #: (engine and defects, :mod:`stemkit.sandbox.personas`), shared with the legacy API
         self.separate: Callable[[np.ndarray, int, Sequence[str]], dict[str, np.ndarray]] = (
             config.separator("audioshake").separate
         )
         self._lock = threading.Lock()
+
+    # -- durable records (stemkit.sandbox.state) ----------------------------------------------
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _asset_record(self, a: TaskAsset) -> dict[str, Any]:
+        return {"id": a.id, "owner": a.owner, "name": a.name, "path": self._rel(a.path),
+                "format": a.format, "expires": a.expires, "sha256": a.sha256}  # fmt: skip
+
+    def _asset_from(self, r: dict[str, Any]) -> TaskAsset:
+        return TaskAsset(r["id"], r["owner"], r["name"], self.root / r["path"], r["format"],
+                         r["expires"], r["sha256"])  # fmt: skip
+
+    def _task_record(self, task: TaskRecord) -> dict[str, Any]:
+        targets = [
+            {"id": t.id, "status": t.status, "cost": t.cost, "error": t.error,
+             "duration": t.duration,
+             "outputs": [[n, f, self._rel(p)] for n, f, p in list(t.outputs)]}
+            for t in task.targets
+        ]  # fmt: skip
+        return {
+            "id": task.id,
+            "owner": task.owner,
+            "request": json.loads(task.request.model_dump_json()),
+            "source": self._rel(task.source),
+            "sha256": task.sha256,
+            "folder": self._rel(task.folder),
+            "base_url": task.base_url,
+            "targets": targets,
+            "created_ts": task.created_ts,
+            "completed_at": task.completed_at,
+        }
+
+    def _task_from(self, r: dict[str, Any]) -> TaskRecord:
+        request = TaskRequest.model_validate_json(json.dumps(r["request"]))
+        targets = [
+            TargetRecord(t["id"], req, t["status"],
+                         [(n, f, self.root / p) for n, f, p in t["outputs"]],
+                         t["cost"], t["error"], t["duration"])
+            for t, req in zip(r["targets"], request.targets, strict=True)
+        ]  # fmt: skip
+        return TaskRecord(
+            r["id"], r["owner"], request, self.root / r["source"], r["sha256"],
+            self.root / r["folder"], r["base_url"], targets, r["created_ts"], r["completed_at"],
+        )  # fmt: skip
+
+    def resume(self) -> int:
+        """Queue again the tasks a restart interrupted (a target still processing); only
+        those targets run again. Returns how many tasks were queued."""
+        pending = [
+            t for t in self.tasks.values() if any(x.status == "processing" for x in t.targets)
+        ]
+        for task in sorted(pending, key=lambda t: t.created_ts):
+            self.workers.heavy.submit(self._process, task)
+        return len(pending)
 
     def routes(self) -> list[Route]:
         return [
@@ -217,8 +288,7 @@ class AudioShakeTasksAPI:
             key, self.config.audioshake_rate_limit, self.config.audioshake_rate_window
         )
         if wait is not None:
-            with self._lock:
-                self.stats["rate_limited"] += 1
+            self.stats.bump("rate_limited")
             raise HTTPException(
                 429,
                 "rate limit exceeded: back off and retry after the Retry-After seconds",
@@ -256,8 +326,10 @@ class AudioShakeTasksAPI:
             "name": a.name,
         }
 
-    def task_json(self, task: TaskRecord) -> dict[str, Any]:
-        """The Task as every route (and the webhook) answers it, with fresh links."""
+    def task_json(self, task: TaskRecord, base: str | None = None) -> dict[str, Any]:
+        """The Task as every route (and the webhook) answers it, with fresh links on ``base``
+        (the request's base URL; the webhook's: the one the task was created on)."""
+        base = base or task.base_url
         req = task.request
         out: dict[str, Any] = {
             "id": task.id,
@@ -270,10 +342,10 @@ class AudioShakeTasksAPI:
         out.update({"assetId": req.assetId} if req.assetId is not None else {"url": req.url})
         if req.metadata is not None:
             out["metadata"] = req.metadata
-        out["targets"] = [self._target_json(task, t) for t in task.targets]
+        out["targets"] = [self._target_json(base, t) for t in task.targets]
         return out
 
-    def _target_json(self, task: TaskRecord, t: TargetRecord) -> dict[str, Any]:
+    def _target_json(self, base: str, t: TargetRecord) -> dict[str, Any]:
         r = t.request
         out: dict[str, Any] = {
             "id": t.id,
@@ -281,7 +353,7 @@ class AudioShakeTasksAPI:
             "status": t.status,
             "formats": list(r.formats),
             "output": [
-                {"name": name, "format": fmt, "link": self._link(task.base_url, path)}
+                {"name": name, "format": fmt, "link": self._link(base, path)}
                 for name, fmt, path in t.outputs
             ],
             "residual": r.residual,
@@ -333,7 +405,7 @@ class AudioShakeTasksAPI:
         )
         with self._lock:
             self.assets[asset_id] = asset
-            self.stats["assets"] += 1
+            self.stats.bump("assets")
         return JSONResponse(self.asset_json(request, asset))
 
     async def create_task(self, request: Request) -> Response:
@@ -376,17 +448,17 @@ class AudioShakeTasksAPI:
         task.folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self.tasks[task_id] = task
-            self.stats["tasks"] += 1
-            self.stats["targets"] += len(task.targets)
+            self.stats.bump("tasks")
+            self.stats.bump("targets", len(task.targets))
         self.workers.heavy.submit(self._process, task)
-        return JSONResponse(self.task_json(task))
+        return JSONResponse(self.task_json(task, str(request.base_url)))
 
     async def get_task(self, request: Request) -> Response:
         owner = self._client(request)
         task = self.tasks.get(request.path_params["task_id"])
         if task is None or task.owner != owner:
             return error(404, f"no task {request.path_params['task_id']!r}")
-        return JSONResponse(self.task_json(task))
+        return JSONResponse(self.task_json(task, str(request.base_url)))
 
     async def list_tasks(self, request: Request) -> Response:
         owner = self._client(request)
@@ -404,7 +476,8 @@ class AudioShakeTasksAPI:
             key=lambda t: t.created_ts,
             reverse=True,
         )
-        return JSONResponse([self.task_json(t) for t in mine[skip : skip + take]])
+        base = str(request.base_url)
+        return JSONResponse([self.task_json(t, base) for t in mine[skip : skip + take]])
 
     async def files(self, request: Request) -> Response:
         key = request.path_params["key"]
@@ -434,14 +507,15 @@ class AudioShakeTasksAPI:
     def _process(self, task: TaskRecord) -> None:
         """Run every target of ``task``: one engine call for all the targets it can make
         (they share its analysis), then each target ends on its own."""
+        todo = [t for t in task.targets if t.status == "processing"]  # all, unless resumed
         try:
             y, sr = load_audio(task.source)
         except AudioError as exc:
-            for target in task.targets:
+            for target in todo:
                 self._finish(task, target, error={"code": 422, "message": str(exc)})
             return
         runnable = []
-        for target in task.targets:
+        for target in todo:
             if self.config.faults.roll("stuck", target.id):
                 continue  # injected: this target stays "processing" for ever
             model = target.request.model
@@ -497,10 +571,10 @@ class AudioShakeTasksAPI:
             target.cost, target.status = cost, "completed"
         if all(t.status != "processing" for t in task.targets):
             task.completed_at = utc_iso()
+        self.tasks.save(task.id)
         url = self.config.audioshake_webhooks.get(task.owner)
         if url:
-            with self._lock:
-                self.stats["webhooks"] += 1
+            self.stats.bump("webhooks")
             self.callbacks.send(url, self.task_json(task))
 
 

@@ -35,9 +35,12 @@ from starlette.responses import FileResponse, JSONResponse
 
 from stemkit.sandbox.faults import Faults
 from stemkit.sandbox.personas import SandboxFile, Separator
+from stemkit.sandbox.state import Records, token_hash
 
 log = logging.getLogger("stemkit.sandbox")
 M = TypeVar("M", bound=BaseModel)
+#: the header that carries the admin key of the ``/_sandbox`` routes
+ADMIN_HEADER = "X-Sandbox-Admin-Key"
 
 
 @dataclass
@@ -45,6 +48,12 @@ class SandboxConfig:
     """Settings of a sandbox server. Every credential is configurable."""
 
     data_dir: Path
+    #: where the records live (uploads, jobs, tokens' accounts, counters, the signing key), so
+    #: that they survive a restart (:mod:`stemkit.sandbox.state`); None: in memory only
+    state_dir: Path | None = None
+    #: the key of the ``/_sandbox`` routes (header :data:`ADMIN_HEADER`); None: the state
+    #: folder's ``admin.key``, or a random one per start (``create_app`` fills it in)
+    admin_key: str | None = None
     #: Sourceress accounts: username -> password
     sourceress_users: dict[str, str] = field(default_factory=lambda: {"demo": "demo"})
     #: AudioShake bearer tokens: token -> client id
@@ -258,32 +267,37 @@ class Signer:
 
 
 class TokenStore:
-    """Bearer tokens issued by a sandbox API: token -> (owner, expiry time)."""
+    """Bearer tokens issued by a sandbox API: token -> (owner, expiry time).
 
-    def __init__(self) -> None:
-        self._tokens: dict[str, tuple[str, float]] = {}
+    ``records`` (:class:`~stemkit.sandbox.state.Records`) keeps them across restarts, each
+    under the token's hash (:func:`~stemkit.sandbox.state.token_hash`), never the token.
+    """
+
+    def __init__(self, records: Records | None = None) -> None:
+        self._tokens = records if records is not None else Records(None, dict, dict)
         self._lock = threading.Lock()
 
     def issue(self, owner: str, ttl: float) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._tokens[token] = (owner, time.time() + ttl)
+            self._tokens[token_hash(token)] = {"owner": owner, "expires": time.time() + ttl}
         return token
 
     def owner(self, token: str) -> str:
         """The owner of a valid token, or a 401 (unknown or expired)."""
-        with self._lock:
-            entry = self._tokens.get(token)
+        entry = self._tokens.get(token_hash(token))
         if entry is None:
             raise HTTPException(401, "invalid or missing token")
-        if entry[1] < time.time():
+        if entry["expires"] < time.time():
             raise HTTPException(401, "token expired: authenticate again")
-        return entry[0]
+        return entry["owner"]
 
     def expire_all(self) -> None:
         """Make every issued token expired (used by fault injection and tests)."""
         with self._lock:
-            self._tokens = {t: (o, 0.0) for t, (o, _) in self._tokens.items()}
+            for key, entry in self._tokens.items():
+                entry["expires"] = 0.0
+                self._tokens.save(key)
 
 
 def is_loopback_url(url: str) -> bool:

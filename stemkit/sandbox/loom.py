@@ -19,6 +19,7 @@ import json
 import logging
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from stemkit.sandbox.common import (
     same_secret,
     utc_iso,
 )
+from stemkit.sandbox.state import SandboxState
 from stemkit.sandbox.uploads import decode, read_form
 
 log = logging.getLogger("stemkit.sandbox.loom")
@@ -77,6 +79,7 @@ class LoomJob:
     is_blank: bool = False
     error_message: str | None = None
     outputs: list[Path] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
 
 
 def _sha(path: Path) -> str:
@@ -90,17 +93,69 @@ def _msg(status: int, msg: str) -> JSONResponse:
 class LoomAPI:
     """State and routes of the sandbox's Loom API."""
 
-    def __init__(self, config: SandboxConfig, signer: Signer, workers: Workers) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        signer: Signer,
+        workers: Workers,
+        state: SandboxState | None = None,
+    ) -> None:
         self.config = config
         self.separator = config.separator("loom")  # defects of the audio it hears
         self.signer = signer
         self.workers = workers
         self.root = Path(config.data_dir) / "loom"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.uploads: dict[str, tuple[str, Path]] = {}  # audio url id -> (owner, file)
-        self.jobs: dict[str, LoomJob] = {}
-        self.stats = {"uploads": 0, "jobs": 0}
+        state = state or SandboxState(None)
+        # audio url id -> (owner, file)
+        self.uploads = state.records(
+            "loom",
+            "uploads",
+            encode=lambda u: {"owner": u[0], "path": self._rel(u[1])},
+            decode=lambda r: (r["owner"], self.root / r["path"]),
+        )
+        self.jobs = state.records("loom", "jobs", encode=self._job_record, decode=self._job_from)
+        self.stats = state.counters("loom", {"uploads": 0, "jobs": 0})
         self._lock = threading.Lock()
+
+    # -- durable records (stemkit.sandbox.state) ----------------------------------------------
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _job_record(self, job: LoomJob) -> dict:
+        return {
+            "id": job.id,
+            "owner": job.owner,
+            "name": job.name,
+            "profile": job.profile,
+            "inputs": [self._rel(p) for p in job.inputs],
+            "folder": self._rel(job.folder),
+            "submitted_at": job.submitted_at,
+            "completed_at": job.completed_at,
+            "state": job.state,
+            "audio_length": job.audio_length,
+            "is_blank": job.is_blank,
+            "error_message": job.error_message,
+            "outputs": [self._rel(p) for p in job.outputs],
+            "created": job.created,
+        }
+
+    def _job_from(self, r: dict) -> LoomJob:
+        return LoomJob(
+            r["id"], r["owner"], r["name"], r["profile"], [self.root / p for p in r["inputs"]],
+            self.root / r["folder"], r["submitted_at"], r["completed_at"], r["state"],
+            r["audio_length"], r["is_blank"], r["error_message"],
+            [self.root / p for p in r["outputs"]], r["created"],
+        )  # fmt: skip
+
+    def resume(self) -> int:
+        """Queue again the transcriptions a restart interrupted; how many."""
+        pending = sorted(
+            (j for j in self.jobs.values() if j.state == "processing"), key=lambda j: j.created
+        )
+        for job in pending:
+            self.workers.heavy.submit(self._process, job)
+        return len(pending)
 
     def routes(self) -> list[Route]:
         return [
@@ -154,7 +209,7 @@ class LoomAPI:
         await form.close()
         with self._lock:
             self.uploads[audio_id] = (owner, path)
-            self.stats["uploads"] += 1
+            self.stats.bump("uploads")
         return JSONResponse(
             {"msg": "SUCCESS: audio uploaded", "audio_url": f"loom://audio/{audio_id}"}
         )
@@ -184,7 +239,7 @@ class LoomAPI:
         job.folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self.jobs[job_id] = job
-            self.stats["jobs"] += 1
+            self.stats.bump("jobs")
         self.workers.heavy.submit(self._process, job)
         base = str(request.base_url).rstrip("/")
         return JSONResponse(
@@ -356,3 +411,4 @@ class LoomAPI:
             log.exception("loom job %s", job.id)
             job.state, job.error_message = "error", f"internal error: {type(exc).__name__}"
         job.completed_at = utc_iso(self.config.faults.vendor_clock())
+        self.jobs.save(job.id)

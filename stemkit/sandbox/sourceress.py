@@ -59,6 +59,7 @@ from stemkit.sandbox.common import (
     same_secret,
     vendor_stamp,
 )
+from stemkit.sandbox.state import SandboxState
 from stemkit.sandbox.uploads import decode
 
 log = logging.getLogger("stemkit.sandbox.sourceress")
@@ -156,24 +157,113 @@ class Separation:
     output_files: list[str] | None = None
     stems: dict[str, Path] = field(default_factory=dict)  # vendor name -> float wav
     products: dict[str, Future] = field(default_factory=dict)  # "mix/..", "zip/..", conversions
+    created: float = field(default_factory=time.time)
+
+    @property
+    def finished(self) -> bool:
+        """Outputs are there, or it failed: nothing left to do for it."""
+        return bool(self.output_files) or any(
+            e["event"] == "Separation Failed" for e in self.events
+        )
 
 
 class SourceressAPI:
     """State and routes of the sandbox's Sourceress API."""
 
-    def __init__(self, config: SandboxConfig, signer: Signer, workers: Workers) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        signer: Signer,
+        workers: Workers,
+        state: SandboxState | None = None,
+    ) -> None:
         self.config = config
         self.separator = config.separator("sourceress")
         self.signer = signer
         self.workers = workers
         self.root = Path(config.data_dir) / "sourceress"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.tokens = TokenStore()
+        state = state or SandboxState(None)
+        self.tokens = TokenStore(state.records("sourceress", "tokens", encode=dict, decode=dict))
         self.callbacks = Callbacks()
-        self.uploads: dict[str, Upload] = {}
-        self.separations: dict[str, Separation] = {}
-        self.stats = {"auth": 0, "uploads": 0, "separations": 0, "trials": 0}
+        self.uploads = state.records(
+            "sourceress", "uploads", encode=self._upload_record, decode=self._upload_from
+        )
+        self.separations = state.records(
+            "sourceress", "separations", encode=self._sep_record, decode=self._sep_from
+        )
+        self.stats = state.counters(
+            "sourceress", {"auth": 0, "uploads": 0, "separations": 0, "trials": 0}
+        )
         self._lock = threading.Lock()
+
+    # -- durable records (stemkit.sandbox.state) ----------------------------------------------
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _upload_record(self, up: Upload) -> dict[str, Any]:
+        return {"id": up.id, "owner": up.owner, "path": self._rel(up.path),
+                "uploaded": up.uploaded, "metadata": up.metadata, "sha256": up.sha256}  # fmt: skip
+
+    def _upload_from(self, r: dict[str, Any]) -> Upload:
+        return Upload(r["id"], r["owner"], self.root / r["path"], r["uploaded"], r["metadata"],
+                      r["sha256"])  # fmt: skip
+
+    def _sep_record(self, sep: Separation) -> dict[str, Any]:
+        products = {  # finished mixes, zips and conversions: their files
+            key: self._rel(fut.result())
+            for key, fut in list(sep.products.items())
+            if fut.done() and fut.exception() is None and isinstance(fut.result(), Path)
+        }
+        return {
+            "id": sep.id,
+            "owner": sep.owner,
+            "upload": sep.upload.id,
+            "algorithm": sep.algorithm,
+            "folder": self._rel(sep.folder),
+            "trial": list(sep.trial) if sep.trial is not None else None,
+            "custom_metadata": sep.custom_metadata,
+            "callback_url": sep.callback_url,
+            "events": list(sep.events),
+            "output_files": sep.output_files,
+            "stems": {k: self._rel(v) for k, v in list(sep.stems.items())},
+            "products": products,
+            "created": sep.created,
+        }
+
+    def _sep_from(self, r: dict[str, Any]) -> Separation:
+        products = {}
+        for key, rel in r["products"].items():
+            fut: Future = Future()
+            fut.set_result(self.root / rel)
+            products[key] = fut
+        return Separation(
+            r["id"], r["owner"], self.uploads[r["upload"]], r["algorithm"],
+            self.root / r["folder"], trial=tuple(r["trial"]) if r["trial"] else None,
+            custom_metadata=r["custom_metadata"], callback_url=r["callback_url"],
+            events=r["events"], output_files=r["output_files"],
+            stems={k: self.root / v for k, v in r["stems"].items()}, products=products,
+            created=r["created"],
+        )  # fmt: skip
+
+    def resume(self) -> int:
+        """Queue again what a restart interrupted: metadata of uploads, unfinished
+        separations (formatting again, or straight to the separation queue when the request
+        was formatted). Returns how many separations were queued."""
+        for up in self.uploads.values():
+            if up.uploaded and up.metadata is None:
+                self.workers.quick.submit(self._compute_metadata, up)
+        queued = 0
+        for sep in sorted(self.separations.values(), key=lambda s: s.created):
+            if sep.finished:
+                continue
+            formatted = any(e["event"] == "Starting Separation" for e in sep.events)
+            if formatted and (sep.folder / "request.wav").is_file():
+                self.workers.heavy.submit(self._process, sep)
+            else:
+                self.workers.quick.submit(self._prepare, sep)
+            queued += 1
+        return queued
 
     # -- routing ------------------------------------------------------------------------------
     def routes(self) -> list[Route]:
@@ -217,6 +307,7 @@ class SourceressAPI:
                 "message": message,
             }
         )
+        self.separations.save(sep.id)
 
     def duplicates(self) -> int:
         """Separations of the same content and request beyond the first that did not fail."""
@@ -238,7 +329,7 @@ class SourceressAPI:
         if expected is None or not same_secret(expected, body.password):
             return error(401, "invalid username or password")
         token = self.tokens.issue(body.username, self.config.token_ttl)
-        self.stats["auth"] += 1
+        self.stats.bump("auth")
         return JSONResponse(
             {
                 "token": f"Bearer {token}",
@@ -285,7 +376,8 @@ class SourceressAPI:
                 fh.write(chunk)
         tmp.replace(path)
         upload.uploaded, upload.metadata, upload.sha256 = True, None, digest.hexdigest()
-        self.stats["uploads"] += 1
+        self.uploads.save(upload.id)
+        self.stats.bump("uploads")
         self.workers.quick.submit(self._compute_metadata, upload)
         return Response(status_code=200)
 
@@ -305,8 +397,10 @@ class SourceressAPI:
                 meta = {"duration": y.shape[1] / sr, "numChannels": y.shape[0], "sampleRate": sr}
             except AudioError as exc:
                 upload.metadata = {"message": f"unreadable audio: {exc.detail}", "success": False}
+                self.uploads.save(upload.id)
                 return
         upload.metadata = {**meta, "message": "completed", "success": True}
+        self.uploads.save(upload.id)
 
     async def metadata(self, request: Request) -> Response:
         owner = self._owner(request)
@@ -354,7 +448,7 @@ class SourceressAPI:
         sep.folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self.separations[sid] = sep
-            self.stats["trials" if trial else "separations"] += 1
+            self.stats.bump("trials" if trial else "separations")
         self.workers.quick.submit(self._prepare, sep)
         return JSONResponse({"separationId": sid})
 
@@ -382,6 +476,7 @@ class SourceressAPI:
                 "message": "completed",
                 "success": True,
             }
+            self.uploads.save(sep.upload.id)
             self.workers.heavy.submit(self._process, sep)
         except AudioError as exc:
             self._fail(sep, f"cannot read the uploaded file: {exc.detail}")
@@ -403,12 +498,14 @@ class SourceressAPI:
         """The queued part: separation by the engine, then the output files."""
         try:
             faults = self.config.faults
-            self._event(sep, "Queue message received", "Attempt number 1")
+            # a separation queued again by a restart is the vendor's next attempt at it
+            attempt = 1 + sum(e["event"] == "Queue message received" for e in sep.events)
+            self._event(sep, "Queue message received", f"Attempt number {attempt}")
             self._event(sep, "Processing", None)
             if faults.roll("vendor_retry", "sourceress job"):
                 # injected: the first attempt dies inside the vendor, which queues it again
                 time.sleep(RETRY_PAUSE)
-                self._event(sep, "Queue message received", "Attempt number 2")
+                self._event(sep, "Queue message received", f"Attempt number {attempt + 1}")
                 self._event(sep, "Processing", None)
             if faults.roll("stuck", sep.id):
                 return  # injected: progress never completes
@@ -426,6 +523,7 @@ class SourceressAPI:
                 sf.write(path, result[stem].T, sr, subtype="FLOAT")
                 sep.stems[vendor_name] = path
             sep.output_files = [f"{name}.wav" for _, name in stems]
+            self.separations.save(sep.id)
             self.callbacks.send(sep.callback_url, self._progress_body(sep))
         except Exception as exc:  # noqa: BLE001 - report, never crash the server
             log.exception("separation %s", sep.id)
@@ -442,6 +540,7 @@ class SourceressAPI:
             if fut is None or (fut.done() and fut.exception() is not None):
                 fut = self.workers.quick.submit(make)
                 sep.products[key] = fut
+                fut.add_done_callback(lambda _: self.separations.save(sep.id))
         return fut
 
     async def download(self, request: Request) -> Response:
