@@ -122,3 +122,13 @@ def test_words_invented_on_music_are_dropped_from_wer(transcribed):
     spoken = [f for w, f in zip(words, flags, strict=True) if w["start"] >= MUSIC_S + 1.5]
     assert spoken and all(spoken)
     assert not any(f for w, f in zip(words, flags, strict=True) if w["end"] <= MUSIC_S)
+
+
+def test_a_vocals_stem_is_judged_as_dialogue_only_when_it_is_speech(kitchen):
+    from stemkit.analyze.qa.speech import speech_rows
+
+    spoken = speech_rows("vocals", kitchen["dialogue"], SR)
+    sung = speech_rows("vocals", _read("01-sunday-drive", "vocals", 8), SR)
+    assert [r["check"] for r in spoken] == [r["check"] for r in sung] == ["music_in_dialogue_db"]
+    assert spoken[0]["value"] < -60
+    assert np.isnan(sung[0]["value"]) and sung[0]["detail"].startswith("not speech")
