@@ -14,7 +14,7 @@
   speech at all in a stem that is not silent (all of it is background).
 * ``speech_in_music_pct`` (``music_fx`` / ``accompaniment`` stems, which should hold no
   voice): the share of the stem's duration the VAD calls speech, %. Music alone reads
-  0-1.2 % on the demo material; speech leaked into the stem is found once it is within about
+  0 % on the demo material; speech leaked into the stem is found once it is within about
   3 dB of the music's level (the VAD hears speech that dominates, not speech 10 dB under a
   band: see the README's measurements).
 
@@ -154,9 +154,9 @@ def speech_rows(name: str, y: np.ndarray, sr: int) -> list[dict[str, Any]]:
 
     A ``vocals`` stem is the dialogue of a speech track separated as vocals / accompaniment
     (as the demo's are), or a sung lead line; the pauses of a song's vocals are not a
-    dialogue's, and the VAD hears little of singing (the demo songs' vocals: 0-3 % speech).
+    dialogue's, and the VAD hears little of singing (the demo songs' vocals: 0 % speech).
     So its ``music_in_dialogue_db`` is measured when the VAD calls at least
-    :data:`SPEECH_SHARE` (20 %) of it speech (the demo's dialogue: 67-71 %), and is NaN
+    :data:`SPEECH_SHARE` (20 %) of it speech (the demo's dialogue: 70-73 %), and is NaN
     (``n/a``) otherwise.
 
     Examples
