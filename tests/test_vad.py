@@ -129,6 +129,6 @@ def test_a_vocals_stem_is_judged_as_dialogue_only_when_it_is_speech(kitchen):
 
     spoken = speech_rows("vocals", kitchen["dialogue"], SR)
     sung = speech_rows("vocals", _read("01-sunday-drive", "vocals", 8), SR)
-    assert [r["check"] for r in spoken] == [r["check"] for r in sung] == ["music_in_dialogue_db"]
+    assert [r["check"] for r in spoken] == ["music_in_dialogue_db"]
     assert spoken[0]["value"] < -60
-    assert np.isnan(sung[0]["value"]) and sung[0]["detail"].startswith("not speech")
+    assert sung == []  # a sung line's pauses are not a dialogue's

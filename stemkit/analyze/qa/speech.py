@@ -155,17 +155,17 @@ def speech_rows(name: str, y: np.ndarray, sr: int) -> list[dict[str, Any]]:
     A ``vocals`` stem is the dialogue of a speech track separated as vocals / accompaniment
     (as the demo's are), or a sung lead line; the pauses of a song's vocals are not a
     dialogue's, and the VAD hears little of singing (the demo songs' vocals: 0 % speech).
-    So its ``music_in_dialogue_db`` is measured when the VAD calls at least
-    :data:`SPEECH_SHARE` (20 %) of it speech (the demo's dialogue: 70-73 %), and is NaN
-    (``n/a``) otherwise.
+    So it gets a ``music_in_dialogue_db`` row when the VAD calls at least
+    :data:`SPEECH_SHARE` (20 %) of it speech (the demo's dialogue: 70-73 %), and none
+    otherwise.
 
     Examples
     --------
     >>> import numpy as np
     >>> speech_rows("drums", np.zeros(1600, np.float32), 16000)
     []
-    >>> speech_rows("vocals", np.zeros(16000, np.float32), 16000)[0]["detail"]
-    'not speech: the VAD calls 0 % of it speech (< 20 %)'
+    >>> speech_rows("vocals", np.zeros(16000, np.float32), 16000)   # not speech
+    []
     """
     kind = canonical(name)
     if kind == "dialogue":
@@ -177,15 +177,9 @@ def speech_rows(name: str, y: np.ndarray, sr: int) -> list[dict[str, Any]]:
         ]
     if kind == "vocals":
         mask, power = _vad(y, sr)
-        share = float(mask.mean()) if mask.size else 0.0
-        if share >= SPEECH_SHARE:
-            level, detail = _pauses_db(mask, power)
-        else:
-            level = math.nan
-            detail = (
-                f"not speech: the VAD calls {100 * share:.0f} % of it speech"
-                f" (< {100 * SPEECH_SHARE:.0f} %)"
-            )
+        if not mask.size or float(mask.mean()) < SPEECH_SHARE:
+            return []  # sung (or silent): its pauses are not a dialogue's
+        level, detail = _pauses_db(mask, power)
         return [_row(name, "music_in_dialogue_db", level, "dB", detail)]
     if kind in MUSIC_STEMS:
         share, detail = speech_in_music(y, sr)
