@@ -31,6 +31,8 @@ TWO_STEMS = ("vocals", "accompaniment")
 FOUR_STEMS = ("vocals", "drums", "bass", "other")
 #: stems that carry the speech of a dialogue track, in order of preference
 SPEECH_STEMS = ("dialogue", "vocals")
+#: stems that carry the music (and effects) of a track and no voice
+MUSIC_STEMS = ("music_fx", "accompaniment")
 
 #: canonical stem -> reference stems whose sum is its reference, in order of preference
 #: (MUSDB18 music tracks first, dialogue/music_fx tracks next)

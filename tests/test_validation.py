@@ -50,7 +50,7 @@ def test_clean_stems_raise_no_alarm(result):
 
 def test_known_answer_nsdr_is_exact(result):
     n = result.nsdr
-    assert set(n["known"]) == {10.0, 20.0, 30.0}
+    assert {10.0, 20.0, 30.0} <= set(n["known"])  # recon_db cases; the VAD cases add more
     assert float(n["error"].abs().max()) <= 0.05
     assert result.goal_met
 

@@ -14,6 +14,18 @@ alike (:func:`normalize`): lower case; every character that is not a letter, a d
 apostrophe or a space becomes a space; apostrophes are dropped ("let's" → "lets"); runs of
 spaces collapse. Numbers are compared as written (the demo scripts spell them out).
 
+**Words heard in music are dropped** before ``wer``: a recogniser fed music alone invents
+words (the sandbox's, on the demo's three music-and-effects beds: 19, 6 and 5 words), and
+each one counts as an error against the script. The speech regions of the audio that was
+transcribed come from Silero VAD (:func:`stemkit.analyze.vad.speech_segments`); a hypothesis
+word is kept when at least half of its time span (the vendor's word timings, ``words.json``)
+lies in those regions widened by :data:`WORD_TOLERANCE_S` (0.1 s) on each side, since word
+edges and the VAD's 32 ms frames are both that coarse (:func:`in_speech`). ``wer`` is the
+WER of the kept words; ``wer_unfiltered`` that of the whole transcript, and
+``words_dropped`` counts the words removed, so the effect is visible. Without word timings
+(a vendor that gives none) nothing is dropped (``words_dropped`` NaN, ``wer`` equals
+``wer_unfiltered``).
+
 Examples
 --------
 >>> normalize("Could you pass me the salt, please? Let's eat.")
@@ -38,6 +50,8 @@ COLUMNS = [
     "source",
     "stem",
     "wer",
+    "wer_unfiltered",
+    "words_dropped",
     "ref_words",
     "hyp_words",
     "is_blank",
@@ -57,6 +71,58 @@ def normalize(text: str) -> str:
     text = text.lower().replace("'", "").replace("\u2019", "")
     text = re.sub(r"[^0-9a-z ]+", " ", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+#: a word is kept when at least half of its span lies in speech regions widened by this (s)
+WORD_TOLERANCE_S = 0.1
+
+
+def in_speech(
+    words: list[dict[str, Any]],
+    segments: list[tuple[float, float]],
+    tolerance: float = WORD_TOLERANCE_S,
+) -> list[bool]:
+    """Which hypothesis words lie in speech: at least half of each word's span
+    (``start``-``end``, s) inside ``segments`` widened by ``tolerance`` s on both sides (a
+    zero-length word: its time inside them).
+
+    Parameters
+    ----------
+    words : list of dict
+        The vendor's words, each with ``start`` and ``end`` in seconds.
+    segments : list of (float, float)
+        Speech regions, seconds (:func:`stemkit.analyze.vad.speech_segments`).
+    tolerance : float
+        Widening of every region, seconds.
+
+    Returns
+    -------
+    list of bool
+        One flag per word.
+
+    Examples
+    --------
+    >>> spans = {"la": (0.2, 0.5), "hi": (2.0, 2.4), "yo": (2.95, 3.2), "oh": (3.05, 3.5)}
+    >>> words = [{"word": k, "start": a, "end": b} for k, (a, b) in spans.items()]
+    >>> in_speech(words, [(1.9, 3.0)])     # "yo": half inside once widened; "oh": not
+    [False, True, True, False]
+    """
+    merged: list[list[float]] = []
+    for start, end in sorted(segments):
+        a, b = start - tolerance, end + tolerance
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    flags = []
+    for w in words:
+        a, b = float(w["start"]), float(w["end"])
+        if b <= a:
+            flags.append(any(lo <= a <= hi for lo, hi in merged))
+            continue
+        inside = sum(max(0.0, min(b, hi) - max(a, lo)) for lo, hi in merged)
+        flags.append(inside >= 0.5 * (b - a))
+    return flags
 
 
 def wer(reference: str, hypothesis: str) -> float:
@@ -98,7 +164,8 @@ def intelligibility_table(out: str | Path | BatchFolder, track: dict[str, Any]) 
     script = track.get("transcript")
     if not script:
         return pd.DataFrame(columns=COLUMNS)
-    records = BatchFolder(out).transcript_records(track["name"])
+    batch = BatchFolder(out)
+    records = batch.transcript_records(track["name"])
     reference = _reference_audio(track, records)
     for rec in records:
         source = rec["source"]
@@ -110,15 +177,26 @@ def intelligibility_table(out: str | Path | BatchFolder, track: dict[str, Any]) 
             "error": rec.get("error"),
             "ref_words": len(normalize(script).split()),
         }
+        scores, segments = _speech_scores(rec.get("audio"), reference)
         if rec["state"] == "done":
             text = rec.get("text") or ""
+            words = _words(batch.transcript_dir(track["name"], source) / "words.json")
+            kept, dropped = text, float("nan")
+            if words is not None and segments is not None:
+                flags = in_speech(words, segments)
+                kept = " ".join(
+                    str(w.get("word", "")) for w, f in zip(words, flags, strict=True) if f
+                )
+                dropped = len(flags) - sum(flags)
             row.update(
                 text=text,
                 is_blank=bool(rec.get("is_blank")),
                 hyp_words=len(normalize(text).split()),
-                wer=wer(script, text),
+                wer=wer(script, kept),
+                wer_unfiltered=wer(script, text),
+                words_dropped=dropped,
             )
-        row.update(_speech_scores(rec.get("audio"), reference))
+        row.update(scores)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -135,24 +213,45 @@ def _reference_audio(track: dict[str, Any], records: list[dict[str, Any]]) -> st
     return next((refs[s] for s in SPEECH_STEMS if s in refs), None)
 
 
-def _speech_scores(audio: str | None, reference: str | None) -> dict[str, float]:
-    """DNSMOS of ``audio``; STOI / ESTOI against ``reference`` (NaN where unreadable)."""
+def _words(path: Path) -> list[dict[str, Any]] | None:
+    """The vendor's word timings (``words.json``), or None when there are none to use."""
+    import json
+
+    try:
+        words = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(words, list) and all(
+        isinstance(w, dict)
+        and isinstance(w.get("start"), int | float)
+        and isinstance(w.get("end"), int | float)
+        for w in words
+    )
+    return words if ok else None
+
+
+def _speech_scores(
+    audio: str | None, reference: str | None
+) -> tuple[dict[str, float], list[tuple[float, float]] | None]:
+    """DNSMOS of ``audio``; STOI / ESTOI against ``reference`` (NaN where unreadable); and
+    the VAD's speech regions of ``audio`` (None where unreadable)."""
     from stemkit.analyze.speech_quality import dnsmos, stoi_scores
+    from stemkit.analyze.vad import speech_segments
     from stemkit.audio import load_audio
     from stemkit.errors import AudioError
 
     nan = float("nan")
     out = dict.fromkeys(("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "stoi", "estoi"), nan)
     if not audio or not Path(audio).is_file():
-        return out
+        return out, None
     try:
         y, sr = load_audio(audio, mono=True)
     except AudioError:
-        return out
+        return out, None
     out.update({f"dnsmos_{k}": v for k, v in dnsmos(y[0], sr).items()})
     if reference and Path(reference).is_file():
         from stemkit.audio import resample
 
         ref, ref_sr = load_audio(reference, mono=True)
         out.update(stoi_scores(resample(ref[0], ref_sr, sr), y[0], sr))
-    return out
+    return out, speech_segments(y[0], sr)

@@ -34,6 +34,7 @@ from stemkit.analyze.metrics import global_metrics
 from stemkit.analyze.qa import ALL, load_profile, stem_checks, verdicts
 from stemkit.dsp.defects import Defects
 from stemkit.errors import StemkitError
+from stemkit.stems import MUSIC_STEMS, canonical
 
 __all__ = ["CASES", "Case", "Validation", "validate_checks"]
 
@@ -168,6 +169,17 @@ def _bleed(db: float) -> Callable:
     return make
 
 
+def _bleed_into(kinds: tuple[str, ...], db: float) -> Callable:
+    """Bleed into the first stem of one of ``kinds`` (canonical names), if the track has one:
+    the rest of the mix, i.e. the voice for a music stem and the music for a dialogue stem."""
+
+    def make(stems, mixture, sr):
+        stem = next((s for s in stems if canonical(s) in kinds), None)
+        return None if stem is None else (Defects(bleed_db=db, stems=[stem]), stem)
+
+    return make
+
+
 #: Every defect at the strengths validated, with the check meant for it and the level from
 #: which that check is documented to flag it (the README's table of checks).
 CASES: list[Case] = [
@@ -228,6 +240,28 @@ CASES: list[Case] = [
             on_all=True,
         )
         for db in (-30, -20, -10)
+    ),
+    *(
+        Case(
+            "bleed_db",
+            f"{db} dB into the music stem",
+            "speech_in_music_pct",
+            _bleed_into(MUSIC_STEMS, db),
+            "speech within 3 dB of the music (bleed_db >= -3 dB)",
+            at_threshold=db >= -3,
+        )
+        for db in (0, -3, -6, -10)
+    ),
+    *(
+        Case(
+            "bleed_db",
+            f"{db} dB into the dialogue stem",
+            "music_in_dialogue_db",
+            _bleed_into(("dialogue",), db),
+            "music at bleed_db >= -30 dB re the dialogue",
+            at_threshold=db >= -30,
+        )
+        for db in (-10, -20, -30, -40)
     ),
     *(
         Case(

@@ -8,27 +8,29 @@ of rows. Every row is tidy: ``{"stem", "check", "value", "unit", "detail"}`` (th
 :func:`summary_verdicts` keeps the worst verdict per provider x track x stem, with what failed
 and by how much: the table a report opens with.
 
-=====================  =====  ==========================================================
-check                  unit   what it measures
-=====================  =====  ==========================================================
-``recon_db``           dB     energy of mixture - sum of stems, re the mixture (stem ``(all)``)
-``duration_diff_s``    s      stem duration - input duration
-``sample_rate_match``         1 if the stem's rate equals the input's
-``channels_match``            1 if the stem's channel count equals the input's
-``clip_pct``           %      share of samples with ``|x| >= 0.999``
-``sample_peak_dbfs``   dBFS   largest ``|x|``
-``true_peak_dbtp``     dBTP   largest ``|x|`` of the 4x oversampled signal
-``silent``             dBFS   RMS of the loudest 400 ms window (all channels)
-``lufs``               LUFS   integrated loudness, ITU-R BS.1770-4 (NaN for silence)
-``dc_offset``          FS     largest ``|mean|`` over channels (full scale = 1)
-``offset_ms``          ms     lag of the stem against the mixture (+ = stem late)
-``polarity``           corr   min over channels of corr(stem ch, mixture ch) at that lag
-``channel_swap``       corr   corr(stem side, mixture side) x sign of the mids', stereo only
-``dialogue_bak``       MOS    DNSMOS P.835 BAK of a dialogue stem: music / noise left in it
-``processing_s``       s      vendor processing time (:func:`job_checks`)
-``rtf``                x      processing / audio duration (:func:`job_checks`)
-``end_to_end_s``       s      submit to download (:func:`job_checks`)
-=====================  =====  ==========================================================
+========================  =====  =================================================================
+check                     unit   what it measures
+========================  =====  =================================================================
+``recon_db``              dB     energy of mixture - sum of stems, re the mixture (stem ``(all)``)
+``duration_diff_s``       s      stem duration - input duration
+``sample_rate_match``            1 if the stem's rate equals the input's
+``channels_match``               1 if the stem's channel count equals the input's
+``clip_pct``              %      share of samples with ``|x| >= 0.999``
+``sample_peak_dbfs``      dBFS   largest ``|x|``
+``true_peak_dbtp``        dBTP   largest ``|x|`` of the 4x oversampled signal
+``silent``                dBFS   RMS of the loudest 400 ms window (all channels)
+``lufs``                  LUFS   integrated loudness, ITU-R BS.1770-4 (NaN for silence)
+``dc_offset``             FS     largest ``|mean|`` over channels (full scale = 1)
+``offset_ms``             ms     lag of the stem against the mixture (+ = stem late)
+``polarity``              corr   min over channels of corr(stem ch, mixture ch) at that lag
+``channel_swap``          corr   corr(stem side, mixture side) x sign of the mids', stereo only
+``dialogue_bak``          MOS    DNSMOS P.835 BAK of a dialogue stem: music / noise left in it
+``music_in_dialogue_db``  dB     a dialogue stem's level in its pauses (VAD) re in speech
+``speech_in_music_pct``   %      share of a music_fx / accompaniment stem the VAD calls speech
+``processing_s``          s      vendor processing time (:func:`job_checks`)
+``rtf``                   x      processing / audio duration (:func:`job_checks`)
+``end_to_end_s``          s      submit to download (:func:`job_checks`)
+========================  =====  =================================================================
 
 :func:`integrated_loudness` and :func:`true_peak` are the BS.1770 meters behind ``lufs`` and
 ``true_peak_dbtp``; :func:`judge` is the rule of one row.

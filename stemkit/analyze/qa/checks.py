@@ -33,8 +33,8 @@ from stemkit.analyze.qa.spectral import (
     find_cliff,
     longest_dropout,
 )
+from stemkit.analyze.qa.speech import speech_rows
 from stemkit.audio import as_audio, conform, resample
-from stemkit.stems import canonical
 
 #: ``stem`` of the rows that concern all stems together / the job
 ALL = "(all)"
@@ -485,21 +485,9 @@ def _stem_rows(
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Every row of one stem, and the stem conformed to the mixture (for ``recon_db``)."""
     rows = _format_rows(name, y, rate, expected) + _level_rows(name, y, rate)
-    if canonical(name) == "dialogue":
-        rows.append(_dialogue_background_row(name, y, rate))
+    rows += speech_rows(name, y, rate)
     conformed = conform(resample(y, rate, mix.sr), mix.x.shape[0], mix.x.shape[-1])
     return rows + _image_rows(name, conformed, mix), conformed
-
-
-def _dialogue_background_row(name: str, y: np.ndarray, sr: int) -> dict[str, Any]:
-    """``dialogue_bak``: DNSMOS P.835 BAK of a dialogue stem (5 = no background, 1 = an
-    intrusive one), i.e. how much music or noise leaked into it, without a reference."""
-    from stemkit.analyze.speech_quality import dnsmos
-
-    mos = dnsmos(y, sr)
-    return _row(
-        name, "dialogue_bak", mos["bak"], "MOS", f"SIG {mos['sig']:.2f}, OVRL {mos['ovrl']:.2f}"
-    )
 
 
 def job_checks(timing_row: Mapping[str, Any]) -> list[dict]:
