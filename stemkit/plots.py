@@ -309,6 +309,25 @@ def _flag(value: Any) -> bool:
     return bool(value) if pd.notna(value) else False
 
 
+#: tracks up to which a chart draws every track's dot as is (beyond: smaller, translucent)
+DOTS_FULL = 40
+
+
+def _dot_style(n: int) -> dict[str, float]:
+    """Marker size and alpha for ``n`` dots in one column: a thousand stay readable."""
+    if n <= DOTS_FULL:
+        return {"s": 10, "alpha": 0.9}
+    return {"s": 4, "alpha": max(0.08, min(0.6, 12 / np.sqrt(n)))}
+
+
+def _jitter(x: float, n: int, width: float) -> np.ndarray:
+    """``n`` x positions for the dots of one bar ``width`` wide: all at ``x`` for a few
+    tracks, spread sideways (seeded) for many, so a thousand dots read as a cloud."""
+    if n <= DOTS_FULL:
+        return np.full(n, float(x))
+    return x + np.random.default_rng(n).uniform(-0.3, 0.3, n) * width
+
+
 def metric_chart(
     metrics: pd.DataFrame,
     metric: str = "sdr",
@@ -351,7 +370,8 @@ def metric_chart(
                 label=prov if i == 0 else None,
                 alpha=0.85,
             )
-            ax.scatter(np.full(len(vals), x), vals, s=10, color="black", zorder=3)
+            ax.scatter(_jitter(x, len(vals), width), vals, color="black", zorder=3,
+                       linewidths=0, **_dot_style(len(vals)))  # fmt: skip
     ax.set_xticks(range(len(stems)))
     ax.set_xticklabels(stems)
     ax.axhline(0, color="black", lw=0.8)
@@ -361,17 +381,6 @@ def metric_chart(
     if title:
         ax.set_title(title)
     return fig
-
-
-#: tracks up to which a chart draws every track's dot as is (beyond: smaller, translucent)
-DOTS_FULL = 40
-
-
-def _dot_style(n: int) -> dict[str, float]:
-    """Marker size and alpha for ``n`` dots in one column: a thousand stay readable."""
-    if n <= DOTS_FULL:
-        return {"s": 10, "alpha": 0.9}
-    return {"s": 4, "alpha": max(0.08, min(0.6, 12 / np.sqrt(n)))}
 
 
 def distribution_chart(
@@ -483,11 +492,13 @@ def timing_chart(timing: pd.DataFrame, *, title: str | None = None) -> Figure:
                 continue
             x = i - 0.4 + width * (k + 0.5)
             ax.bar(x, vals.median(), width * 0.9, color=provider_color(prov), alpha=0.85)
-            ax.scatter(np.full(len(vals), x), vals, s=9, color="black", zorder=3)
+            ax.scatter(_jitter(x, len(vals), width), vals, color="black", zorder=3,
+                       linewidths=0, **_dot_style(len(vals)))  # fmt: skip
         rtf = rows["rtf"].dropna()
         if not rtf.empty:
             ax_rtf.bar(k, rtf.median(), 0.7, color=provider_color(prov), alpha=0.85)
-            ax_rtf.scatter(np.full(len(rtf), k), rtf, s=9, color="black", zorder=3)
+            ax_rtf.scatter(_jitter(k, len(rtf), 0.7), rtf, color="black", zorder=3,
+                           linewidths=0, **_dot_style(len(rtf)))  # fmt: skip
     handles = [plt.Rectangle((0, 0), 1, 1, color=provider_color(p)) for p in providers]
     ax.legend(handles, providers, frameon=False, fontsize=9)
     ax.set_xticks(range(len(stages)))

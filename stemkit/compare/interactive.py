@@ -34,15 +34,31 @@ LENGTH_MENU = [10, 25, 100, 500]
 
 
 def _escaped(df: pd.DataFrame, html_columns: Sequence[str]) -> pd.DataFrame:
-    """Text cells HTML-escaped, except those of ``html_columns``."""
+    """The cells as the page shows them: text HTML-escaped (except ``html_columns``), a
+    missing text blank (not ``NaN``); numbers are left to itables (sorted as numbers)."""
     out = df.copy()
+    if not isinstance(out.columns, pd.MultiIndex):
+        out = out.rename_axis(columns=None)
     for col in out.columns:
-        if col in html_columns or not (
-            pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col])
-        ):
+        values = out[col]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
             continue
-        out[col] = [html.escape(v) if isinstance(v, str) else v for v in out[col]]
+        escape = col not in html_columns
+        out[col] = pd.Series(
+            [
+                "" if v is None or (not isinstance(v, str) and pd.isna(v))
+                else html.escape(v) if escape and isinstance(v, str)
+                else v
+                for v in values
+            ],
+            index=out.index, dtype=object,
+        )  # fmt: skip
     return out
+
+
+#: a missing number as itables writes it (shown ``NaN``), and as the report shows it (blank;
+#: it still sorts as a number)
+_NAN_CELL = (r'[\"NaN\", \"___NaN___\"]', r'[\"\", \"___NaN___\"]')
 
 
 def table_html(
@@ -83,13 +99,17 @@ def table_html(
         "lengthMenu": LENGTH_MENU,
         "classes": "display compact",
         "style": "table-layout:auto;width:100%;margin:0",
+        # a link (a track name) never breaks; long text (errors, reasons) wraps in its cell
+        "css": ".dt-container td a { white-space: nowrap; }",
         "display_logo_when_loading": False,
+        "text_in_header_can_be_selected": False,  # a click on a header sorts by it
         "showIndex": "auto",
         **options,
     }
     if table_id is not None:
         settings["table_id"] = table_id
-    return to_html_datatable(_escaped(df, html_columns), caption=caption, **settings)
+    out = to_html_datatable(_escaped(df, html_columns), caption=caption, **settings)
+    return out.replace(*_NAN_CELL)
 
 
 def link_table(df: pd.DataFrame, *, html_columns: Sequence[str] = ()) -> Any:

@@ -328,10 +328,13 @@ def _split(df: pd.DataFrame | None, columns: list[str]) -> dict[str, Rows]:
 
 def _cell(value: Any) -> str:
     """One table cell as HTML: numbers to 4 significant digits, missing as blank."""
+    kind = type(value)
+    if kind is str:
+        return html.escape(value)
+    if kind is float or isinstance(value, np.floating):
+        return "" if value != value else f"{value:.4g}"  # NaN != NaN
     if value is None or value is pd.NA or value is pd.NaT:
         return ""
-    if isinstance(value, float | np.floating):
-        return "" if np.isnan(value) else f"{value:.4g}"
     return html.escape(str(value))
 
 
@@ -490,7 +493,8 @@ def write_track_pages(tables: Any) -> list[Path]:
     :func:`track_page_html`); pages of tracks no longer in the batch are removed.
 
     Each page is written beside its name and renamed into place (a reader never sees half a
-    page) but not fsynced: pages are made again from the tables by every compare run.
+    page) but not fsynced: pages are made again from the tables by every compare run, which
+    leaves a page alone when its content has not changed.
 
     Parameters
     ----------
@@ -512,9 +516,11 @@ def write_track_pages(tables: Any) -> list[Path]:
     for track in tables.tracks:
         parts = {name: by[track] for name, by in split.items() if track in by}
         path = batch.track_page(track)
-        tmp = temp_name(path)
-        tmp.write_text(track_page_html(tables, track, parts), encoding="utf-8")
-        os.replace(tmp, path)
+        text = track_page_html(tables, track, parts)
+        if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+            tmp = temp_name(path)  # a rerun leaves unchanged pages alone
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
         pages.append(path)
     keep = {p.name for p in pages}
     for old in batch.track_pages_dir.glob("*.html"):
