@@ -58,7 +58,7 @@ def _escaped(df: pd.DataFrame, html_columns: Sequence[str]) -> pd.DataFrame:
 
 #: a missing number as itables writes it (shown ``NaN``), and as the report shows it (blank;
 #: it still sorts as a number)
-_NAN_CELL = (r'[\"NaN\", \"___NaN___\"]', r'[\"\", \"___NaN___\"]')
+_NAN_CELL = (r"[\"NaN\", \"___NaN___\"]", r"[\"\", \"___NaN___\"]")
 
 
 def table_html(
