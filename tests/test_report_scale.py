@@ -107,6 +107,10 @@ def test_chromium_opens_it_and_the_track_table_filters_and_links(big):
     assert seen.broken_images == []
     assert seen.scroll_width <= 1280, "the page scrolls sideways"
 
+    page = check_page(batch.track_page("track-0003"), width=1280)
+    assert page.problems == [] and len(page.images) == 2
+    assert page.scroll_width <= 1280, "a track page scrolls sideways"
+
     index = track_index(load_batch(batch.root), links=False)
     term = "track-004"
     expected = _rows_matching(index, term)

@@ -277,6 +277,7 @@ th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; height: auto; display: block; margin: .5em 0; }
 .note { color: #555; } .fail { color: #b00; font-weight: bold; }
 .warn { color: #a60; } nav a { margin-right: 1em; }
+.scroll { overflow-x: auto; max-width: 100%; }  /* a wide table scrolls, not the page */
 """
 
 
@@ -363,8 +364,8 @@ def _table(t: Rows | None, empty: str) -> str:
         lead = f"<th>{_cell(t.index[k])}</th>" if t.index is not None else ""
         body.append("<tr>" + lead + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>")
     return (
-        "<table><thead>" + "".join(head) + "</thead><tbody>\n" + "\n".join(body)
-        + "\n</tbody></table>"
+        '<div class="scroll"><table><thead>' + "".join(head) + "</thead><tbody>\n"
+        + "\n".join(body) + "\n</tbody></table></div>"
     )  # fmt: skip
 
 
