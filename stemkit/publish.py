@@ -4,8 +4,9 @@ A QA team reads reports from a bucket or a share, not from the machine that ran 
 :func:`publish` copies what people read (``report.html`` and its track pages ``tracks/``,
 the ``tables/``, each track's ``analysis/`` files and the executed ``notebooks/``) to a URL
 fsspec understands: ``s3://bucket/qa/run-12`` (with ``s3fs`` installed), ``gs://…``
-(``gcsfs``), a mounted share (``/mnt/qa/run-12`` or ``file://…``), ``memory://`` in tests. Stems, the ledger and anything
-else stay where they are: they are large, and the ledger belongs to the machine that resumes.
+(``gcsfs``), a mounted share (``/mnt/qa/run-12`` or ``file://…``), ``memory://`` in tests.
+Stems, the ledger and anything else stay where they are: they are large, and the ledger
+belongs to the machine that resumes.
 
 With the Dask executor on a cluster, the batch folder itself must be on a file system every
 worker mounts (the workers read the stems and write ``analysis/`` there); :func:`publish`
