@@ -24,6 +24,8 @@ path (under the batch folder)                  what
 ``listening/webmushra/``                       webMUSHRA's YAML config and its audio
 ``listening/results/<file>.csv``               ratings in the tidy format, one file a session
 ``notebooks/``                                 the executed notebooks
+``tracks/<track>.html``                        one track's page of the report (scores,
+                                               verdicts, timing, its figures)
 ``.<phase>.lock`` / ``.<phase>.owner``         one writer per batch (see :meth:`~BatchFolder.lock`)
 ``.sandbox/``                                  the in-process sandbox's state (never published)
 ``report.html``                                the report
@@ -47,6 +49,7 @@ True
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -64,7 +67,7 @@ from stemkit.errors import BatchBusy, StemkitError
 log = logging.getLogger("stemkit.batchdir")
 
 #: what a person reads; what :func:`stemkit.publish.publish` copies
-PUBLISHED = ("report.html", "batch.json", "tables", "analysis", "notebooks")
+PUBLISHED = ("report.html", "batch.json", "tables", "analysis", "notebooks", "tracks")
 #: the per-track analysis tables, by name
 ANALYSIS_TABLES = ("metrics", "verdicts", "timeline", "intelligibility")
 #: the per-track analysis figures, by name
@@ -351,11 +354,51 @@ class BatchFolder:
         return path
 
     def read_all(self, name: str, columns: Sequence[str] = ()) -> pd.DataFrame:
-        """One per-track table of every track, concatenated."""
-        frames = [df for t in self.tracks if not (df := self.read_analysis(t, name, columns)).empty]
+        """One per-track table of every track, concatenated (batch order), with
+        :func:`read_table`'s rule.
+
+        The files are read as text and parsed together, a run of files with the same header
+        at a time: a thousand tracks are one parse, not a thousand (5 ms each).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> b = BatchFolder(tempfile.mkdtemp())
+        >>> b.write_info({"tracks": [{"name": "a"}, {"name": "b"}], "providers": ["x"]})
+        >>> for t in ("a", "b"):
+        ...     _ = b.write_analysis(t, "metrics", pd.DataFrame({"track": [t], "value": [1.5]}))
+        >>> b.read_all("metrics", ["track", "value", "unit"]).values.tolist()
+        [['a', 1.5, <NA>], ['b', 1.5, <NA>]]
+        """
+        runs: list[tuple[str, list[str]]] = []
+        for t in self.tracks:
+            path = self.analysis_table(t, name)
+            if not path.is_file():
+                continue
+            text = path.read_text(encoding="utf-8")
+            header, _, body = text.partition("\n")
+            header = header.rstrip("\r")
+            if not header:
+                continue
+            if body and not body.endswith("\n"):
+                body += "\n"
+            if runs and runs[-1][0] == header:
+                runs[-1][1].append(body)
+            else:
+                runs.append((header, [body]))
+        frames = []
+        for header, bodies in runs:
+            text = header + "\n" + "".join(bodies)
+            df = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
+            if not df.empty:
+                frames.append(df)
         if not frames:
             return pd.DataFrame(columns=list(columns))
-        return pd.concat(frames, ignore_index=True)
+        out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        for c in columns:
+            if c not in out:
+                out[c] = pd.NA
+        return out
 
     def status_path(self, track: str) -> Path:
         """``status.json`` of one track's analysis."""
@@ -470,6 +513,34 @@ class BatchFolder:
     def report_path(self) -> Path:
         """``report.html``."""
         return self.root / "report.html"
+
+    @property
+    def track_pages_dir(self) -> Path:
+        """``tracks/``: one HTML page per track, linked from the report's track table."""
+        return self.root / "tracks"
+
+    def track_page(self, track: str) -> Path:
+        """``tracks/<track>.html``: one track's page of the report.
+
+        Examples
+        --------
+        >>> BatchFolder("reports/demo").track_page("01-sunday-drive").name
+        '01-sunday-drive.html'
+        """
+        return self.track_pages_dir / f"{_part(track)}.html"
+
+    def track_page_href(self, track: str) -> str:
+        """The link from ``report.html`` to a track's page: relative, URL-quoted (a track
+        name may hold spaces, ``#`` or ``?``), so the report and its pages move together.
+
+        Examples
+        --------
+        >>> BatchFolder("reports/demo").track_page_href("take #2")
+        'tracks/take%20%232.html'
+        """
+        from urllib.parse import quote
+
+        return f"tracks/{quote(_part(track))}.html"
 
 
 def list_batches(root: str | os.PathLike) -> list[Path]:

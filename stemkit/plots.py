@@ -309,6 +309,25 @@ def _flag(value: Any) -> bool:
     return bool(value) if pd.notna(value) else False
 
 
+#: tracks up to which a chart draws every track's dot as is (beyond: smaller, translucent)
+DOTS_FULL = 40
+
+
+def _dot_style(n: int) -> dict[str, float]:
+    """Marker size and alpha for ``n`` dots in one column: a thousand stay readable."""
+    if n <= DOTS_FULL:
+        return {"s": 10, "alpha": 0.9}
+    return {"s": 4, "alpha": max(0.08, min(0.6, 12 / np.sqrt(n)))}
+
+
+def _jitter(x: float, n: int, width: float) -> np.ndarray:
+    """``n`` x positions for the dots of one bar ``width`` wide: all at ``x`` for a few
+    tracks, spread sideways (seeded) for many, so a thousand dots read as a cloud."""
+    if n <= DOTS_FULL:
+        return np.full(n, float(x))
+    return x + np.random.default_rng(n).uniform(-0.3, 0.3, n) * width
+
+
 def metric_chart(
     metrics: pd.DataFrame,
     metric: str = "sdr",
@@ -351,7 +370,8 @@ def metric_chart(
                 label=prov if i == 0 else None,
                 alpha=0.85,
             )
-            ax.scatter(np.full(len(vals), x), vals, s=10, color="black", zorder=3)
+            ax.scatter(_jitter(x, len(vals), width), vals, color="black", zorder=3,
+                       linewidths=0, **_dot_style(len(vals)))  # fmt: skip
     ax.set_xticks(range(len(stems)))
     ax.set_xticklabels(stems)
     ax.axhline(0, color="black", lw=0.8)
@@ -360,6 +380,90 @@ def metric_chart(
     ax.grid(axis="y", alpha=0.3)
     if title:
         ax.set_title(title)
+    return fig
+
+
+def distribution_chart(
+    metrics: pd.DataFrame,
+    metric: str,
+    *,
+    variant: str | None = None,
+    unit: str = "dB",
+    title: str | None = None,
+    seed: int = 0,
+) -> Figure:
+    """The distribution of one metric over tracks, per stem and provider: a box (median,
+    quartiles, whiskers at 1.5 IQR) over every track's dot (jittered sideways). One figure
+    per metric however many tracks: its size does not grow with the batch.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        Tidy metrics (``provider``, ``stem``, ``metric``, ``variant``, ``value``).
+    metric, variant : str
+        The rows drawn (one definition of a metric per chart).
+    unit : str
+        The y axis unit.
+    title : str, optional
+    seed : int
+        Of the jitter (the same figure for the same table).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"provider": ["a", "b"] * 500, "stem": ["vocals"] * 1000,
+    ...                    "metric": ["sdr"] * 1000, "value": rng.normal(5, 2, 1000)})
+    >>> len(distribution_chart(df, "sdr").axes)
+    1
+    """
+    df = metrics[metrics["metric"] == metric]
+    if variant is not None and "variant" in df:
+        df = df[df["variant"] == variant]
+    df = df.dropna(subset=["value"])
+    stems = list(dict.fromkeys(df["stem"]))
+    rank = {"oracle": -1, "baseline": 1, "mixture": 2}
+    providers = sorted(dict.fromkeys(df["provider"]), key=lambda p: rank.get(p, 0))
+    fig, ax = plt.subplots(
+        figsize=(min(11, max(5, 0.55 * len(stems) * max(1, len(providers)) + 2)), 3.6),
+        layout="constrained",
+    )
+    rng = np.random.default_rng(seed)
+    width = 0.8 / max(1, len(providers))
+    groups = {k: g["value"].to_numpy(float) for k, g in df.groupby(["provider", "stem"])}
+    for k, prov in enumerate(providers):
+        color = provider_color(prov)
+        for i, stem in enumerate(stems):
+            vals = groups.get((prov, stem))
+            if vals is None or not len(vals):
+                continue
+            x = i - 0.4 + width * (k + 0.5)
+            jitter = rng.uniform(-0.3, 0.3, len(vals)) * width
+            ax.scatter(x + jitter, vals, color=color, zorder=2, linewidths=0,
+                       **_dot_style(len(vals)))  # fmt: skip
+            ax.boxplot(
+                vals, positions=[x], widths=width * 0.8, showfliers=False, patch_artist=True,
+                boxprops={"facecolor": "none", "edgecolor": "black", "linewidth": 1},
+                medianprops={"color": "black", "linewidth": 1.6},
+                whiskerprops={"color": "black"}, capprops={"color": "black"},
+            )  # fmt: skip
+    ax.set_xticks(range(len(stems)))
+    ax.set_xticklabels(stems)
+    ax.set_xlim(-0.6, max(len(stems), 1) - 0.4)
+    ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=provider_color(p)) for p in providers]
+    ax.legend(handles, providers, frameon=False, fontsize=9, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))  # fmt: skip
+    ax.grid(axis="y", alpha=0.3)
+    n = df.groupby(["provider", "stem"]).size()
+    if len(n):
+        note = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
+        ax.set_title(f"{title or metric} ({note} tracks per box)", fontsize=10)
+    elif title:
+        ax.set_title(title, fontsize=10)
     return fig
 
 
@@ -388,11 +492,13 @@ def timing_chart(timing: pd.DataFrame, *, title: str | None = None) -> Figure:
                 continue
             x = i - 0.4 + width * (k + 0.5)
             ax.bar(x, vals.median(), width * 0.9, color=provider_color(prov), alpha=0.85)
-            ax.scatter(np.full(len(vals), x), vals, s=9, color="black", zorder=3)
+            ax.scatter(_jitter(x, len(vals), width), vals, color="black", zorder=3,
+                       linewidths=0, **_dot_style(len(vals)))  # fmt: skip
         rtf = rows["rtf"].dropna()
         if not rtf.empty:
             ax_rtf.bar(k, rtf.median(), 0.7, color=provider_color(prov), alpha=0.85)
-            ax_rtf.scatter(np.full(len(rtf), k), rtf, s=9, color="black", zorder=3)
+            ax_rtf.scatter(_jitter(k, len(rtf), 0.7), rtf, color="black", zorder=3,
+                           linewidths=0, **_dot_style(len(rtf)))  # fmt: skip
     handles = [plt.Rectangle((0, 0), 1, 1, color=provider_color(p)) for p in providers]
     ax.legend(handles, providers, frameon=False, fontsize=9)
     ax.set_xticks(range(len(stages)))
@@ -480,10 +586,16 @@ def latency_chart(
 
 
 def load_chart(
-    in_flight: pd.DataFrame, incidents: pd.DataFrame, *, title: str | None = None
+    in_flight: pd.DataFrame,
+    incidents: pd.DataFrame,
+    *,
+    finished: pd.DataFrame | None = None,
+    title: str | None = None,
 ) -> Figure:
-    """Jobs in flight over time per provider (a step line) above vendor retries and failed
-    jobs per time bin (tables of :func:`stemkit.compare.timing_stats.in_flight` and
+    """Jobs in flight over time per provider (a step line), jobs finished per minute (when
+    ``finished`` is given: :func:`stemkit.compare.timing_stats.finished`), then vendor
+    retries and failed jobs per time bin (tables of
+    :func:`stemkit.compare.timing_stats.in_flight` and
     :func:`~stemkit.compare.timing_stats.incidents`); time in minutes since the first job.
 
     Examples
@@ -494,10 +606,12 @@ def load_chart(
     >>> len(load_chart(f, i).axes)
     2
     """
-    fig, (ax, ax2) = plt.subplots(
-        2, 1, figsize=(10, 4.8), sharex=True, layout="constrained",
-        gridspec_kw={"height_ratios": [2, 1]},
+    rate = finished is not None and not finished.empty
+    fig, axes = plt.subplots(
+        3 if rate else 2, 1, figsize=(10, 6.4 if rate else 4.8), sharex=True,
+        layout="constrained", gridspec_kw={"height_ratios": [2, 1.4, 1] if rate else [2, 1]},
     )  # fmt: skip
+    ax, ax2 = axes[0], axes[-1]
     times = pd.concat([pd.to_datetime(in_flight["time"], utc=True),
                        pd.to_datetime(incidents["time"], utc=True)])  # fmt: skip
     t0 = times.min() if not times.empty else pd.Timestamp(0, tz="UTC")
@@ -513,6 +627,16 @@ def load_chart(
     ax.grid(alpha=0.3)
     if not in_flight.empty:
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if rate:
+        ax_rate = axes[1]
+        for prov, rows in finished.groupby("provider", sort=False):
+            x = minutes(rows["time"])
+            ax_rate.step(np.append(x, x[-1] + (x[1] - x[0] if len(x) > 1 else 1)),
+                         np.append(rows["per_minute"], rows["per_minute"].iloc[-1]),
+                         where="post", color=provider_color(prov), label=prov)  # fmt: skip
+        ax_rate.set_ylabel("jobs finished\nper minute")
+        ax_rate.set_ylim(bottom=0)
+        ax_rate.grid(alpha=0.3)
     providers = list(dict.fromkeys(incidents["provider"]))
     bins = np.diff(np.unique(minutes(incidents["time"]))) if len(incidents) > 1 else []
     span = np.ptp(minutes(times)) if len(times) else 1.0
@@ -536,9 +660,15 @@ def load_chart(
     return fig
 
 
+#: speech tracks up to which :func:`intelligibility_chart` draws a bar per track
+BARS_MAX_TRACKS = 12
+
+
 def intelligibility_chart(intel: pd.DataFrame, *, title: str | None = None) -> Figure:
     """WER per speech track: mixture, reference dialogue and each provider's speech stem
-    (lower is better; a blank transcript counts as every word lost).
+    (lower is better; a blank transcript counts as every word lost). Beyond
+    :data:`BARS_MAX_TRACKS` tracks, the distribution per source instead
+    (:func:`distribution_chart`).
 
     Examples
     --------
@@ -548,6 +678,10 @@ def intelligibility_chart(intel: pd.DataFrame, *, title: str | None = None) -> F
     """
     df = intel.dropna(subset=["wer"])
     tracks = list(dict.fromkeys(df["track"]))
+    if len(tracks) > BARS_MAX_TRACKS:  # a bar per track no longer reads: the distribution
+        rows = pd.DataFrame({"provider": df["source"], "stem": "speech stem", "metric": "WER",
+                             "value": df["wer"].astype(float)})  # fmt: skip
+        return distribution_chart(rows, "WER", unit="lower is better", title=title)
     first = [s for s in ("mixture", "reference") if s in set(df["source"])]
     sources = first + [s for s in dict.fromkeys(df["source"]) if s not in first]
     fig, ax = plt.subplots(

@@ -1,11 +1,12 @@
 """Publish a batch's results to a shared store: any fsspec URL.
 
 A QA team reads reports from a bucket or a share, not from the machine that ran the batch.
-:func:`publish` copies what people read (``report.html``, the ``tables/``, each track's
-``analysis/`` files and the executed ``notebooks/``) to a URL fsspec understands:
-``s3://bucket/qa/run-12`` (with ``s3fs`` installed), ``gs://…`` (``gcsfs``), a mounted share
-(``/mnt/qa/run-12`` or ``file://…``), ``memory://`` in tests. Stems, the ledger and anything
-else stay where they are: they are large, and the ledger belongs to the machine that resumes.
+:func:`publish` copies what people read (``report.html`` and its track pages ``tracks/``,
+the ``tables/``, each track's ``analysis/`` files and the executed ``notebooks/``) to a URL
+fsspec understands: ``s3://bucket/qa/run-12`` (with ``s3fs`` installed), ``gs://…``
+(``gcsfs``), a mounted share (``/mnt/qa/run-12`` or ``file://…``), ``memory://`` in tests.
+Stems, the ledger and anything else stay where they are: they are large, and the ledger
+belongs to the machine that resumes.
 
 With the Dask executor on a cluster, the batch folder itself must be on a file system every
 worker mounts (the workers read the stems and write ``analysis/`` there); :func:`publish`
@@ -48,7 +49,8 @@ def _files(out: Path) -> list[Path]:
 
 
 def publish(out: str | Path, url: str) -> list[str]:
-    """Copy a batch folder's report, tables, analyses and notebooks to ``url``; return the
+    """Copy a batch folder's report, track pages, tables, analyses and notebooks to ``url``;
+    return the
     URLs written. Files are uploaded whole, each to a temporary name first where the store
     supports renames, so a reader never sees half a report.
 

@@ -90,8 +90,15 @@ def test_report_has_summary_figures_and_failures(batch):
     # the verdict table comes first, before any figure
     assert html.index("Verdicts") < html.index("<img")
     assert "oracle" in html and "baseline" in html
-    # 2 charts (one per protocol) + a spectrogram grid and a timeline per good track, all embedded
-    assert len(re.findall(r'src="data:image/png;base64,', html)) >= 2 + 2 * len(names)
+    # the charts (one per protocol, one per metric, timing) are embedded; each good track's
+    # spectrogram grid and timeline are on its own page, linked from the track table
+    assert len(re.findall(r'src="data:image/png;base64,', html)) >= 2
+    for name in names:
+        assert f'href="tracks/{name}.html"' in html
+        page = (out / "tracks" / f"{name}.html").read_text()
+        for fig in ("spectrograms", "timeline"):
+            assert f'src="../analysis/{name}/{fig}.png"' in page
+    assert "spectrograms.png" not in html
     assert "broken-take" in html and "not readable audio" in html
     assert "Intelligibility" in html
     assert "Traceback" not in html
@@ -283,6 +290,7 @@ def test_publish_copies_what_people_read_to_an_fsspec_url(batch, tmp_path):
     assert (share / "analysis" / names[0] / "metrics.csv").is_file()
     assert (share / "analysis" / names[0] / "spectrograms.png").is_file()
     assert (share / "notebooks" / "compare.ipynb").is_file()
+    assert (share / "tracks" / f"{names[0]}.html").is_file()  # the report's track pages
     assert not (share / "stems").exists() and not (share / "ledger.sqlite").exists()
     assert not list(share.rglob("*.part")) and not list(share.rglob("*.wav"))
 

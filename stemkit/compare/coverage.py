@@ -132,3 +132,30 @@ def track_note(folder: str | os.PathLike | BatchFolder, track: str) -> str:
     if not entry.get("references"):
         return "Analysed; no scores: the manifest gives this track no reference stems."
     return "Analysed; no scores: no provider delivered stems for this track (see Failures)."
+
+
+def unanalysed_note(folder: str | os.PathLike | BatchFolder) -> str:
+    """What the report's track section says about the tracks not analysed yet (markdown):
+    their names and the command that fills the gap, once for all of them; empty when every
+    track is analysed.
+
+    Examples
+    --------
+    >>> from stemkit.batchdir import BatchFolder
+    >>> import tempfile
+    >>> b = BatchFolder(tempfile.mkdtemp())
+    >>> b.write_info({"tracks": [{"name": "t1", "mixture": "a.wav"},
+    ...                          {"name": "t2", "mixture": "b.wav"}], "providers": ["x"]})
+    >>> unanalysed_note(b).startswith("Not analysed yet: no scores, verdicts or figures for 2")
+    True
+    """
+    b = _batch(folder)
+    waiting = unanalysed(b)
+    if not waiting:
+        return ""
+    if len(waiting) == 1:
+        return f"**{waiting[0]}**: " + track_note(b, waiting[0])
+    return (
+        f"Not analysed yet: no scores, verdicts or figures for {len(waiting)} tracks "
+        f"({_names(waiting)}). To get them, " + how_to_analyse(b, waiting) + "."
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -151,7 +152,7 @@ class BatchTables:
             ).round(1)
         return out
 
-    @property
+    @cached_property
     def verdict_summary(self) -> pd.DataFrame:
         """Worst QA verdict per provider × track × stem, failures first, with what failed and
         by how much (see :mod:`stemkit.analyze.qa`)."""
@@ -412,36 +413,40 @@ def track_table(metrics: pd.DataFrame, track: str | None = None) -> pd.DataFrame
     m = metrics if track is None else metrics[metrics["track"] == track]
     if m.empty:
         return pd.DataFrame()
-    names = {
-        ("sdr", "bsseval_v4"): "SDR v4 (dB)",
-        ("sir", "bsseval_v4"): "SIR v4 (dB)",
-        ("sar", "bsseval_v4"): "SAR v4 (dB)",
-        ("isr", "bsseval_v4"): "ISR v4 (dB)",
-        ("nsdr", "global"): "nSDR (dB)",
-        ("si_sdr", "scale-invariant"): "SI-SDR (dB)",
-        ("recon_db", "mixture"): "mixture − Σ stems (dB)",
-        ("sdr", "global"): "nSDR (dB)",
-    }
     keys = list(zip(m["metric"], m["variant"], strict=True))
     m = m.assign(
-        metric=[names.get(k, f"{k[0]} ({k[1]})") for k in keys],
+        metric=[SCORE_NAMES.get(k, f"{k[0]} ({k[1]})") for k in keys],
         stem=m["stem"].replace({"(all)": "all stems"}),
     )
-    shown = [
-        "SDR v4 (dB)",
-        "SIR v4 (dB)",
-        "SAR v4 (dB)",
-        "SI-SDR (dB)",
-        "nSDR (dB)",
-        "mixture − Σ stems (dB)",
-    ]
     bracket = ("oracle", "baseline", "mixture")
     providers = list(dict.fromkeys(p for p in m["provider"] if p not in bracket))
     table = m.pivot_table(index="stem", columns=["metric", "provider"], values="value")
     order = [
         (met, p)
-        for met in shown
+        for met in SCORE_COLUMNS
         for p in ["oracle", *providers, "baseline", "mixture"]
         if (met, p) in table.columns
     ]
     return table[order].round(2)
+
+
+#: a track's scores as :func:`track_table` names them: (metric, variant) -> column
+SCORE_NAMES = {
+    ("sdr", "bsseval_v4"): "SDR v4 (dB)",
+    ("sir", "bsseval_v4"): "SIR v4 (dB)",
+    ("sar", "bsseval_v4"): "SAR v4 (dB)",
+    ("isr", "bsseval_v4"): "ISR v4 (dB)",
+    ("nsdr", "global"): "nSDR (dB)",
+    ("si_sdr", "scale-invariant"): "SI-SDR (dB)",
+    ("recon_db", "mixture"): "mixture − Σ stems (dB)",
+    ("sdr", "global"): "nSDR (dB)",
+}
+#: the columns :func:`track_table` shows, in order
+SCORE_COLUMNS = [
+    "SDR v4 (dB)",
+    "SIR v4 (dB)",
+    "SAR v4 (dB)",
+    "SI-SDR (dB)",
+    "nSDR (dB)",
+    "mixture − Σ stems (dB)",
+]

@@ -10,7 +10,9 @@ function             what
 ==================== ==========================================================================
 stage_percentiles    per provider × stage: n, p50, p90, p95, p99, max (s) over jobs
 in_flight            jobs in flight over time per provider (a step function)
+finished             jobs finished per minute over time, per provider (throughput over time)
 throughput           per provider: audio minutes delivered per wall minute
+gantt_jobs           the timeline rows a Gantt chart can draw: every job, or the slowest
 incidents            vendor retries and failed jobs per time bin, per provider
 clock_table          per provider: clock offset (vendor − ours) ± uncertainty, warning
 ==================== ==========================================================================
@@ -156,6 +158,77 @@ def in_flight(tl: pd.DataFrame) -> pd.DataFrame:
         steps = steps.groupby("time", sort=True)["d"].sum().cumsum()
         rows += [{"provider": provider, "time": t, "jobs": int(n)} for t, n in steps.items()]
     return pd.DataFrame(rows, columns=cols)
+
+
+def finished(tl: pd.DataFrame, freq: str | None = None) -> pd.DataFrame:
+    """Jobs finished per minute over time, per provider: how many jobs ended (their last
+    step) in each time bin of ``freq`` (a pandas frequency; by default one that cuts the batch
+    into about 20 bins), divided by the bin's minutes. Bins with none are rows of 0.
+
+    Examples
+    --------
+    >>> from stemkit.timing import timeline
+    >>> obs = [{"step": "wait", "start": "2024-01-01T00:00:00Z", "end": "2024-01-01T00:00:30Z"}]
+    >>> f = finished(timeline([], obs, provider="p", track="t"), "1min")
+    >>> f[["provider", "jobs", "per_minute"]].to_dict("records")
+    [{'provider': 'p', 'jobs': 1, 'per_minute': 1.0}]
+    """
+    cols = ["provider", "time", "jobs", "per_minute"]
+    if tl.empty:
+        return pd.DataFrame(columns=cols)
+    freq = freq or _auto_freq(tl)
+    minutes = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds() / 60
+    jobs = _jobs(tl).dropna(subset=["end"])
+    jobs["time"] = jobs["end"].dt.floor(freq)
+    bins = pd.date_range(jobs["time"].min(), jobs["time"].max(), freq=freq)
+    rows = []
+    for provider, g in jobs.groupby("provider", sort=False):
+        counts = g.groupby("time").size().reindex(bins, fill_value=0)
+        rows += [
+            {"provider": provider, "time": t, "jobs": int(c), "per_minute": round(c / minutes, 3)}
+            for t, c in counts.items()
+        ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+#: jobs up to which the report's Gantt charts draw every job
+GANTT_ALL = 40
+#: jobs a Gantt chart draws of a larger batch: the slowest, end to end
+GANTT_SLOWEST = 20
+
+
+def gantt_jobs(
+    tl: pd.DataFrame, *, limit: int = GANTT_ALL, slowest: int = GANTT_SLOWEST
+) -> tuple[pd.DataFrame, str]:
+    """The timeline rows a Gantt chart draws (one lane per job: its height grows with the
+    jobs): every job of a batch of up to ``limit`` jobs, else only the ``slowest`` jobs end to
+    end, and a sentence that says which.
+
+    Examples
+    --------
+    >>> from stemkit.timing import timeline
+    >>> obs = lambda s: [{"step": "wait", "start": "2024-01-01T00:00:00Z",
+    ...                   "end": f"2024-01-01T00:00:{s:02d}Z"}]
+    >>> tl = pd.concat([timeline([], obs(s), provider="p", track=f"t{s}") for s in range(1, 6)])
+    >>> rows, note = gantt_jobs(tl, limit=3, slowest=2)
+    >>> sorted(set(rows["track"])), note
+    (['t4', 't5'], 'The 2 slowest of 5 jobs, end to end (a Gantt chart of more than 3 jobs does not read; the percentiles, throughput and load above cover every job).')
+    """  # noqa: E501
+    if tl.empty:
+        return tl, "No job recorded a timeline."
+    jobs = _jobs(tl)
+    if len(jobs) <= limit:
+        return tl, f"Every job ({len(jobs)})."
+    jobs["seconds"] = (jobs["end"] - jobs["start"]).dt.total_seconds()
+    top = jobs.nlargest(slowest, "seconds")[["provider", "track"]]
+    keys = set(zip(top["provider"], top["track"], strict=True))
+    keep = [k in keys for k in zip(tl["provider"], tl["track"], strict=True)]
+    note = (
+        f"The {len(top)} slowest of {len(jobs)} jobs, end to end (a Gantt chart of more than "
+        f"{limit} jobs does not read; the percentiles, throughput and load above cover every "
+        "job)."
+    )
+    return tl[keep], note
 
 
 def throughput(tl: pd.DataFrame, audio_seconds: Mapping[str, float] | None) -> pd.DataFrame:
@@ -337,6 +410,13 @@ class TimingDetails:
     retries: pd.DataFrame  # per provider: jobs, vendor retries, open-ended processing stages
     warnings: list[str] = field(default_factory=list)
     timeline_on_our_clock: pd.DataFrame | None = None
+    #: jobs finished per minute over time (:func:`finished`)
+    finished: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def gantt(self) -> tuple[pd.DataFrame, str]:
+        """The rows of the corrected Gantt chart and what they are (:func:`gantt_jobs`)."""
+        tl = self.timeline_on_our_clock
+        return gantt_jobs(tl if tl is not None else pd.DataFrame())
 
     def figures(self) -> dict[str, Any]:
         """``{"latency": fig, "load": fig, "gantt": fig}`` of what there is to draw."""
@@ -349,12 +429,16 @@ class TimingDetails:
             )
         if not self.in_flight.empty:
             figs["load"] = load_chart(
-                self.in_flight, self.incidents, title="Load, retries and failures"
+                self.in_flight,
+                self.incidents,
+                finished=self.finished,
+                title="Load, throughput, retries and failures",
             )
-        tl = self.timeline_on_our_clock
-        if tl is not None and not tl.empty:
+        tl, note = self.gantt()
+        if not tl.empty:
+            which = "Every job" if note.startswith("Every") else "The slowest jobs"
             figs["gantt"] = timeline_chart(
-                tl, title="Every job on our clock (vendor stamps corrected by the clock offset)"
+                tl, title=f"{which} on our clock (vendor stamps corrected by the clock offset)"
             )
         return figs
 
@@ -379,7 +463,9 @@ class TimingDetails:
         display(self.percentiles)
         display(Markdown("**Throughput**"))
         display(self.throughput)
-        for fig in self.figures().values():
+        for name, fig in self.figures().items():
+            if name == "gantt":
+                display(Markdown(self.gantt()[1]))
             display(fig)
             plt.close(fig)
 
@@ -390,7 +476,9 @@ failed attempts; dashed: a stage whose end event never came, ended at the best e
 Each vendor's clock offset is estimated from our own send/receive instants around its events;
 vendor stamps are corrected by it where they meet ours. Latency is given as a distribution
 (p50/p90/p95/p99/max over jobs, the delivering attempt's stage), with jobs in flight,
-throughput (audio minutes per wall minute) and retries/failures over time."""
+throughput (audio minutes per wall minute; over time: jobs finished per minute) and
+retries/failures over time. A Gantt chart draws every job of a small batch, else only the
+slowest jobs."""
 
 
 def timing_details(tables: Any, records: Any = None) -> TimingDetails:
@@ -444,4 +532,5 @@ def timing_details(tables: Any, records: Any = None) -> TimingDetails:
         retries=retries,
         warnings=warnings,
         timeline_on_our_clock=ours,
+        finished=finished(tl),
     )
