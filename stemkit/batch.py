@@ -161,6 +161,7 @@ class WarmKernel:
         from papermill.iorw import load_notebook_node
         from papermill.parameterize import parameterize_notebook
 
+        started, t0 = time.time(), time.perf_counter()
         self._ensure()
         if self.runs:
             self._reset()
@@ -176,6 +177,12 @@ class WarmKernel:
         finally:
             # the client registers a kernel cleanup at exit; the kernel is ours to stop
             atexit.unregister(client._cleanup_kernel)
+            # when and how long (kernel start or reset included): the batch's timing record
+            nb.metadata["stemkit"] = {
+                "started": started,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "run": self.runs,
+            }
             write_text(output, nbformat.writes(nb))
         return output
 
@@ -352,7 +359,12 @@ class AnalysisPool:
     def submit(self, track: str) -> None:
         """Start the analysis of ``track`` on the next free worker."""
         self._start()
-        args = (self.notebook, str(self.batch.notebook("analyze", track)), str(self.batch), track)
+        args = (
+            self.notebook,
+            str(self.batch.notebook("analyze", track)),
+            str(self.batch.root),
+            track,
+        )
         if self._client is not None:
             fut = self._client.submit(_analyze_one, *args, pure=False)
         else:
