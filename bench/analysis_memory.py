@@ -82,7 +82,11 @@ def main() -> None:
     rows = []
     for seconds in (float(s) for s in args.seconds.split(",")):
         root = Path(tempfile.mkdtemp(prefix="stemkit-memory-"))
-        out = make_batch(root, Path(args.track), seconds)
+        # built in a process of its own: a child inherits its parent's peak RSS (ru_maxrss)
+        build = "from bench.analysis_memory import make_batch; from pathlib import Path; "
+        build += f"make_batch(Path({str(root)!r}), Path({args.track!r}), {seconds})"
+        subprocess.run([sys.executable, "-c", build], check=True)
+        out = root / "batch"
         track = f"tiled-{seconds:g}s"
         t0 = time.perf_counter()
         proc = subprocess.run(

@@ -45,3 +45,17 @@ def test_oracle_from_files_runs_in_flat_memory(tmp_path):
     track_bytes = mix.nbytes * 3 / 4  # what 180 s more of one stereo float32 signal takes
     assert whole[240.0] - whole[60.0] > 1.5 * track_bytes, whole
     assert peaks[240.0] - peaks[60.0] < 0.1 * track_bytes, peaks
+
+
+def test_true_peak_holds_a_chunk_not_the_track():
+    """The true-peak meter (every stem's ``true_peak_dbtp``) works a chunk at a time: its
+    working memory does not grow with the signal (it held ~3 signals' worth before)."""
+    from stemkit.analyze.qa import true_peak
+
+    rng = np.random.default_rng(2)
+    peaks = {}
+    for n in (1 << 20, 1 << 22):
+        x = (0.3 * rng.standard_normal((2, n))).astype(np.float32)
+        peaks[n] = _peak(lambda: true_peak(x))  # noqa: B023
+    grown = peaks[1 << 22] - peaks[1 << 20]
+    assert grown < 0.1 * x.nbytes, peaks  # x: the long signal, 32 MB
