@@ -43,6 +43,7 @@ from stemkit.providers.records import Job, Observation, SeparationResult, utcnow
 from stemkit.providers.transport import AMBIGUOUS_HINT
 from stemkit.separate.ledger import Ledger
 from stemkit.separate.manifest import Track, load_manifest
+from stemkit.separate.states import check_retry, state_after, unexpected
 from stemkit.timing import parse_time
 
 log = logging.getLogger("stemkit.separate.run")
@@ -307,22 +308,6 @@ def _reconcile(provider: Provider, track: str, row: dict[str, Any]) -> Job | Non
         ) from None
 
 
-def unexpected(exc: BaseException, **where: str | None) -> StemkitError:
-    """A :class:`StemkitError` for an exception that is not one (an OS error, a bug, a
-    vendor answer no parser foresaw), so it becomes one job's failed row.
-
-    Examples
-    --------
-    >>> unexpected(OSError(28, "No space left on device"), provider="local", track="t").detail
-    'OSError: [Errno 28] No space left on device'
-    """
-    return StemkitError(
-        f"{type(exc).__name__}: {exc}",
-        hint="not a vendor error: check disk space and permissions; rerun to resume",
-        **where,
-    )
-
-
 def _check_stem(path: Path, provider: str, track: str) -> None:
     """A downloaded stem must decode as audio (a broken or hostile server may send anything)."""
     from stemkit.audio import check_audio
@@ -358,48 +343,6 @@ def forced(force: bool | Sequence[str] | None, track: str, provider: str) -> boo
         return bool(force)
     names = {force} if isinstance(force, str) else set(force)
     return "all" in names or track in names or f"{track}/{provider}" in names
-
-
-def check_retry(retry: Sequence[str] | str | None) -> frozenset[str]:
-    """The ledger states a ``--retry`` names (``"ambiguous,abandoned"`` or a list), checked.
-
-    Examples
-    --------
-    >>> sorted(check_retry("ambiguous, abandoned"))
-    ['abandoned', 'ambiguous']
-    """
-    from stemkit.separate.ledger import STATES
-
-    if isinstance(retry, str):
-        retry = [r.strip() for r in retry.split(",") if r.strip()]
-    states = frozenset(retry or ())
-    allowed = {"ambiguous", "abandoned", "lost", "failed", "submitted", "done"}
-    if states - allowed:
-        raise StemkitError(
-            f"--retry {','.join(sorted(states - allowed))}: not a state to retry",
-            hint=f"name some of {', '.join(sorted(allowed))} (ledger states: {', '.join(STATES)})",
-        )
-    return states
-
-
-def state_after(exc: StemkitError, submitted: bool) -> str:
-    """Ledger state after a failure: keep a submitted job for the next run to resume.
-
-    Examples
-    --------
-    >>> from stemkit.errors import JobTimeout
-    >>> state_after(JobTimeout("still running"), submitted=True)
-    'submitted'
-    """
-    if isinstance(exc, AmbiguousSubmission):
-        return "ambiguous"
-    if isinstance(exc, Abandoned):
-        return "abandoned"
-    if isinstance(exc, JobLost):
-        return "lost"
-    if submitted and not isinstance(exc, JobFailed):
-        return "submitted"  # a timeout or a failed download: the job lives on at the vendor
-    return "failed"
 
 
 def _observation(o: Any) -> Observation:

@@ -29,7 +29,7 @@ from stemkit.providers.files import sha256_file
 from stemkit.providers.records import Job
 from stemkit.providers.transport import AMBIGUOUS_HINT
 from stemkit.separate.ledger import Ledger
-from stemkit.separate.run import check_retry, state_after, unexpected
+from stemkit.separate.states import check_retry, state_after, unexpected
 from stemkit.stems import SPEECH_STEMS
 
 log = logging.getLogger("stemkit.separate.transcribe")
