@@ -3,6 +3,13 @@
     separate.ipynb (one per batch)  ->  analyze.ipynb (one per track, in parallel)
                                     ->  compare.ipynb (one per batch)  ->  report.html
 
+The phases stream: the separate notebook runs in a thread of this process (its kernel does the
+remote waits, which hold no CPU worker) while the batch watches the folder for tracks whose
+jobs and transcriptions have ended (``stems/<track>/ended.json``) and hands each one to the
+:class:`AnalysisPool` (local processes or Dask workers, a warm kernel each), unless its
+analysis is up to date. ``run_batch(..., stream=False)`` analyses once every track is
+separated (the earlier path, kept to measure against).
+
 Only a profile *name* is passed as a papermill parameter (papermill stores parameters in the
 executed notebook); credentials are read by :mod:`stemkit.config` inside the kernel.
 
@@ -23,6 +30,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -255,8 +263,12 @@ def _analyze_one(notebook: str, output: str, batch_dir: str, track: str) -> str:
         _KERNEL = WarmKernel()
     # the batch's run is the one that writes the analysis (the notebook alone changes nothing)
     params = {"batch_dir": batch_dir, "track": track, "save": True}
-    _KERNEL.execute(notebook, output, params)
-    BatchFolder(batch_dir).write_fingerprint(track, inputs_fingerprint(batch_dir, track))
+    batch = BatchFolder(batch_dir)
+    try:
+        _KERNEL.execute(notebook, output, params)
+    finally:  # a failed cell leaves no scratch audio behind (a whole track's float copies)
+        shutil.rmtree(batch.work_dir(track), ignore_errors=True)
+    batch.write_fingerprint(track, inputs_fingerprint(batch_dir, track))
     return track
 
 
