@@ -11,7 +11,7 @@ worker, side by side in this process:
 Overhead per track = notebook time - in-process time. Goal: <= 0.5 s with the warm kernel.
 Everything runs on a copy of the batch in a scratch folder: the batch itself is not touched.
 
-    .venv/bin/python bench/analyze_overhead.py reports/demo [--tracks N]
+    .venv/bin/python bench/analyze_overhead.py reports/demo [--tracks N] [--compare OLD.ipynb]
 """
 
 from __future__ import annotations
@@ -33,46 +33,62 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("batch")
     parser.add_argument("--tracks", type=int, default=4)
+    parser.add_argument(
+        "--compare", help="another analyze.ipynb (e.g. an earlier version), on its own warm kernel"
+    )
+    parser.add_argument("--no-papermill", action="store_true", help="skip the papermill runs")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="stemkit-overhead-"))
     batch = BatchFolder(shutil.copytree(args.batch, scratch / "batch", symlinks=True))
     tracks = batch.tracks[: args.tracks]
-    nb = notebook("analyze")
+    params = {"batch_dir": str(batch.root)}
 
     from stemkit.analyze.track import analyze_track
 
-    analyze_track(batch.root, tracks[0])  # imports and caches warm, as in a kernel's first run
-    inproc = {}
-    for t in tracks:
+    for t in tracks:  # imports warm; every run below reuses the cached bracket scores
+        analyze_track(batch.root, t)
+    notebooks = {"warm": notebook("analyze")}
+    if args.compare:
+        notebooks["warm, --compare"] = args.compare
+    kernels = {name: WarmKernel() for name in notebooks}
+    first = {}
+    for name, kernel in kernels.items():  # a kernel's first run: its start and the imports
+        t0 = time.perf_counter()
+        kernel.execute(notebooks[name], scratch / "first.ipynb", {**params, "track": tracks[0]})
+        first[name] = time.perf_counter() - t0
+    runs: dict[str, dict[str, float]] = {"in-process": {}, **{n: {} for n in notebooks}}
+    if not args.no_papermill:
+        runs["papermill"] = {}
+    for t in tracks:  # interleaved, so that the machine's load weighs on each alike
         t0 = time.perf_counter()
         analyze_track(batch.root, t)
-        inproc[t] = time.perf_counter() - t0
-
-    def timed(run) -> dict[str, float]:
-        out = {}
-        for t in tracks:
+        runs["in-process"][t] = time.perf_counter() - t0
+        for name, kernel in kernels.items():
             t0 = time.perf_counter()
-            run(t)
-            out[t] = time.perf_counter() - t0
-        return out
-
-    params = {"batch_dir": str(batch.root)}
-    kernel = WarmKernel()
-    warm = timed(lambda t: kernel.execute(nb, scratch / f"w-{t}.ipynb", {**params, "track": t}))
-    kernel.shutdown()
-    cold = timed(lambda t: execute(nb, scratch / f"c-{t}.ipynb", {**params, "track": t}))
+            kernel.execute(notebooks[name], scratch / f"{name}-{t}.ipynb", {**params, "track": t})
+            runs[name][t] = time.perf_counter() - t0
+        if "papermill" in runs:
+            t0 = time.perf_counter()
+            execute(notebook("analyze"), scratch / f"c-{t}.ipynb", {**params, "track": t})
+            runs["papermill"][t] = time.perf_counter() - t0
+    for kernel in kernels.values():
+        kernel.shutdown()
 
     med = statistics.median
-    print(f"{len(tracks)} tracks of {batch.root}, 1 worker, load {os.getloadavg()[0]:.1f}")
-    print(f"{'track':24s} {'in-process':>10s} {'warm':>8s} {'papermill':>10s}   (s)")
+    print(f"{len(tracks)} tracks of {args.batch}, 1 worker, load {os.getloadavg()[0]:.1f}")
+    print(f"{'track':24s}" + "".join(f"{n:>17s}" for n in runs) + "   (s)")
     for t in tracks:
-        print(f"{t:24s} {inproc[t]:10.2f} {warm[t]:8.2f} {cold[t]:10.2f}")
-    over_w = [warm[t] - inproc[t] for t in tracks]
-    over_c = [cold[t] - inproc[t] for t in tracks]
-    print(f"overhead per track, median: warm kernel {med(over_w):.2f} s "
-          f"(first run {over_w[0]:.2f} s, later {med(over_w[1:] or over_w):.2f} s), "
-          f"papermill {med(over_c):.2f} s")  # fmt: skip
-    print(f"notebook time ratio warm / papermill: {sum(warm.values()) / sum(cold.values()):.2f}")
+        print(f"{t:24s}" + "".join(f"{runs[n][t]:17.2f}" for n in runs))
+    inproc = runs["in-process"]
+    for name in list(runs)[1:]:
+        over = [runs[name][t] - inproc[t] for t in tracks]
+        print(f"overhead per track, median, {name}: {med(over):.2f} s")
+    for name, seconds in first.items():
+        print(f"first run of the {name} kernel (start, imports, one track): {seconds:.2f} s")
+    for name in notebooks:
+        sizes = [(scratch / f"{name}-{t}.ipynb").stat().st_size / 1e3 for t in tracks]
+        print(f"executed notebook size, median, {name}: {med(sizes):.0f} kB")
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,13 @@
     separate.ipynb (one per batch)  ->  analyze.ipynb (one per track, in parallel)
                                     ->  compare.ipynb (one per batch)  ->  report.html
 
+The phases stream: the separate notebook runs in a thread of this process (its kernel does the
+remote waits, which hold no CPU worker) while the batch watches the folder for tracks whose
+jobs and transcriptions have ended (``stems/<track>/ended.json``) and hands each one to the
+:class:`AnalysisPool` (local processes or Dask workers, a warm kernel each), unless its
+analysis is up to date. ``run_batch(..., stream=False)`` analyses once every track is
+separated (the earlier path, kept to measure against).
+
 Only a profile *name* is passed as a papermill parameter (papermill stores parameters in the
 executed notebook); credentials are read by :mod:`stemkit.config` inside the kernel.
 
@@ -17,15 +24,18 @@ PosixPath('reports/demo/report.html')
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
+import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +169,7 @@ class WarmKernel:
         from papermill.iorw import load_notebook_node
         from papermill.parameterize import parameterize_notebook
 
+        started, t0 = time.time(), time.perf_counter()
         self._ensure()
         if self.runs:
             self._reset()
@@ -174,6 +185,12 @@ class WarmKernel:
         finally:
             # the client registers a kernel cleanup at exit; the kernel is ours to stop
             atexit.unregister(client._cleanup_kernel)
+            # when and how long (kernel start or reset included): the batch's timing record
+            nb.metadata["stemkit"] = {
+                "started": started,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "run": self.runs,
+            }
             write_text(output, nbformat.writes(nb))
         return output
 
@@ -246,8 +263,12 @@ def _analyze_one(notebook: str, output: str, batch_dir: str, track: str) -> str:
         _KERNEL = WarmKernel()
     # the batch's run is the one that writes the analysis (the notebook alone changes nothing)
     params = {"batch_dir": batch_dir, "track": track, "save": True}
-    _KERNEL.execute(notebook, output, params)
-    BatchFolder(batch_dir).write_fingerprint(track, inputs_fingerprint(batch_dir, track))
+    batch = BatchFolder(batch_dir)
+    try:
+        _KERNEL.execute(notebook, output, params)
+    finally:  # a failed cell leaves no scratch audio behind (a whole track's float copies)
+        shutil.rmtree(batch.work_dir(track), ignore_errors=True)
+    batch.write_fingerprint(track, inputs_fingerprint(batch_dir, track))
     return track
 
 
@@ -288,6 +309,123 @@ def _up_to_date(out: Path, track: str, notebook: Path) -> bool:
     )
 
 
+class AnalysisPool:
+    """The analysis workers of a batch: local processes or Dask workers, each running the
+    analysis notebook of one track at a time on its warm kernel (see :class:`WarmKernel`).
+
+    Tracks are handed over one by one as they become ready (:meth:`submit`) and collected
+    as they finish (:meth:`finished`), so the analysis streams behind the separate phase.
+
+    Parameters
+    ----------
+    out : path
+        The batch folder.
+    nb_dir : Path, optional
+        Folder of ``analyze.ipynb`` (default: the bundled notebooks).
+    executor, scheduler, workers
+        As for :func:`analyze_batch`.
+
+    Examples
+    --------
+    >>> with AnalysisPool("reports/demo") as pool:      # doctest: +SKIP
+    ...     pool.submit("01-sunday-drive")
+    ...     pool.finished(timeout=None)
+    [('01-sunday-drive', None)]
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        nb_dir: Path | None = None,
+        executor: str = "local",
+        scheduler: str | None = None,
+        workers: int | None = None,
+    ) -> None:
+        if executor not in ("local", "dask"):
+            raise StemkitError(f"unknown executor {executor!r}; use 'local' or 'dask'")
+        self.batch = BatchFolder(out)
+        self.notebook = str((Path(nb_dir) if nb_dir else bundled("notebooks")) / "analyze.ipynb")
+        self.executor, self.scheduler = executor, scheduler
+        self.workers = workers or os.cpu_count() or 1
+        self.futures: dict[Any, str] = {}
+        self._pool = self._client = self._cluster = None
+
+    def _start(self) -> None:
+        if self.executor == "dask":
+            from dask.distributed import Client, LocalCluster
+
+            if self._client is None:
+                if not self.scheduler:
+                    self._cluster = LocalCluster(
+                        n_workers=self.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                    )
+                self._client = Client(self.scheduler or self._cluster)
+        elif self._pool is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+
+    def submit(self, track: str) -> None:
+        """Start the analysis of ``track`` on the next free worker."""
+        self._start()
+        args = (
+            self.notebook,
+            str(self.batch.notebook("analyze", track)),
+            str(self.batch.root),
+            track,
+        )
+        if self._client is not None:
+            fut = self._client.submit(_analyze_one, *args, pure=False)
+        else:
+            fut = self._pool.submit(_analyze_one, *args)
+        self.futures[fut] = track
+
+    @property
+    def running(self) -> int:
+        """Tracks submitted and not yet collected."""
+        return len(self.futures)
+
+    def finished(self, timeout: float | None = 0) -> list[tuple[str, BaseException | None]]:
+        """The analyses that ended since the last call: ``[(track, exception or None)]``;
+        waits up to ``timeout`` seconds (None: for ever) for at least one if none has."""
+        if not self.futures:
+            return []
+        if self._client is not None:
+            from dask.distributed import wait as dask_wait
+
+            with contextlib.suppress(TimeoutError):
+                dask_wait(list(self.futures), timeout=timeout, return_when="FIRST_COMPLETED")
+            done = [f for f in self.futures if f.done()]
+        else:
+            done, _ = futures_wait(list(self.futures), timeout=timeout, return_when=FIRST_COMPLETED)
+        return [(self.futures.pop(f), f.exception()) for f in done]
+
+    def close(self) -> None:
+        """Stop the workers (their kernels stop with them)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> AnalysisPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _failure_message(track: str, exc: BaseException) -> str:
+    return f"analysis of {track} failed: {str(exc).strip().splitlines()[-1][:300]}"
+
+
 def analyze_batch(
     out: str | Path,
     tracks: Sequence[str],
@@ -300,8 +438,9 @@ def analyze_batch(
     tracks_forced: Sequence[str] = (),
 ) -> list[str]:
     """Run the analysis notebook of every track whose inputs changed since its last
-    analysis (all with ``force``), in local processes or on a Dask cluster. Waiting on
-    vendors is over by now: this is the CPU-bound part. Returns the failure messages.
+    analysis (all with ``force``), in local processes or on a Dask cluster. Returns the
+    failure messages. (A batch run streams: :func:`run_batch` hands each track to the
+    :class:`AnalysisPool` as soon as its jobs end; this analyses tracks already separated.)
 
     ``tracks_forced`` names tracks analysed again whatever their inputs.
 
@@ -314,7 +453,6 @@ def analyze_batch(
 
     batch = BatchFolder(out)
     out = batch.root
-    nb_dir = Path(nb_dir) if nb_dir else bundled("notebooks")
     todo = [
         t
         for t in tracks
@@ -324,59 +462,103 @@ def analyze_batch(
         log.info(
             "analysis: %d of %d tracks unchanged, skipped", len(tracks) - len(todo), len(tracks)
         )
-    args = {
-        t: (
-            str(nb_dir / "analyze.ipynb"),
-            str(batch.notebook("analyze", t)),
-            str(out),
-            t,
-        )
-        for t in todo
-    }
     errors: list[str] = []
+    if not todo:
+        return errors
     bar = tqdm(total=len(todo), desc="analyze", unit="track")
-    for track, exc in _run_all(args, executor, scheduler, workers):
-        bar.update()
-        if exc is not None:
-            msg = f"analysis of {track} failed: {str(exc).strip().splitlines()[-1][:300]}"
-            errors.append(msg)
-            log.warning(msg)
+    with AnalysisPool(
+        out, nb_dir=nb_dir, executor=executor, scheduler=scheduler, workers=workers
+    ) as pool:
+        for t in todo:
+            pool.submit(t)
+        while pool.running:
+            for track, exc in pool.finished(timeout=None):
+                bar.update()
+                if exc is not None:
+                    errors.append(_failure_message(track, exc))
+                    log.warning("%s", errors[-1])
     bar.close()
     return errors
 
 
-def _run_all(args: dict[str, tuple], executor: str, scheduler: str | None, workers: int | None):
-    """Yield (track, exception or None) as analysis notebooks finish."""
-    if not args:
-        return
-    if executor == "dask":
-        from dask.distributed import Client, LocalCluster
-        from dask.distributed import as_completed as dask_completed
+def _separate(batch: BatchFolder, nb_dir: Path, params: dict, jobs: int) -> None:
+    """Run the separate notebook, with a progress bar of its jobs."""
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_records, args=(batch.root, jobs, stop), daemon=True)
+    watcher.start()
+    try:
+        execute(nb_dir / "separate.ipynb", batch.notebook("separate"), params)
+    finally:
+        stop.set()
+        watcher.join()
 
-        cluster = (
-            None
-            if scheduler
-            else LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-            )
-        )
-        with Client(scheduler or cluster) as client:
-            futures = {client.submit(_analyze_one, *a, pure=False): t for t, a in args.items()}
-            for fut in dask_completed(futures):
-                yield futures[fut], fut.exception()
-        if cluster is not None:
-            cluster.close()
-        return
-    if executor != "local":
-        raise StemkitError(f"unknown executor {executor!r}; use 'local' or 'dask'")
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx) as pool:
-        futures = {pool.submit(_analyze_one, *a): t for t, a in args.items()}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.exception()
+
+def _separate_streaming(
+    batch: BatchFolder,
+    nb_dir: Path,
+    params: dict,
+    tracks: Sequence[str],
+    n_providers: int,
+    pool: AnalysisPool,
+    everything: bool,
+    forced: set[str],
+) -> list[str]:
+    """Run the separate notebook in a thread; meanwhile hand every track whose jobs ended
+    (``stems/<track>/ended.json``) to ``pool``, skipping those whose analysis is up to date.
+    Returns the analysis failures; a failure of the separate notebook is raised once the
+    analyses already started have ended."""
+    from tqdm import tqdm
+
+    # the separate phase writes the markers anew; stale ones would start analyses too early
+    batch.clear_ended()
+    failure: list[BaseException] = []
+
+    def separate() -> None:
+        try:
+            _separate(batch, nb_dir, params, len(tracks) * n_providers)
+        except BaseException as exc:  # noqa: BLE001 - raised in the batch's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=separate, name="separate", daemon=True)
+    thread.start()
+    bar = tqdm(total=len(tracks), desc="analyze", unit="track", position=1)
+    handed: set[str] = set()
+    errors: list[str] = []
+
+    def hand(ready: set[str]) -> None:
+        for t in tracks:
+            if t in handed or t not in ready:
+                continue
+            handed.add(t)
+            if (
+                everything
+                or t in forced
+                or not _up_to_date(batch.root, t, batch.notebook("analyze", t))
+            ):
+                pool.submit(t)
+            else:
+                bar.update()  # unchanged since its last analysis: skipped
+
+    def collect(timeout: float | None) -> None:
+        for track, exc in pool.finished(timeout=timeout):
+            bar.update()
+            if exc is not None:
+                errors.append(_failure_message(track, exc))
+                log.warning("%s", errors[-1])
+
+    while thread.is_alive():
+        hand(batch.ended_tracks())
+        collect(timeout=0.5 if pool.running else None)
+        thread.join(timeout=0 if pool.running else 0.5)
+    thread.join()
+    if not failure:  # e.g. a track the notebook wrote no marker for: analysed as before
+        hand(set(tracks))
+    while pool.running:
+        collect(timeout=None)
+    bar.close()
+    if failure:
+        raise failure[0]
+    return errors
 
 
 def run_batch(
@@ -396,6 +578,7 @@ def run_batch(
     notebooks: str | Path | None = None,
     sandbox: Mapping[str, Any] | None = None,
     wait: float = 0,
+    stream: bool = True,
 ) -> BatchResult:
     """Separate, analyse and compare a manifest; write ``<out>/report.html``.
 
@@ -426,6 +609,10 @@ def run_batch(
     wait : float
         One process at a time runs a batch in ``out``: seconds to wait for another one to
         finish (``-1``: for ever) before :class:`~stemkit.errors.BatchBusy` is raised.
+    stream : bool
+        Start each track's analysis as soon as its jobs (and transcriptions) have ended,
+        while the separate phase goes on (default); False: analyse once every track is
+        separated (the earlier path, kept to measure against: ``bench/campaign.py``).
     """
 
     batch = BatchFolder(out)
@@ -445,6 +632,7 @@ def run_batch(
             scheduler=scheduler,
             notebooks=notebooks,
             sandbox=sandbox,
+            stream=stream,
         )
 
 
@@ -464,6 +652,7 @@ def _run_locked(
     scheduler: str | None,
     notebooks: str | Path | None,
     sandbox: Mapping[str, Any] | None,
+    stream: bool = True,
 ) -> BatchResult:
     """:func:`run_batch` with the folder's ``batch`` lock held."""
     from stemkit.compare.report import render_html
@@ -474,30 +663,29 @@ def _run_locked(
     (batch.notebooks_dir / "analyze").mkdir(parents=True, exist_ok=True)
     result = BatchResult(out, None, tracks=len(tracks))
 
-    stop = threading.Event()
-    watcher = threading.Thread(
-        target=_watch_records, args=(out, len(tracks) * len(providers), stop), daemon=True
-    )
-    watcher.start()
-    try:
-        execute(
-            nb_dir / "separate.ipynb",
-            batch.notebook("separate"),
-            {
-                "manifest": str(Path(manifest).resolve()),
-                "providers": list(providers),
-                "out_dir": str(out),
-                "profile": profile,
-                "stems": list(stems) if stems else None,
-                "fmt": fmt,
-                "force": force if isinstance(force, bool) else list(force),
-                "retry": list(retry),
-                "transcribe": transcribe,
-            },
-        )
-    finally:
-        stop.set()
-        watcher.join()
+    separate_params = {
+        "manifest": str(Path(manifest).resolve()),
+        "providers": list(providers),
+        "out_dir": str(out),
+        "profile": profile,
+        "stems": list(stems) if stems else None,
+        "fmt": fmt,
+        "force": force if isinstance(force, bool) else list(force),
+        "retry": list(retry),
+        "transcribe": transcribe,
+    }
+    everything = force is True or "all" in (force or ())
+    forced = set() if isinstance(force, bool) else {f.split("/")[0] for f in force}
+    names = [t.name for t in tracks]
+    pool_args = {"nb_dir": nb_dir, "executor": executor, "scheduler": scheduler}
+    if stream:
+        with AnalysisPool(out, workers=workers, **pool_args) as pool:
+            errors = _separate_streaming(
+                batch, nb_dir, separate_params, names, len(providers), pool, everything, forced
+            )
+        result.notebook_errors += errors
+    else:
+        _separate(batch, nb_dir, separate_params, len(tracks) * len(providers))
     if sandbox is not None and batch.info_path.is_file():
         batch.write_info({**batch.info(), "sandbox": dict(sandbox)})
 
@@ -510,16 +698,15 @@ def _run_locked(
             failed_tracks.append(t.name)
     result.tracks_failed = failed_tracks
 
-    result.notebook_errors += analyze_batch(
-        out,
-        [t.name for t in tracks],
-        nb_dir=nb_dir,
-        workers=workers,
-        executor=executor,
-        scheduler=scheduler,
-        force=force is True or "all" in (force or ()),
-        tracks_forced=() if isinstance(force, bool) else [f.split("/")[0] for f in force],
-    )
+    if not stream:
+        result.notebook_errors += analyze_batch(
+            out,
+            names,
+            workers=workers,
+            force=everything,
+            tracks_forced=sorted(forced),
+            **pool_args,
+        )
 
     t0 = time.monotonic()
     compare_nb = batch.notebook("compare")

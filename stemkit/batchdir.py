@@ -6,6 +6,8 @@ path (under the batch folder)                  what
 ``batch.json``                                 what the batch is: tracks, providers, settings
 ``ledger.sqlite``                              uploads, submissions, downloads (see ledger)
 ``stems/<track>/<provider>/``                  one job's stems and its ``record.json``
+``stems/<track>/ended.json``                   every job (and transcription) of the track has
+                                               ended in this run: its analysis may start
 ``transcripts/<track>/<source>/``              one transcription and its ``record.json``
 ``analysis/<track>/<table>.csv``               ``metrics``, ``verdicts``, ``timeline``,
                                                ``intelligibility`` of one track
@@ -293,6 +295,36 @@ class BatchFolder:
     def record_paths(self) -> Iterator[Path]:
         """Every job's ``record.json`` written so far."""
         return (self.root / "stems").glob("*/*/record.json")
+
+    def ended_path(self, track: str) -> Path:
+        """``stems/<track>/ended.json``: written by the separate phase once every job and
+        transcription of the track has ended (done or failed), so the track's analysis can
+        start while other tracks are still being separated."""
+        return self.root / "stems" / _part(track) / "ended.json"
+
+    def write_ended(self, track: str, states: dict[str, Any]) -> None:
+        """Mark a track's separate phase as ended, with each job's final state.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> b = BatchFolder(tempfile.mkdtemp())
+        >>> b.write_ended("t1", {"local": "done"})
+        >>> b.ended_tracks()
+        {'t1'}
+        >>> b.clear_ended(); b.ended_tracks()
+        set()
+        """
+        _write_json(self.ended_path(track), {"track": track, "jobs": states})
+
+    def ended_tracks(self) -> set[str]:
+        """The tracks whose separate phase has ended (since :meth:`clear_ended`)."""
+        return {p.parent.name for p in (self.root / "stems").glob("*/ended.json")}
+
+    def clear_ended(self) -> None:
+        """Forget which tracks ended (a new run of the separate phase starts)."""
+        for p in (self.root / "stems").glob("*/ended.json"):
+            p.unlink(missing_ok=True)
 
     def stem_files(self, track: str, provider: str) -> dict[str, Path]:
         """The audio files of one job: ``{file stem: path}``, sorted by name."""

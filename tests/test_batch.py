@@ -217,16 +217,51 @@ def test_unchanged_tracks_are_not_analysed_again(batch):
     assert notebook.stat().st_mtime_ns > before  # its input changed: analysed again
 
 
-def test_dask_executor_gives_the_same_tables(batch, tmp_path):
-    import pandas as pd
+def test_analysis_streams_behind_the_separate_phase(batch):
+    """A track's analysis starts as soon as its jobs have ended, while other tracks are still
+    being separated: the broken take fails at once, so its analysis starts (and its notebook
+    records when) before the separate notebook is written at the end of the phase."""
+    import nbformat
 
-    from stemkit.batch import analyze_batch
+    _, out, names = batch
+    separate_end = (out / "notebooks" / "separate.ipynb").stat().st_mtime
+    started = {
+        t: nbformat.read(out / "notebooks" / "analyze" / f"{t}.ipynb", 4).metadata["stemkit"][
+            "started"
+        ]
+        for t in [*names, "06-speech-kitchen", "broken-take"]
+    }
+    assert started["broken-take"] < separate_end - 1, (started, separate_end)
+    ended = json.loads((out / "stems" / "06-speech-kitchen" / "ended.json").read_text())
+    # the speech track was handed over only once its transcriptions had ended too
+    assert ended["jobs"]["loom:sourceress"] == "done"
+    assert (
+        started["06-speech-kitchen"]
+        > (out / "transcripts" / "06-speech-kitchen" / "sourceress" / "record.json").stat().st_mtime
+    )
+
+
+def test_dask_executor_streams_and_gives_the_same_tables(batch, tmp_path):
+    """The whole batch again on a copy, on a Dask LocalCluster of 2 workers: the separate phase
+    resumes (nothing is submitted again), every track is analysed again (their stamps removed)
+    as its jobs end, and the tables match the local executor's."""
+    import pandas as pd
 
     _, out, names = batch
     copy = tmp_path / "dask-copy"
     shutil.copytree(out, copy)
-    (copy / "batch.json").write_text((copy / "batch.json").read_text())
-    assert analyze_batch(copy, names, executor="dask", workers=2, force=True) == []
+    for stamp in copy.glob("analysis/*/inputs.sha256"):
+        stamp.unlink()
+    result = run_batch(
+        out.parent / "manifest.csv",
+        ["sourceress", "audioshake"],
+        copy,
+        workers=2,
+        executor="dask",
+    )
+    assert result.notebook_errors == [] and (result.jobs_done, result.jobs_failed) == (6, 2)
+    jobs = pd.read_csv(copy / "tables" / "separate.csv")
+    assert jobs["resumed"].dropna().str.startswith("skipped").sum() == 6  # nothing paid twice
     for name in names:
         a = pd.read_csv(out / "analysis" / name / "metrics.csv")
         b = pd.read_csv(copy / "analysis" / name / "metrics.csv")
@@ -237,6 +272,12 @@ def test_dask_executor_gives_the_same_tables(batch, tmp_path):
         stable = a["metric"].isin(["sdr", "nsdr", "si_sdr"]) & (a["value"].abs() < 100)
         np.testing.assert_allclose(a.loc[stable, "value"], b.loc[stable, "value"], atol=1e-6)
         assert (copy / "analysis" / name / "spectrograms.png").stat().st_size > 10_000
+        assert (copy / "analysis" / name / "inputs.sha256").is_file()
+        notebook = copy / "notebooks" / "analyze" / f"{name}.ipynb"
+        assert (
+            notebook.stat().st_mtime
+            > (out / "notebooks" / "analyze" / f"{name}.ipynb").stat().st_mtime
+        )
 
 
 def test_bracket_is_computed_once_per_track_and_again_when_a_reference_changes(batch, tmp_path):

@@ -121,19 +121,12 @@ def estimates(
     from stemkit.dsp import engine
 
     files: dict[str, dict[str, Path]] = {}
-    refs = {s: load_sum(parts, mixture.shape[1]) for s, parts in ref_parts.items()}
+    n_chan, n_samples = mixture.shape
     for names in provider_sets:
-        if all(s in refs for s in names) and (
-            reconstruction_db(mixture, [refs[s] for s in names]) < -40
-        ):
-            oracle = oracle_irm(mixture, {s: refs[s] for s in names}, sr)
-            files["oracle"] = {
-                stem: write_float(work / "oracle" / f"{stem}.wav", y, sr)
-                for stem, y in oracle.items()
-            }
-            del oracle
+        parts = {s: ref_parts[s] for s in names if s in ref_parts}
+        if len(parts) == len(names) and _reconstruction_db(mixture, parts) < -40:
+            files["oracle"] = oracle_irm_files(mixture, parts, sr, work / "oracle")
             break
-    del refs
     names = [s for s in ref_parts if s in engine.STEM_RECIPES]
     if names:
         files["baseline"] = {
@@ -142,6 +135,124 @@ def estimates(
         }
     files["mixture"] = {stem: mixture_path for stem in ref_parts}
     return files
+
+
+def _reconstruction_db(mixture: np.ndarray, ref_parts: dict[str, list[Path]]) -> float:
+    """:func:`~stemkit.analyze.metrics.reconstruction_db` of the references, read in blocks."""
+    from stemkit.audio import StemFiles
+
+    n_chan, n = mixture.shape
+    error = power = 0.0
+    with StemFiles(list(ref_parts.values()), n_samples=n, n_channels=n_chan) as refs:
+        for i in range(0, n, _BLOCK):
+            j = min(n, i + _BLOCK)
+            part = np.asarray(mixture[:, i:j].T, np.float64)
+            err = part - refs.read(i, j).sum(axis=0, dtype=np.float64)
+            error += float(np.sum(err * err))
+            power += float(np.sum(part * part))
+    return float(10 * np.log10((error + 1e-12) / (power + 1e-12)))
+
+
+#: samples read at a time when the bracket streams from files
+_BLOCK = 1 << 18
+
+
+def oracle_irm_files(
+    mixture: np.ndarray,
+    ref_parts: dict[str, list[Path]],
+    sr: int,
+    out_dir: Path,
+    *,
+    power: float = 2.0,
+    n_fft: int = 4096,
+    hop: int = 1024,
+) -> dict[str, Path]:
+    """:func:`oracle_irm` with the references read from their files and the estimates
+    written to ``out_dir/<stem>.wav`` (float32) a segment at a time: memory stays a few
+    segments of the references, whatever the track's length (the same samples as
+    :func:`oracle_irm` on the loaded references).
+
+    Parameters
+    ----------
+    mixture : np.ndarray
+        ``(channels, samples)`` float32 at ``sr``.
+    ref_parts : dict of str to list of path
+        Files whose sum is each reference, seekable and at ``sr``.
+    sr : int
+        Rate of the files written (Hz).
+    out_dir : Path
+        Where the estimates go.
+    power, n_fft, hop : float, int, int
+        As for :func:`oracle_irm`.
+
+    Returns
+    -------
+    dict of str to Path
+        The estimate file of each reference name.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from stemkit.audio import load_audio, write_float
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> t = np.arange(16000) / 8000
+    >>> refs = {"low": np.sin(2 * np.pi * 110 * t)[None], "high": np.sin(2 * np.pi * 2000 * t)[None]}
+    >>> files = {k: [write_float(d / f"{k}.wav", v, 8000)] for k, v in refs.items()}
+    >>> mix = (refs["low"] + refs["high"]).astype(np.float32)
+    >>> out = oracle_irm_files(mix, files, 8000, d / "oracle", n_fft=1024, hop=256)
+    >>> whole = oracle_irm(mix, {k: load_audio(v[0])[0] for k, v in files.items()}, 8000,
+    ...                    n_fft=1024, hop=256)
+    >>> bool(np.allclose(load_audio(out["low"])[0], whole["low"], atol=1e-6))
+    True
+    """  # noqa: E501
+    import contextlib
+
+    import soundfile as sf
+
+    from stemkit.atomic import atomic_path
+    from stemkit.audio import StemFiles
+
+    x = as_audio(mixture)
+    n_chan, n = x.shape
+    names = list(ref_parts)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stft = _SegmentSTFT(n, n_fft, hop)
+    equal = np.float32(1.0 / len(names))
+    paths = {k: out_dir / f"{k}.wav" for k in names}
+    with contextlib.ExitStack() as stack:
+        refs = stack.enter_context(
+            StemFiles([ref_parts[k] for k in names], n_samples=n, n_channels=n_chan)
+        )
+        outs = [
+            stack.enter_context(
+                sf.SoundFile(
+                    stack.enter_context(atomic_path(paths[k])),
+                    "w",
+                    samplerate=sr,
+                    channels=n_chan,
+                    subtype="FLOAT",
+                    format="WAV",
+                )
+            )
+            for k in names
+        ]
+        for segment in stft.segments():
+            lo, hi = stft.span(segment)
+            region = refs.read(lo, hi)  # (n_src, hi - lo, n_chan)
+            block = np.zeros((len(names), segment.stop - segment.start, n_chan), np.float32)
+            for channel in range(n_chan):
+                mix_spec = stft.forward(x[channel], segment)
+                mags = [
+                    _magnitude(stft.forward(region[j, :, channel], segment, offset=lo), power)
+                    for j in range(len(names))
+                ]
+                total = sum(mags)
+                for j, mag in enumerate(mags):
+                    mask = np.divide(mag, total, out=np.full_like(mag, equal), where=total > 0)
+                    block[j, :, channel] = stft.inverse(mask * mix_spec, segment)
+            for j, f in enumerate(outs):
+                f.write(block[j])
+    return paths
 
 
 def _magnitude(spec: np.ndarray, power: float) -> np.ndarray:
@@ -246,14 +357,21 @@ class _SegmentSTFT:
         first = max(0, -(-(segment.start - half + 1) // self.hop))
         return first, min(self.last, (segment.stop - 1 + half) // self.hop)
 
-    def forward(self, y: np.ndarray, segment: slice) -> np.ndarray:
-        """Spectra ``(frames, bins)`` of the frames touching ``segment`` of 1-D ``y``."""
+    def span(self, segment: slice) -> tuple[int, int]:
+        """The samples ``lo:hi`` of the signal that :meth:`forward` reads for ``segment``."""
+        first, last = self._frames(segment)
+        begin = first * self.hop - self.n_fft // 2
+        return max(begin, 0), min(last * self.hop + self.n_fft // 2, self.n)
+
+    def forward(self, y: np.ndarray, segment: slice, offset: int = 0) -> np.ndarray:
+        """Spectra ``(frames, bins)`` of the frames touching ``segment`` of 1-D ``y`` (which
+        starts at sample ``offset`` of the signal: the whole signal, or its :meth:`span`)."""
         first, last = self._frames(segment)
         begin = first * self.hop - self.n_fft // 2
         end = last * self.hop + self.n_fft // 2
         region = np.zeros(end - begin, np.float32)
         lo, hi = max(begin, 0), min(end, self.n)
-        region[lo - begin : hi - begin] = y[lo:hi]
+        region[lo - begin : hi - begin] = y[lo - offset : hi - offset]
         frames = np.lib.stride_tricks.sliding_window_view(region, self.n_fft)[:: self.hop]
         return sfft.rfft(frames * self.window, axis=-1, workers=-1)
 

@@ -60,6 +60,8 @@ from stemkit.timing import summarize, timeline_from_record
 METRIC_COLUMNS = ["track", "provider", "stem", "metric", "variant", "value"]
 #: columns of ``analysis/<track>/verdicts.csv``
 VERDICT_COLUMNS = ["track", "provider", "stem", "check", "value", "unit", "verdict"]
+#: resolution of the saved figures (dots per inch): the report and the notebook show these
+FIGURE_DPI = 80
 #: pseudo-providers of the score bracket (see :mod:`stemkit.analyze.bracket`)
 BRACKET = B.BRACKET
 
@@ -516,9 +518,54 @@ def draw_figures(
         for name, fig in figs.items():
             path = a.batch.figure(a.track, name)
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=80, format=path.suffix.lstrip("."))
+                fig.savefig(tmp, dpi=FIGURE_DPI, format=path.suffix.lstrip("."))
             a.figures[name] = path
     return figs
+
+
+def figure_images(a: TrackAnalysis, figs: dict[str, Any]) -> list[Any]:
+    """The figures of :func:`draw_figures` as PNG images to display, each rendered once.
+
+    A notebook shows the file :func:`draw_figures` saved (a batch run) instead of rendering
+    the figure a second time inline; a figure that was not saved is rendered to PNG here at
+    the same resolution. Either way the matplotlib figures are closed (so the inline backend
+    does not draw them again as the cell ends).
+
+    Parameters
+    ----------
+    a : TrackAnalysis
+        After :func:`draw_figures`.
+    figs : dict of str to Figure
+        What :func:`draw_figures` returned.
+
+    Returns
+    -------
+    list of IPython.display.Image
+        One per figure, in the order of ``figs``.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> a = TrackAnalysis(BatchFolder("."), "t", {}, [])
+    >>> [type(i).__name__ for i in figure_images(a, {"timeline": plt.figure(figsize=(2, 1))})]
+    ['Image']
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    images = []
+    for name, fig in figs.items():
+        path = a.figures.get(name)
+        if path is not None and Path(path).is_file():
+            images.append(Image(filename=str(path)))
+        else:
+            buf = io.BytesIO()
+            fig.savefig(buf, dpi=FIGURE_DPI, format="png")
+            images.append(Image(data=buf.getvalue(), format="png"))
+        plt.close(fig)
+    return images
 
 
 def load_clips(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from stemkit.providers.records import Job, Observation, SeparationResult, utcnow
 from stemkit.providers.transport import AMBIGUOUS_HINT
 from stemkit.separate.ledger import Ledger
 from stemkit.separate.manifest import Track, load_manifest
+from stemkit.separate.states import check_retry, state_after, unexpected
 from stemkit.timing import parse_time
 
 log = logging.getLogger("stemkit.separate.run")
@@ -267,6 +268,26 @@ def run_job(
     return record
 
 
+def _speech_of(batch: BatchFolder, track: str, providers: Sequence[str], loom) -> dict:
+    """What to transcribe of a track whose jobs have ended (nothing without a script)."""
+    from stemkit.separate.transcribe import speech_sources
+
+    entry = batch.track(track)
+    if loom is None or not entry.get("transcript"):
+        return {}
+    return speech_sources(batch, entry, list(providers))
+
+
+def _transcribe_one(loom, batch, ledger, track, source, audio, retry) -> dict[str, Any]:
+    from stemkit.separate.transcribe import transcribe_one
+
+    try:
+        return transcribe_one(loom, batch, ledger, track, source, audio, retry=retry)
+    except Exception as exc:  # noqa: BLE001 - transcribe_one never raises; a bug must not hang
+        err = unexpected(exc, provider="loom", track=track)
+        return {"track": track, "source": source, **err.to_dict(), "state": "failed"}
+
+
 def _pending(row: dict[str, Any], provider: Provider) -> dict[str, Any] | None:
     """What the provider needs to find a lost create, if it can and the ledger kept it."""
     job = row.get("job") or {}
@@ -285,22 +306,6 @@ def _reconcile(provider: Provider, track: str, row: dict[str, Any]) -> Job | Non
             hint="rerun later to look again; --force submits again without looking",
             step="reconcile",
         ) from None
-
-
-def unexpected(exc: BaseException, **where: str | None) -> StemkitError:
-    """A :class:`StemkitError` for an exception that is not one (an OS error, a bug, a
-    vendor answer no parser foresaw), so it becomes one job's failed row.
-
-    Examples
-    --------
-    >>> unexpected(OSError(28, "No space left on device"), provider="local", track="t").detail
-    'OSError: [Errno 28] No space left on device'
-    """
-    return StemkitError(
-        f"{type(exc).__name__}: {exc}",
-        hint="not a vendor error: check disk space and permissions; rerun to resume",
-        **where,
-    )
 
 
 def _check_stem(path: Path, provider: str, track: str) -> None:
@@ -338,48 +343,6 @@ def forced(force: bool | Sequence[str] | None, track: str, provider: str) -> boo
         return bool(force)
     names = {force} if isinstance(force, str) else set(force)
     return "all" in names or track in names or f"{track}/{provider}" in names
-
-
-def check_retry(retry: Sequence[str] | str | None) -> frozenset[str]:
-    """The ledger states a ``--retry`` names (``"ambiguous,abandoned"`` or a list), checked.
-
-    Examples
-    --------
-    >>> sorted(check_retry("ambiguous, abandoned"))
-    ['abandoned', 'ambiguous']
-    """
-    from stemkit.separate.ledger import STATES
-
-    if isinstance(retry, str):
-        retry = [r.strip() for r in retry.split(",") if r.strip()]
-    states = frozenset(retry or ())
-    allowed = {"ambiguous", "abandoned", "lost", "failed", "submitted", "done"}
-    if states - allowed:
-        raise StemkitError(
-            f"--retry {','.join(sorted(states - allowed))}: not a state to retry",
-            hint=f"name some of {', '.join(sorted(allowed))} (ledger states: {', '.join(STATES)})",
-        )
-    return states
-
-
-def state_after(exc: StemkitError, submitted: bool) -> str:
-    """Ledger state after a failure: keep a submitted job for the next run to resume.
-
-    Examples
-    --------
-    >>> from stemkit.errors import JobTimeout
-    >>> state_after(JobTimeout("still running"), submitted=True)
-    'submitted'
-    """
-    if isinstance(exc, AmbiguousSubmission):
-        return "ambiguous"
-    if isinstance(exc, Abandoned):
-        return "abandoned"
-    if isinstance(exc, JobLost):
-        return "lost"
-    if submitted and not isinstance(exc, JobFailed):
-        return "submitted"  # a timeout or a failed download: the job lives on at the vendor
-    return "failed"
 
 
 def _observation(o: Any) -> Observation:
@@ -432,6 +395,7 @@ def separate_batch(
     progress: bool = True,
     wait: float = 0,
     retry: Sequence[str] = (),
+    transcribe: bool = False,
 ) -> pd.DataFrame:
     """Separate every track of ``manifest`` with every provider; return one row per job.
 
@@ -444,6 +408,12 @@ def separate_batch(
     ``TRACK`` / ``TRACK/PROVIDER`` names. ``retry`` names ledger states to submit again
     (``["ambiguous", "abandoned"]``); a ``failed`` job is always submitted again.
 
+    As soon as every job of a track has ended, its speech is transcribed (``transcribe``, for
+    tracks with a script: :func:`stemkit.separate.transcribe.transcribe_one` for each source)
+    and then ``stems/<track>/ended.json`` is written
+    (:meth:`~stemkit.batchdir.BatchFolder.write_ended`): the batch starts that track's analysis
+    then, while the other tracks are still being separated.
+
     Examples
     --------
     >>> df = separate_batch("data/demo", ["sourceress", "local"], "reports/x")  # doctest: +SKIP
@@ -453,7 +423,7 @@ def separate_batch(
     tracks = list(manifest) if not isinstance(manifest, str | Path) else load_manifest(manifest)
     with BatchFolder(out).lock("separate", wait=wait):
         return _separate_locked(
-            tracks, providers, out, profile, stems, fmt, options, force, progress, retry
+            tracks, providers, out, profile, stems, fmt, options, force, progress, retry, transcribe
         )
 
 
@@ -468,6 +438,7 @@ def _separate_locked(
     force: bool | Sequence[str],
     progress: bool,
     retry: Sequence[str],
+    transcribe: bool = False,
 ) -> pd.DataFrame:
     """:func:`separate_batch`, with the folder's ``separate`` lock held."""
     retry = check_retry(retry)
@@ -475,8 +446,12 @@ def _separate_locked(
 
     clients = {name: connect(name, profile) for name in providers}
     caps = {name: threading.Semaphore(c.profile.max_in_flight) for name, c in clients.items()}
+    # connected before any paid job: a missing transcription profile fails the batch up front
+    loom = connect("loom", profile) if transcribe and any(t.transcript for t in tracks) else None
     ledger = Ledger(out)
+    batch = BatchFolder(out)
     write_batch_info(out, tracks, providers, profile=profile, stems=stems, fmt=fmt)
+    batch.clear_ended()
 
     def task(track: Track, name: str) -> dict[str, Any]:
         with caps[name]:
@@ -499,16 +474,46 @@ def _separate_locked(
 
     workers = sum(c.profile.max_in_flight for c in clients.values())
     records = []
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="separate") as pool:
-        futures = [pool.submit(task, t, p) for t in tracks for p in providers]
+    jobs_left = {t.name: len(providers) for t in tracks}
+    states: dict[str, dict[str, str]] = {t.name: {} for t in tracks}
+    speech: dict[Any, str] = {}  # transcription future -> track
+    with (
+        ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="separate") as pool,
+        ThreadPoolExecutor(
+            max_workers=max(1, loom.profile.max_in_flight if loom else 1),
+            thread_name_prefix="transcribe",
+        ) as speech_pool,
+    ):
+        pending = {pool.submit(task, t, p) for t in tracks for p in providers}
         bar = tqdm(
-            total=len(futures), desc="separate", unit="job", disable=not progress, mininterval=1.0
+            total=len(pending), desc="separate", unit="job", disable=not progress, mininterval=1.0
         )
-        for fut in as_completed(futures):
-            rec = fut.result()
-            records.append(rec)
-            bar.set_postfix_str(f"{rec['track']}/{rec['provider']}: {rec['state']}")
-            bar.update()
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                rec = fut.result()
+                name = rec["track"]
+                if fut in speech:  # one transcription of a track whose jobs have ended
+                    del speech[fut]
+                    states[name][f"loom:{rec.get('source')}"] = rec["state"]
+                    if name not in speech.values():
+                        batch.write_ended(name, states[name])
+                    continue
+                records.append(rec)
+                bar.set_postfix_str(f"{name}/{rec['provider']}: {rec['state']}")
+                bar.update()
+                states[name][rec["provider"]] = rec["state"]
+                jobs_left[name] -= 1
+                if jobs_left[name]:
+                    continue
+                for source, audio in _speech_of(batch, name, providers, loom).items():
+                    f = speech_pool.submit(
+                        _transcribe_one, loom, batch, ledger, name, source, audio, retry
+                    )
+                    speech[f] = name
+                    pending.add(f)
+                if name not in speech.values():
+                    batch.write_ended(name, states[name])
         bar.close()
     ledger.close()
     table = pd.DataFrame(

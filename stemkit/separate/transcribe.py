@@ -29,7 +29,7 @@ from stemkit.providers.files import sha256_file
 from stemkit.providers.records import Job
 from stemkit.providers.transport import AMBIGUOUS_HINT
 from stemkit.separate.ledger import Ledger
-from stemkit.separate.run import check_retry, state_after, unexpected
+from stemkit.separate.states import check_retry, state_after, unexpected
 from stemkit.stems import SPEECH_STEMS
 
 log = logging.getLogger("stemkit.separate.transcribe")
@@ -211,6 +211,24 @@ def transcribe_batch(
     loom = connect("loom", profile)
     with out.lock("separate", wait=wait):
         return _transcribe_all(loom, out, todo, progress, check_retry(retry))
+
+
+def transcript_table(out: str | Path | BatchFolder) -> pd.DataFrame:
+    """One row per transcription of the batch (track, source, state, error), from the
+    ``record.json`` files the separate phase wrote.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> b = BatchFolder(tempfile.mkdtemp())
+    >>> b.write_info({"tracks": [{"name": "t1", "mixture": "m.wav"}], "providers": ["local"]})
+    >>> transcript_table(b).empty
+    True
+    """
+    batch = BatchFolder(out)
+    cols = ["track", "source", "state", "error"]
+    rows = [{k: r.get(k) for k in cols} for t in batch.tracks for r in batch.transcript_records(t)]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _transcribe_all(

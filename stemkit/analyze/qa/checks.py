@@ -61,9 +61,8 @@ def _channel_names(n: int) -> list[str]:
 
 def _level_rows(name: str, y: np.ndarray, sr: int) -> list[dict[str, Any]]:
     """Checks of the stem on its own: clipping, peaks, near-silence, loudness, DC."""
-    mag = np.abs(y)
     clipped = clipped_samples(y, full_scale=CLIP_LEVEL)
-    peak = float(mag.max(initial=0.0))
+    peak = float(max(y.max(initial=0.0), -y.min(initial=0.0)))
     loudest = float(_block_power(y, sr).mean(axis=0).max(initial=0.0))
     lufs = integrated_loudness(y, sr)
     short = y.shape[-1] < round(_GATE_S * sr)
@@ -78,7 +77,7 @@ def _level_rows(name: str, y: np.ndarray, sr: int) -> list[dict[str, Any]]:
             f"{clipped} samples at full scale or on a flat ceiling",
         ),
         _row(name, "sample_peak_dbfs", _db(peak**2), "dBFS"),
-        _row(name, "true_peak_dbtp", _db(_true_peak(y, mag) ** 2), "dBTP", "4x oversampled"),
+        _row(name, "true_peak_dbtp", _db(_true_peak(y) ** 2), "dBTP", "4x oversampled"),
         _row(name, "silent", _db(loudest), "dBFS", "loudest 400 ms window (RMS)"),
         _row(name, "lufs", lufs, "LUFS", _lufs_note(lufs, short)),
         _row(name, "dc_offset", float(np.abs(means).max(initial=0.0)), "FS", dc),
@@ -296,10 +295,12 @@ def _defect_rows(mix: _Mixture, names: list[str], conformed: list[np.ndarray]) -
     total = np.zeros_like(mix.x)
     for stem in conformed:
         total += stem
-    missing = mix.x - total
     audible = mix.band_db >= mix.band_db.max() - 70.0  # bands where the mixture has content
     top = int(np.flatnonzero(audible).max()) + 1 if audible.any() else 0
     edges, mix_db = mix.band_edges[: top + 1], mix.band_db[:top]
+    total_db = band_levels(total, mix.sr)[1][:top] - mix_db
+    missing = np.subtract(mix.x, total, out=total)  # in place: one track-sized array, not two
+    del total
     miss_db = band_levels(missing, mix.sr)[1][:top] - mix_db
     rows, cuts = [], {}
     for name, y in zip(names, conformed, strict=True):
@@ -321,7 +322,7 @@ def _defect_rows(mix: _Mixture, names: list[str], conformed: list[np.ndarray]) -
         length, start = longest_dropout(y, mix.x, missing, mix.sr)
         detail = f"silent from {start:.3f} s while the mixture still needs it" if length else ""
         rows.append(_row(name, "dropout_s", length, "s", detail))
-    whole = find_cliff(edges, band_levels(total, mix.sr)[1][:top] - mix_db) if top > 8 else None
+    whole = find_cliff(edges, total_db) if top > 8 else None
     found = [f for f in (whole, *cuts.values()) if f is not None]
     top_khz = float(mix.band_edges[top]) / 1000 if top else math.nan
     if found:

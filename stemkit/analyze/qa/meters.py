@@ -117,6 +117,8 @@ ITU_TRUE_PEAK_PHASES = np.vstack([ITU_TRUE_PEAK_PHASES, ITU_TRUE_PEAK_PHASES[::-
 _TP_TAPS = ITU_TRUE_PEAK_PHASES.shape[1]
 _TP_LEFT = _TP_TAPS // 2 - 1  # the window of the interval (k, k+1) is x[k-5 : k+7]
 _TP_BLOCK = 256
+#: samples a true-peak pass holds at a time (a multiple of _TP_BLOCK)
+_TP_CHUNK = _TP_BLOCK * 1024
 
 
 @lru_cache(maxsize=1)
@@ -150,25 +152,37 @@ def _block_max(v: np.ndarray, block: int) -> np.ndarray:
     return np.append(out, v[full * block :].max()) if len(v) % block else out
 
 
-def _candidate_intervals(ch: np.ndarray, mag: np.ndarray, best: float) -> np.ndarray:
-    """Intervals ``k`` (between ``x[k]`` and ``x[k+1]``) whose interpolated values may exceed
-    ``best``, sorted; the filter's ramps at both edges always."""
-    _, gain, reach = _tp_filters()
+def _curvature(ch: np.ndarray) -> np.ndarray:
+    """Max ``|Δ²x|`` of each run of :data:`_TP_BLOCK` second differences, with its
+    neighbours' (one value a block), computed a chunk at a time."""
     n, block = len(ch), _TP_BLOCK
-    d2 = ch[2:] - ch[1:-1]
-    d2 -= ch[1:-1]
-    d2 += ch[:-2]
-    np.abs(d2, out=d2)
-    curv = _block_max(d2, block) if len(d2) else np.zeros(1, np.float32)
+    parts = []
+    for a in range(0, max(n - 2, 0), _TP_CHUNK):  # chunks of second differences
+        seg = ch[a : min(a + _TP_CHUNK, n - 2) + 2]
+        d2 = seg[2:] - seg[1:-1]
+        d2 -= seg[1:-1]
+        d2 += seg[:-2]
+        np.abs(d2, out=d2)
+        parts.append(_block_max(d2, block))
+    curv = np.concatenate(parts) if parts else np.zeros(1, np.float32)
     curv = np.maximum(curv, np.maximum(np.r_[curv[1:], 0], np.r_[0, curv[:-1]]))  # neighbours
-    curv = np.append(curv, curv[-1])[: -(-n // block)]
-    limit = ((best - reach * curv) / gain).astype(np.float32)  # samples below cannot reach it
-    full = n // block
-    above = np.empty(n, bool)
-    np.greater_equal(mag[: full * block].reshape(full, block), limit[:full, None],
+    return np.append(curv, curv[-1])[: -(-n // block)]
+
+
+def _candidate_intervals(ch: np.ndarray, limit: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Intervals ``k`` in ``start:stop`` (between ``x[k]`` and ``x[k+1]``) whose interpolated
+    values may exceed the level ``limit`` of their block gives; ``start`` is a multiple of
+    :data:`_TP_BLOCK`. The filter's ramps at both edges are left out (see :func:`_edge_peak`)."""
+    n, block = len(ch), _TP_BLOCK
+    mag = np.abs(ch[start : min(stop + 1, n)])
+    full = len(mag) // block
+    first = start // block
+    above = np.empty(len(mag), bool)
+    np.greater_equal(mag[: full * block].reshape(full, block), limit[first : first + full, None],
                      out=above[: full * block].reshape(full, block))  # fmt: skip
-    above[full * block :] = mag[full * block :] >= limit[-1]
-    inner = np.flatnonzero(above[:-1] | above[1:])
+    if len(mag) > full * block:
+        above[full * block :] = mag[full * block :] >= limit[first + full]
+    inner = np.flatnonzero(above[:-1] | above[1:]) + start
     return inner[(inner >= block) & (inner < n - block)]
 
 
@@ -196,14 +210,23 @@ def _edge_peak(ch: np.ndarray) -> float:
     return max(head, tail)
 
 
-def _true_peak(x: np.ndarray, mag: np.ndarray) -> float:
-    best = float(mag.max(initial=0.0))
+def _true_peak(x: np.ndarray) -> float:
+    """:func:`true_peak` of float32 ``(channels, samples)``; memory: a chunk at a time."""
+    best = float(max(x.max(initial=0.0), -x.min(initial=0.0)))
     if best == 0.0:
         return 0.0
-    for ch, a in zip(x, mag, strict=True):
+    _, gain, reach = _tp_filters()
+    for ch in x:
         best = max(best, _edge_peak(ch))
-        if len(ch) >= 4 * _TP_BLOCK:
-            best = max(best, _interpolated_peak(ch, _candidate_intervals(ch, a, best)))
+        if len(ch) < 4 * _TP_BLOCK:
+            continue
+        # samples below this level cannot reach ``best`` (fixed for the whole channel)
+        limit = ((best - reach * _curvature(ch)) / gain).astype(np.float32)
+        level = best
+        for a in range(0, len(ch), _TP_CHUNK):
+            found = _candidate_intervals(ch, limit, a, min(a + _TP_CHUNK, len(ch)))
+            level = max(level, _interpolated_peak(ch, found))
+        best = level
     return best
 
 
@@ -225,4 +248,4 @@ def true_peak(x: np.ndarray) -> float:
     (np.float64(-3.01), np.float64(0.04))
     """
     x = as_audio(x)
-    return _true_peak(x, np.abs(x))
+    return _true_peak(x)
