@@ -208,13 +208,16 @@ class BatchTables:
 
     @property
     def speech_quality(self) -> pd.DataFrame:
-        """Per speech track and source (mixture, reference, each provider's speech stem): WER,
-        STOI / ESTOI against the reference dialogue, DNSMOS P.835 OVRL / SIG / BAK
+        """Per speech track and source (mixture, reference, each provider's speech stem): WER
+        (and, where recorded, the WER before words outside speech were dropped, and how many
+        were), STOI / ESTOI against the reference dialogue, DNSMOS P.835 OVRL / SIG / BAK
         (:mod:`stemkit.analyze.speech_quality`)."""
         df = self.intelligibility
         cols = ["wer", "stoi", "estoi", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"]
         if df.empty or not set(cols) <= set(df.columns):
             return pd.DataFrame()
+        extra = [c for c in ("wer_unfiltered", "words_dropped") if c in df.columns]
+        cols = [cols[0], *extra, *cols[1:]]
         order = ["mixture", "reference", *self.info.get("providers", [])]
         rank = {s: i for i, s in enumerate(order)}
         df = df.assign(order=df["source"].map(lambda s: rank.get(s, len(order))))
