@@ -24,8 +24,12 @@ def pytest_runtest_setup(item) -> None:
     os.environ.setdefault("STEMKIT_SOURCERESS_POLL_INTERVAL", "0.1")
     # credentials as the environment names them (the test session may export its own)
     env = os.environ
+    scratch = ROOT / "reports" / "scratch"
     server = SandboxServer(
         workers=2,
+        # the scratch batch outlives a test run: its sandbox keeps its jobs beside it, so a
+        # rerun of the suite resumes them (no `lost` transcriptions)
+        state_dir=scratch / ".sandbox",
         sourceress_users={
             env.get("STEMKIT_SOURCERESS_USERNAME", "demo"): env.get(
                 "STEMKIT_SOURCERESS_PASSWORD", "demo"
@@ -36,6 +40,4 @@ def pytest_runtest_setup(item) -> None:
     ).start()
     _started.append(server)
     item.session.config.add_cleanup(server.stop)
-    separate_batch(
-        ROOT / "data" / "demo", ["sourceress"], ROOT / "reports" / "scratch", progress=False
-    )
+    separate_batch(ROOT / "data" / "demo", ["sourceress"], scratch, progress=False)

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -380,7 +381,16 @@ class AnalysisPool:
         if self._client is not None:
             fut = self._client.submit(_analyze_one, *args, pure=False)
         else:
-            fut = self._pool.submit(_analyze_one, *args)
+            try:
+                fut = self._pool.submit(_analyze_one, *args)
+            except BrokenProcessPool:
+                # a worker died (e.g. killed for memory): the tracks it held fail with that
+                # message; the next ones get a fresh pool
+                log.warning("an analysis worker died; starting new workers for %s on", track)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                self._start()
+                fut = self._pool.submit(_analyze_one, *args)
         self.futures[fut] = track
 
     @property
@@ -423,7 +433,11 @@ class AnalysisPool:
 
 
 def _failure_message(track: str, exc: BaseException) -> str:
-    return f"analysis of {track} failed: {str(exc).strip().splitlines()[-1][:300]}"
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    return (
+        f"analysis of {track} failed: {lines[-1][:300]} (the executed notebook "
+        f"notebooks/analyze/{track}.ipynb shows the failing cell; a rerun analyses it again)"
+    )
 
 
 def analyze_batch(
@@ -530,14 +544,19 @@ def _separate_streaming(
             if t in handed or t not in ready:
                 continue
             handed.add(t)
-            if (
-                everything
-                or t in forced
-                or not _up_to_date(batch.root, t, batch.notebook("analyze", t))
-            ):
-                pool.submit(t)
-            else:
-                bar.update()  # unchanged since its last analysis: skipped
+            try:
+                if (
+                    everything
+                    or t in forced
+                    or not _up_to_date(batch.root, t, batch.notebook("analyze", t))
+                ):
+                    pool.submit(t)
+                else:
+                    bar.update()  # unchanged since its last analysis: skipped
+            except Exception as exc:  # noqa: BLE001 - this track fails; the batch goes on
+                bar.update()
+                errors.append(_failure_message(t, exc))
+                log.warning("%s", errors[-1])
 
     def collect(timeout: float | None) -> None:
         for track, exc in pool.finished(timeout=timeout):

@@ -23,7 +23,8 @@ lies in those regions widened by :data:`WORD_TOLERANCE_S` (0.1 s) on each side, 
 edges and the VAD's 32 ms frames are both that coarse (:func:`in_speech`). ``wer`` is the
 WER of the kept words; ``wer_unfiltered`` that of the whole transcript, and
 ``words_dropped`` counts the words removed, so the effect is visible. Without word timings
-(a vendor that gives none) nothing is dropped (``words_dropped`` NaN, ``wer`` equals
+(a vendor that gives none), or when the timed words do not spell the transcript (a words
+file of another run), nothing is dropped (``words_dropped`` NaN, ``wer`` equals
 ``wer_unfiltered``).
 
 Examples
@@ -182,7 +183,9 @@ def intelligibility_table(out: str | Path | BatchFolder, track: dict[str, Any]) 
             text = rec.get("text") or ""
             words = _words(batch.transcript_dir(track["name"], source) / "words.json")
             kept, dropped = text, float("nan")
-            if words is not None and segments is not None:
+            # the words are filtered only when they are this transcript's words (a stale or
+            # empty words file of another run would score the wrong text)
+            if words and segments is not None and _same_words(words, text):
                 flags = in_speech(words, segments)
                 kept = " ".join(
                     str(w.get("word", "")) for w, f in zip(words, flags, strict=True) if f
@@ -199,6 +202,18 @@ def intelligibility_table(out: str | Path | BatchFolder, track: dict[str, Any]) 
         row.update(scores)
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _same_words(words: list[dict[str, Any]], text: str) -> bool:
+    """Whether the timed ``words`` spell ``text`` (after :func:`normalize`).
+
+    Examples
+    --------
+    >>> _same_words([{"word": "Hello,"}, {"word": "world"}], "hello world"), _same_words([], "a")
+    (True, False)
+    """
+    joined = " ".join(str(w.get("word", "")) for w in words)
+    return normalize(joined) == normalize(text)
 
 
 def _reference_audio(track: dict[str, Any], records: list[dict[str, Any]]) -> str | None:

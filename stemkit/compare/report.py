@@ -222,7 +222,8 @@ class BatchTables:
         rank = {s: i for i, s in enumerate(order)}
         df = df.assign(order=df["source"].map(lambda s: rank.get(s, len(order))))
         table = df.sort_values(["track", "order"]).set_index(["track", "source"])[cols]
-        return table.astype(float).round(3)
+        # a column some tracks lack reads as missing values (pd.NA), not as a type error
+        return table.apply(lambda c: pd.to_numeric(c, errors="coerce")).astype(float).round(3)
 
     @property
     def tracks(self) -> list[str]:

@@ -492,13 +492,13 @@ def _separate_locked(
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 rec = fut.result()
-                name = rec["track"]
                 if fut in speech:  # one transcription of a track whose jobs have ended
-                    del speech[fut]
+                    name = speech.pop(fut)
                     states[name][f"loom:{rec.get('source')}"] = rec["state"]
                     if name not in speech.values():
                         batch.write_ended(name, states[name])
                     continue
+                name = rec["track"]
                 records.append(rec)
                 bar.set_postfix_str(f"{name}/{rec['provider']}: {rec['state']}")
                 bar.update()
@@ -506,14 +506,19 @@ def _separate_locked(
                 jobs_left[name] -= 1
                 if jobs_left[name]:
                     continue
-                for source, audio in _speech_of(batch, name, providers, loom).items():
-                    f = speech_pool.submit(
-                        _transcribe_one, loom, batch, ledger, name, source, audio, retry
-                    )
-                    speech[f] = name
-                    pending.add(f)
-                if name not in speech.values():
-                    batch.write_ended(name, states[name])
+                try:
+                    for source, audio in _speech_of(batch, name, providers, loom).items():
+                        f = speech_pool.submit(
+                            _transcribe_one, loom, batch, ledger, name, source, audio, retry
+                        )
+                        speech[f] = name
+                        pending.add(f)
+                    if name not in speech.values():
+                        batch.write_ended(name, states[name])
+                except Exception as exc:  # noqa: BLE001 - e.g. a full disk: this track only
+                    # no end marker: the batch analyses the track when this phase is over
+                    err = unexpected(exc, provider="loom", track=name)
+                    log.warning("after the jobs of %s: %s", name, err.message)
         bar.close()
     ledger.close()
     table = pd.DataFrame(

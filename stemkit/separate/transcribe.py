@@ -60,6 +60,18 @@ def speech_sources(
     return sources
 
 
+def _name_the_row(exc: StemkitError, track: str, source: str) -> None:
+    """Errors of a transcription name the batch's track and the ledger's row (``loom:SOURCE``,
+    what ``stemkit jobs resolve`` takes), not the job name the vendor was given."""
+    vendor_name = f"{track}-{source}"
+    if exc.track in (None, vendor_name):
+        exc.track = track
+    if exc.hint:
+        exc.hint = exc.hint.replace(f"{vendor_name} loom ", f"{track} loom:{source} ")
+    exc.provider = exc.provider or "loom"
+    exc.args = (exc.message,)
+
+
 def transcribe_one(
     loom,
     out: str | Path | BatchFolder,
@@ -159,7 +171,7 @@ def transcribe_one(
             clock_bounds=result.clock_bounds,
         )
     except StemkitError as exc:
-        exc.at(provider="loom", track=track)
+        _name_the_row(exc, track, source)
         record.update(exc.to_dict(), state="failed")
         if key is not None:
             ledger.mark(track, name, key, state_after(exc, submitted), error=exc.message)
