@@ -182,7 +182,7 @@ def test_queued_jobs_tokens_and_signed_urls_survive_a_kill_9(tmp_path, track_dir
 
 def test_one_sandbox_per_state_folder_and_admin_routes_need_the_key(tmp_path):
     """A second ``serve`` on a held folder exits 1 with a clear message; ``/_sandbox/*``
-    answer 401 without the admin key; the keys are files of mode 0600, never printed."""
+    answer 401 without the admin key; the keys are files of mode 0600 in a folder of mode 0700, never printed."""
     state, port = tmp_path / "state", free_port()
     with Serve(state, port) as first:
         second = subprocess.run(
@@ -209,6 +209,8 @@ def test_one_sandbox_per_state_folder_and_admin_routes_need_the_key(tmp_path):
     assert first.key not in printed and len(first.key) >= 32
     for name in ("admin.key", "signing.key"):
         assert (state / name).stat().st_mode & 0o777 == 0o600, name
+    # the records (callback URLs with webhook tokens) are for the sandbox's user only
+    assert state.stat().st_mode & 0o777 == 0o700
 
 
 @pytest.mark.slow  # two end-to-end `stemkit batch` runs (about 70-90 s here)

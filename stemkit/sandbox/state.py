@@ -235,6 +235,8 @@ class SandboxState:
         if self.root is None:
             return
         self.root.mkdir(parents=True, exist_ok=True)
+        # the records hold callback URLs with their webhook tokens: for this user only
+        self.root.chmod(0o700)
         owner = self.root / ".owner"
         lock = FileLock(self.root / ".lock", timeout=0, thread_local=False)
         try:
