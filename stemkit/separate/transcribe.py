@@ -62,7 +62,17 @@ def speech_sources(
 
 def _name_the_row(exc: StemkitError, track: str, source: str) -> None:
     """Errors of a transcription name the batch's track and the ledger's row (``loom:SOURCE``,
-    what ``stemkit jobs resolve`` takes), not the job name the vendor was given."""
+    what ``stemkit jobs resolve`` takes), not the job name the vendor was given.
+
+    Examples
+    --------
+    >>> from stemkit.errors import JobLost
+    >>> e = JobLost("gone", provider="loom", track="t1-reference",
+    ...             hint="`stemkit jobs resolve OUT t1-reference loom --resubmit`")
+    >>> _name_the_row(e, "t1", "reference")
+    >>> e.where, e.hint
+    ('loom / t1', '`stemkit jobs resolve OUT t1 loom:reference --resubmit`')
+    """
     vendor_name = f"{track}-{source}"
     if exc.track in (None, vendor_name):
         exc.track = track
