@@ -187,6 +187,18 @@ def speech_mask(prob: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
 def speech_segments(audio: np.ndarray, sr: int) -> list[tuple[float, float]]:
     """Speech regions of one clip, ``[(start, end), ...]`` in seconds.
 
+    Parameters
+    ----------
+    audio : np.ndarray
+        The clip, ``(channels, samples)`` or ``(samples,)``, float.
+    sr : int
+        Its sample rate in Hz (resampled to 16 kHz for the model).
+
+    Returns
+    -------
+    list of (float, float)
+        Start and end of each region, seconds from the clip's start.
+
     Examples
     --------
     >>> import numpy as np
@@ -203,6 +215,18 @@ def speech_segments(audio: np.ndarray, sr: int) -> list[tuple[float, float]]:
 
 def speech_fraction(audio: np.ndarray, sr: int) -> float:
     """Share of the clip's duration that :func:`speech_mask` calls speech, 0-1.
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        The clip, ``(channels, samples)`` or ``(samples,)``, float.
+    sr : int
+        Its sample rate in Hz (resampled to 16 kHz for the model).
+
+    Returns
+    -------
+    float
+        The speech share, 0 to 1 (0 for a clip shorter than one 32 ms frame).
 
     Examples
     --------

@@ -37,7 +37,13 @@ def _md(text: str) -> Any:
 
 def show(parts: Iterable[Any]) -> None:
     """Display each part in the notebook; a matplotlib figure is closed once shown (it is
-    not shown a second time when the cell ends)."""
+    not shown a second time when the cell ends).
+
+    Parameters
+    ----------
+    parts : iterable
+        What a section function returns (Markdown, tables, figures), in order.
+    """
     import matplotlib.pyplot as plt
     from IPython.display import display
     from matplotlib.figure import Figure
@@ -52,7 +58,18 @@ def verdicts_section(tables: Any) -> list[Any]:
     """Verdict counts per provider; every flagged stem when there are few
     (:data:`FLAGGED_LISTED`), else how many failed or warned each check
     (:func:`~stemkit.compare.tracks.flag_counts`: each is in the track table); then the worst
-    rows of each check that warned or failed (:func:`~stemkit.compare.tracks.worst_checks`)."""
+    rows of each check that warned or failed (:func:`~stemkit.compare.tracks.worst_checks`).
+
+    Parameters
+    ----------
+    tables : BatchTables
+        The batch's tables (:func:`stemkit.compare.report.load_batch`).
+
+    Returns
+    -------
+    list
+        The parts to :func:`show`: Markdown, DataFrames, interactive tables, figures.
+    """
     from stemkit.compare.interactive import interactive_table
     from stemkit.compare.tracks import flag_counts, worst_checks
 
@@ -86,7 +103,18 @@ def verdicts_section(tables: Any) -> list[Any]:
 
 def distributions(tables: Any) -> list[Any]:
     """One :func:`~stemkit.plots.distribution_chart` per headline metric
-    (:data:`stemkit.compare.stats.HEADLINE`, WER aside) and SI-SDR, of the rows there are."""
+    (:data:`stemkit.compare.stats.HEADLINE`, WER aside) and SI-SDR, of the rows there are.
+
+    Parameters
+    ----------
+    tables : BatchTables
+        The batch's tables (:func:`stemkit.compare.report.load_batch`).
+
+    Returns
+    -------
+    list
+        The parts to :func:`show`: Markdown, DataFrames, interactive tables, figures.
+    """
     from stemkit.compare.stats import HEADLINE
     from stemkit.plots import distribution_chart
 
@@ -106,7 +134,18 @@ def distributions(tables: Any) -> list[Any]:
 def gantt_section(tables: Any) -> list[Any]:
     """The Gantt chart of the jobs' vendor stages and our own steps: every job of a small
     batch, the slowest of a large one, saying which (:func:`~stemkit.compare.timing_stats.
-    gantt_jobs`)."""
+    gantt_jobs`).
+
+    Parameters
+    ----------
+    tables : BatchTables
+        The batch's tables (:func:`stemkit.compare.report.load_batch`).
+
+    Returns
+    -------
+    list
+        The parts to :func:`show`: Markdown, DataFrames, interactive tables, figures.
+    """
     from stemkit.compare.timing_stats import gantt_jobs
     from stemkit.plots import timeline_chart
 
@@ -122,7 +161,18 @@ def gantt_section(tables: Any) -> list[Any]:
 def tracks_section(tables: Any) -> list[Any]:
     """Write every track's page (:func:`~stemkit.compare.tracks.write_track_pages`), then:
     what is not analysed yet, the lowest SiSEC18 SDR of each stem, and the table of every
-    track × provider (``id="track-table"``), each name a link to its page."""
+    track × provider (``id="track-table"``), each name a link to its page.
+
+    Parameters
+    ----------
+    tables : BatchTables
+        The batch's tables (:func:`stemkit.compare.report.load_batch`).
+
+    Returns
+    -------
+    list
+        The parts to :func:`show`: Markdown, DataFrames, interactive tables, figures.
+    """
     from stemkit.compare.coverage import unanalysed_note
     from stemkit.compare.interactive import interactive_table, link_table
     from stemkit.compare.tracks import track_index, worst_tracks, write_track_pages

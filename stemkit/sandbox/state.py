@@ -73,7 +73,13 @@ def secret_file(path: str | os.PathLike, nbytes: int = 32) -> bytes:
     """
     path = Path(path)
     if path.is_file():
-        return bytes.fromhex(path.read_text().strip())
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except ValueError:
+            raise ValueError(
+                f"the sandbox key file {path} is not hex: delete it to make a new key (links "
+                "the sandbox signed with the old one stop working)"
+            ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(nbytes)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -152,6 +158,7 @@ class Records(Generic[T]):
         return iter(list(self._items))
 
     def get(self, key: str, default: T | None = None) -> T | None:
+        """Record ``key``, or ``default``."""
         return self._items.get(key, default)
 
     def values(self) -> list[T]:
@@ -159,6 +166,7 @@ class Records(Generic[T]):
         return list(self._items.values())
 
     def items(self) -> list[tuple[str, T]]:
+        """A snapshot of ``(id, record)`` pairs, oldest first."""
         return list(self._items.items())
 
     def save(self, key: str) -> None:
@@ -210,6 +218,7 @@ class Counters(dict):
                 write_json(self.path, dict(self))
 
     def close(self) -> None:
+        """No more writes to ``stats.json`` (a stopped server's late counts change nothing)."""
         with self._lock:
             self._closed = True
 

@@ -116,6 +116,19 @@ def _pauses_db(mask: np.ndarray, power: np.ndarray) -> tuple[float, str]:
 def speech_in_music(y: np.ndarray, sr: int) -> tuple[float, str]:
     """``(%, detail)``: the share of a music stem's duration that the VAD calls speech.
 
+    Parameters
+    ----------
+    y : np.ndarray
+        The stem, ``(channels, samples)`` or ``(samples,)``, float.
+    sr : int
+        Sample rate in Hz.
+
+    Returns
+    -------
+    (float, str)
+        The speech share in % (NaN when shorter than one 32 ms frame), and where the speech
+        is.
+
     Examples
     --------
     >>> import numpy as np
@@ -139,7 +152,28 @@ def speech_in_music(y: np.ndarray, sr: int) -> tuple[float, str]:
 
 
 def dialogue_background(y: np.ndarray, sr: int) -> tuple[float, str]:
-    """``(BAK, detail)``: DNSMOS P.835 BAK of a dialogue stem, with SIG and OVRL."""
+    """``(BAK, detail)``: DNSMOS P.835 BAK of a dialogue stem, with SIG and OVRL.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        The stem, ``(channels, samples)`` or ``(samples,)``, float.
+    sr : int
+        Sample rate in Hz.
+
+    Returns
+    -------
+    (float, str)
+        BAK on the 1-5 MOS scale (5: no background), and the SIG / OVRL scores as text.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(3 * 16000) / 16000
+    >>> bak, detail = dialogue_background(0.1 * np.sin(2 * np.pi * 220 * t), 16000)
+    >>> 1.0 <= bak <= 5.0, detail.startswith("SIG")
+    (True, True)
+    """
     from stemkit.analyze.speech_quality import dnsmos
 
     mos = dnsmos(y, sr)
@@ -158,6 +192,20 @@ def speech_rows(name: str, y: np.ndarray, sr: int) -> list[dict[str, Any]]:
     So it gets a ``music_in_dialogue_db`` row when the VAD calls at least
     :data:`SPEECH_SHARE` (20 %) of it speech (the demo's dialogue: 70-73 %), and none
     otherwise.
+
+    Parameters
+    ----------
+    name : str
+        The stem's name as the vendor gave it (``vocals``, ``dialog``, ``music_fx``, ...).
+    y : np.ndarray
+        The stem, ``(channels, samples)`` or ``(samples,)``, float.
+    sr : int
+        Sample rate in Hz.
+
+    Returns
+    -------
+    list of dict
+        QA rows (``stem``, ``check``, ``value``, ``unit``, ``detail``), as the other checks'.
 
     Examples
     --------
