@@ -673,7 +673,8 @@ def _render_piano(spec: TrackSpec, sr: int, n: int, voicings: list[tuple[int, ..
     for (_, vel, voicing), start, nxt in zip(strikes, onsets, onsets[1:], strict=False):
         length = min(nxt - start + fade, int(longest * sr))
         chord = sum(_pan(tones[m][:length], _voice_pan(m, spec.chord_width)) for m in voicing)
-        chord[:, -fade:] *= np.linspace(1.0, 0.0, fade)
+        tail = min(fade, chord.shape[1])  # a strike right before the next is shorter
+        chord[:, chord.shape[1] - tail :] *= np.linspace(1.0, 0.0, tail)
         _add(out, vel * chord, start)
     return out
 
