@@ -182,7 +182,8 @@ def test_queued_jobs_tokens_and_signed_urls_survive_a_kill_9(tmp_path, track_dir
 
 def test_one_sandbox_per_state_folder_and_admin_routes_need_the_key(tmp_path):
     """A second ``serve`` on a held folder exits 1 with a clear message; ``/_sandbox/*``
-    answer 401 without the admin key; the keys are files of mode 0600 in a folder of mode 0700, never printed."""
+    answer 401 without the admin key; the keys are files of mode 0600 in a folder of mode
+    0700, never printed."""
     state, port = tmp_path / "state", free_port()
     with Serve(state, port) as first:
         second = subprocess.run(
