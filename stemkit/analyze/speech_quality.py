@@ -24,10 +24,6 @@ True
 
 from __future__ import annotations
 
-import functools
-import os
-from importlib import resources
-
 import numpy as np
 
 from stemkit.audio import resample
@@ -45,17 +41,11 @@ _POLY = {
 }
 
 
-@functools.cache
 def _session():
     """The DNSMOS P.835 model of the ``speechmos`` wheel in an onnxruntime session."""
-    import onnxruntime as ort
+    from stemkit.analyze.onnx import packaged_session
 
-    path = resources.files("speechmos") / "dnsmos_models" / "sig_bak_ovr.onnx"
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+    return packaged_session("speechmos", "dnsmos_models/sig_bak_ovr.onnx")
 
 
 def _mono(audio: np.ndarray) -> np.ndarray:

