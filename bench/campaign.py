@@ -58,12 +58,27 @@ def make_tracks(root: Path, n: int, seconds: float, sr: int) -> Path:
 
 
 class PeakRSS:
-    """Peak resident memory of this process and all its children, sampled every 0.25 s."""
+    """Peak resident memory of this process and all its children, sampled every 0.25 s, and
+    the CPU seconds each kind of process used (the last sample of each process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, driver: int | None = None) -> None:
         self.peak = 0
+        self.driver = driver  # the batch's own process, when it is not this one
+        self._cpu: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _kind(self, p, me) -> str:
+        driver = self.driver or me.pid
+        kernel = "ipykernel" in " ".join(p.cmdline())
+        if p.pid == me.pid:
+            return "sandbox + batch driver" if self.driver is None else "sandbox"
+        if p.pid == driver:
+            return "batch driver"
+        parent = p.ppid()
+        if kernel:
+            return "separate/compare kernels" if parent == driver else "analysis kernels"
+        return "analysis workers"
 
     def _run(self) -> None:
         import psutil
@@ -73,10 +88,21 @@ class PeakRSS:
             total = 0
             for p in [me, *me.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    with p.oneshot():
+                        total += p.memory_info().rss
+                        t = p.cpu_times()
+                        kind = self._cpu[p.pid][0] if p.pid in self._cpu else self._kind(p, me)
+                        self._cpu[p.pid] = (kind, t.user + t.system)
                 except psutil.Error:
                     continue
             self.peak = max(self.peak, total)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds by kind of process."""
+        out: dict[str, float] = {}
+        for kind, seconds in self._cpu.values():
+            out[kind] = out.get(kind, 0.0) + seconds
+        return out
 
     def __enter__(self) -> PeakRSS:
         self._thread.start()
@@ -91,28 +117,64 @@ def _size(path: Path, pattern: str = "*") -> int:
     return sum(p.stat().st_size for p in path.rglob(pattern) if p.is_file())
 
 
-def run(manifest: Path, out: Path, *, stream: bool, workers: int, inproc: int) -> dict:
-    """One batch; its figures as a dict."""
+#: the batch, run in a process of its own with the stemkit of PYTHONPATH (this tree or an
+#: earlier release's): this process keeps only the sandbox, so CPU is told apart
+DRIVER = """
+import inspect, json, sys
+from stemkit.batch import run_batch
+manifest, out, workers, stream = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+kw = {"stream": stream} if "stream" in inspect.signature(run_batch).parameters else {}
+r = run_batch(manifest, PROVIDERS, out, workers=workers, transcribe=False, **kw)
+print("CAMPAIGN", json.dumps({"failed": len(r.tracks_failed), "errors": len(r.notebook_errors)}))
+"""
+
+
+def _span(nb) -> tuple[float, float] | None:
+    """When an executed analysis notebook ran: its own record, else its cells' timestamps (an
+    earlier release wrote no record; the cells leave out the kernel reset)."""
+    from datetime import datetime
+
+    meta = nb.metadata.get("stemkit") or {}
+    if meta:
+        return meta["started"], meta["started"] + meta["seconds"]
+    stamps = [c.metadata.get("execution", {}) for c in nb.cells if c.cell_type == "code"]
+    stamps = [s for s in stamps if s]
+    if not stamps:
+        return None
+
+    def t(v: str) -> float:
+        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+
+    return t(stamps[0]["iopub.execute_input"]), t(stamps[-1]["shell.execute_reply"])
+
+
+def run(manifest: Path, out: Path, *, stream: bool, workers: int, inproc: int, tree: Path) -> dict:
+    """One batch, run by the stemkit in ``tree``; its figures as a dict."""
+    import subprocess
+    import sys
+
     import nbformat
 
-    from stemkit.batch import run_batch
     from stemkit.batchdir import BatchFolder
 
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    code = DRIVER.replace("PROVIDERS", repr(PROVIDERS))
+    argv = [sys.executable, "-c", code, str(manifest), str(out), str(workers), str(int(stream))]
     t0 = time.time()
-    with PeakRSS() as rss:
-        result = run_batch(
-            manifest, PROVIDERS, out, workers=workers, transcribe=False, stream=stream
-        )
+    proc = subprocess.Popen(argv, env=env, cwd=tree, stdout=subprocess.PIPE, text=True)
+    with PeakRSS(driver=proc.pid) as rss:
+        stdout, _ = proc.communicate()
     t_end = time.time()
+    if proc.returncode:
+        raise SystemExit(f"the batch in {tree} exited {proc.returncode}")
+    result = json.loads(next(x for x in stdout.splitlines() if x.startswith("CAMPAIGN "))[9:])
     batch = BatchFolder(out)
     sep_end = batch.notebook("separate").stat().st_mtime
-    spans, seconds = [], []
+    spans = []
     for t in batch.tracks:
-        nb = nbformat.read(batch.notebook("analyze", t), as_version=4)
-        meta = nb.metadata.get("stemkit") or {}
-        if meta:
-            spans.append((meta["started"], meta["started"] + meta["seconds"]))
-            seconds.append(meta["seconds"])
+        span = _span(nbformat.read(batch.notebook("analyze", t), as_version=4))
+        if span:
+            spans.append(span)
     first = min(s for s, _ in spans)
     last = max(e for _, e in spans)
     n = len(batch.tracks)
@@ -122,21 +184,23 @@ def run(manifest: Path, out: Path, *, stream: bool, workers: int, inproc: int) -
     pages = _size(out, "*.html") - report  # per-track pages, if the report writes them
     figs = {
         "tracks": n,
-        "failed": len(result.tracks_failed),
-        "errors": len(result.notebook_errors),
+        "failed": result["failed"],
+        "errors": result["errors"],
         "wall": t_end - t0,
         "separate": sep_end - t0,
         "analyze": last - first,
         "analyze_start": first - t0,
         "compare": t_end - last,
         "overlap": max(0.0, min(sep_end, last) - first),
-        "nb_track": statistics.median(seconds) if seconds else float("nan"),
+        "nb_track": statistics.median(e - s for s, e in spans),
         "report": report,
         "pages": pages,
         "disk": (_size(analysis) - figures) / n,
         "figures": figures / n,
         "peak": rss.peak,
     }
+    for kind, seconds in rss.cpu().items():
+        figs[f"cpu {kind}"] = seconds / n
     if inproc:
         figs["inproc_track"] = _in_process(batch, inproc)
         figs["overhead"] = figs["nb_track"] - figs["inproc_track"]
@@ -180,6 +244,7 @@ ROWS = [
     ("disk", "analysis/ per track without figures (kB)", "{:.0f}", 1e-3),
     ("figures", "figures per track (kB)", "{:.0f}", 1e-3),
     ("peak", "peak RSS, this process and children (MB)", "{:.0f}", 1e-6),
+    ("cpu", "CPU seconds per track, all processes", "{:.2f}"),
     ("failed", "tracks failed", "{:.0f}"),
     ("errors", "analysis errors", "{:.0f}"),
 ]
@@ -187,20 +252,41 @@ ROWS = [
 
 def show(results: dict[str, dict]) -> None:
     names = list(results)
+    kinds: list[str] = []
     for figs in results.values():
         figs["report_track"] = figs["report"] / 1e3 / figs["tracks"]
+        cpu = [k for k in figs if k.startswith("cpu ")]
+        figs["cpu"] = sum(figs[k] for k in cpu)
+        kinds += [k for k in cpu if k not in kinds]
+    rows = list(ROWS)
+    at = next(i for i, r in enumerate(rows) if r[0] == "cpu") + 1
+    rows[at:at] = [(k, f"  {k[4:]}", "{:.2f}") for k in kinds]
     print(f"\n{'':46s}" + "".join(f"{n:>12s}" for n in names) + (
         f"{'ratio':>8s}" if len(names) == 2 else ""))  # fmt: skip
-    for row in ROWS:
+    for row in rows:
         key, label, fmt = row[:3]
         scale = row[3] if len(row) > 3 else 1
-        if not all(key in r for r in results.values()):
+        if not any(key in r for r in results.values()):
             continue
-        vals = [results[n][key] * scale for n in names]
+        vals = [results[n].get(key, float("nan")) * scale for n in names]
         line = f"{label:46s}" + "".join(f"{fmt.format(v):>12s}" for v in vals)
         if len(vals) == 2 and vals[1]:
             line += f"{vals[0] / vals[1]:8.2f}"
         print(line)
+
+
+def _checkout(repo: Path, rev: str, work: Path) -> Path:
+    """The files of ``rev`` (``git archive``) in ``work/rev-REV``: an earlier release to run."""
+    import subprocess
+
+    tree = work / f"rev-{rev[:10]}"
+    if not (tree / "stemkit").is_dir():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", rev], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
 
 
 def main() -> None:
@@ -210,6 +296,12 @@ def main() -> None:
     ap.add_argument("--sr", type=int, default=44100)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--baseline", action="store_true", help="also the non-streaming path")
+    ap.add_argument(
+        "--baseline-rev",
+        metavar="REV",
+        help="also the batch of an earlier release (a git revision of this repository, e.g. "
+        "the one before streaming), checked out into the scratch folder",
+    )
     ap.add_argument("--inproc", type=int, default=3, help="tracks timed in-process (0: none)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp)")
     ap.add_argument("--keep", action="store_true", help="keep the batch folders")
@@ -228,15 +320,23 @@ def main() -> None:
           f"{time.perf_counter() - t0:.1f} s; {len(PROVIDERS)} providers, "
           f"{args.workers} analysis workers, {os.cpu_count()} CPUs")  # fmt: skip
     results = {}
-    modes = [("streaming", True)] + ([("baseline", False)] if args.baseline else [])
-    for name, stream in modes:
+    here = Path(__file__).resolve().parents[1]
+    modes = [("streaming", True, here)] + ([("baseline", False, here)] if args.baseline else [])
+    if args.baseline_rev:
+        modes.append((args.baseline_rev[:10], False, _checkout(here, args.baseline_rev, work)))
+    for name, stream, tree in modes:
         out = work / f"batch-{name}"
         shutil.rmtree(out, ignore_errors=True)
         load = os.getloadavg()[0]
         with SandboxServer(workers=2) as server:
             print(f"{name}: sandbox at {server.url}, load {load:.1f}", flush=True)
             results[name] = run(
-                manifest, out, stream=stream, workers=args.workers, inproc=args.inproc
+                manifest,
+                out,
+                stream=stream,
+                workers=args.workers,
+                inproc=args.inproc if tree == here else 0,
+                tree=tree,
             )
         print(json.dumps({k: round(v, 3) for k, v in results[name].items()}), flush=True)
         if not args.keep:

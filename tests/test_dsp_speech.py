@@ -37,6 +37,28 @@ def test_speech_is_told_from_a_sung_line(kitchen, song):
     assert not speech.is_speech(legato, 22050)
 
 
+def test_a_voice_is_pitch_tracked_once_however_often_and_concurrently_it_is_asked(
+    kitchen, song, monkeypatch
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    voice = engine.separate(kitchen["mixture"], SR, ["vocals"])["vocals"]
+    sung = engine.separate(song["mixture"], SR, ["vocals"])["vocals"]
+    expected = {"voice": speech._judge(voice.mean(axis=0), SR), "sung": False}
+    monkeypatch.setattr(speech, "_memo", type(speech._memo)())
+    calls = []
+    judge = speech._judge
+    monkeypatch.setattr(speech, "_judge", lambda m, sr: calls.append(m.size) or judge(m, sr))
+    asks = [voice, sung, voice.copy(), sung, voice] * 2
+    with ThreadPoolExecutor(4) as pool:  # AudioShake's stem jobs on one upload, at once
+        verdicts = list(pool.map(lambda v: speech.is_speech(v, SR), asks))
+    assert verdicts == [expected["voice"], False, expected["voice"], False, expected["voice"]] * 2
+    assert len(calls) == 2  # one pitch track per distinct voice
+    assert speech.is_speech(voice, 22050) == judge(voice.mean(axis=0), 22050)  # rate is keyed
+    assert len(calls) == 3
+    assert expected["voice"] is True
+
+
 def test_speech_path_gives_dialogue_and_rest_that_sum_to_the_mixture(kitchen):
     mix = kitchen["mixture"]
     out = speech.separate(mix, SR, ["vocals", "accompaniment"])

@@ -41,6 +41,9 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import librosa
@@ -65,6 +68,13 @@ SPEECH_BAND_HZ = (150.0, 4500.0)
 DETECT_S = 20.0
 #: below this mean share of steady frames per voiced run, the voice is speech
 STEADY_SHARE = 0.895
+#: verdicts of :func:`is_speech` kept by the digest of the voice they judged: a vendor's
+#: stem jobs on one upload (AudioShake runs one per stem) ask about the same voice, and pYIN
+#: is most of a sandbox separation's time
+MEMO_SIZE = 512
+_memo: OrderedDict[bytes, bool] = OrderedDict()
+_memo_lock = threading.Lock()
+_pending: dict[bytes, threading.Lock] = {}
 
 
 def separate(
@@ -134,7 +144,9 @@ def is_speech(voice: np.ndarray, sr: int) -> bool:
     15-80 % of the frames, in runs of median length up to 0.25 s, and the share of each
     run's frames within 0.35 semitone of the run's median pitch, averaged over runs, is under
     :data:`STEADY_SHARE` (the demo's speech tracks: 0.78-0.87; its songs:
-    0.91-0.98, at 16 and 44.1 kHz).
+    0.91-0.98, at 16 and 44.1 kHz). Verdicts are kept by the digest of the voice
+    (:data:`MEMO_SIZE` of them): the same voice asked again, or by a concurrent job while
+    it is being judged, is answered without a second pitch track.
 
     Examples
     --------
@@ -148,6 +160,29 @@ def is_speech(voice: np.ndarray, sr: int) -> bool:
     mono = (x.mean(axis=0) if x.ndim == 2 else x)[: int(DETECT_S * sr)]
     if mono.size < sr // 2 or not np.any(mono):
         return False
+    key = hashlib.blake2b(np.ascontiguousarray(mono).tobytes(), digest_size=16)
+    key.update(str(sr).encode())
+    digest = key.digest()
+    with _memo_lock:
+        if digest in _memo:
+            _memo.move_to_end(digest)
+            return _memo[digest]
+        busy = _pending.setdefault(digest, threading.Lock())
+    with busy:  # a concurrent job on the same voice waits for this verdict
+        with _memo_lock:
+            if digest in _memo:
+                return _memo[digest]
+        verdict = _judge(mono, sr)
+        with _memo_lock:
+            _memo[digest] = verdict
+            while len(_memo) > MEMO_SIZE:
+                _memo.popitem(last=False)
+            _pending.pop(digest, None)
+    return verdict
+
+
+def _judge(mono: np.ndarray, sr: int) -> bool:
+    """:func:`is_speech` on the mono voice it listens to (not memoised)."""
     f0, prob, hop_s = _track_pitch(mono, sr, rate=8000, hop_s=0.02)  # coarse: cheap
     voiced = np.isfinite(f0) & (prob > 0.3)
     runs, n_runs = scipy.ndimage.label(voiced)
