@@ -3,7 +3,8 @@ campaign scale, item 6).
 
 Synthesises N tracks of S seconds (:mod:`stemkit.demo.synth`, new seeds: not the demo set),
 starts the sandbox in this process and runs ``run_batch`` on them with sourceress and
-audioshake (4 stems), then prints:
+audioshake (4 stems) in a process of its own (so the sandbox's CPU is told apart from the
+batch's), then prints:
 
 - wall time per phase: separate (to the end of the separate notebook), analyze (first analysis
   start to last end), compare (last analysis to the report), and the whole batch;
@@ -12,14 +13,19 @@ audioshake (4 stems), then prints:
   included) against ``analyze_track`` in-process on a few tracks afterwards, and the difference
   (the notebook overhead, measured under the batch's load);
 - report size (``report.html``, per track), disk per track of ``analysis/`` (with and without
-  the figures), peak memory (RSS of this process and every child, sampled).
+  the figures), peak memory (RSS of this process and every child, sampled);
+- CPU seconds per track by kind of process: the sandbox (the vendors), the batch driver, the
+  separate and compare kernels, the analysis workers and their kernels.
 
-``--baseline`` then runs the same batch on the non-streaming path (``run_batch(...,
-stream=False)``: analysis starts once every track is separated) into another folder and prints
-both side by side with the ratio streaming / baseline.
+``--baseline`` also runs the same batch on the non-streaming path (``run_batch(...,
+stream=False)``: analysis starts once every track is separated); ``--baseline-rev REV`` runs it
+with an earlier release of stemkit instead (``git archive REV`` of this repository, e.g.
+``f22d6bc``, the last commit before streaming), on the same sandbox. Each goes into its own
+folder and is printed side by side with the ratio this tree / baseline.
 
     .venv/bin/python bench/campaign.py [--tracks 200] [--seconds 10] [--baseline] [--workers 2]
-    .venv/bin/python bench/campaign.py --tracks 1000 --baseline          # the full run
+    .venv/bin/python bench/campaign.py --tracks 100 --baseline-rev f22d6bc  # the issue's ratio
+    .venv/bin/python bench/campaign.py --tracks 1000                         # the full run
 """
 
 from __future__ import annotations

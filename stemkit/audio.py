@@ -17,10 +17,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +139,47 @@ def write_float(path: str | os.PathLike, y: np.ndarray, sr: int) -> Path:
     with atomic_path(path) as tmp:
         sf.write(tmp, np.atleast_2d(np.asarray(y, np.float32)).T, sr, subtype="FLOAT", format="WAV")
     return path
+
+
+@contextlib.contextmanager
+def float_writers(
+    paths: dict[str, Path], sr: int, channels: int
+) -> Iterator[dict[str, sf.SoundFile]]:
+    """Float32 WAV files written block by block, each in place only once all are complete.
+
+    Parameters
+    ----------
+    paths : dict of str to path
+        Where each file goes (folders created).
+    sr, channels : int
+        Rate in Hz and channel count of every file.
+
+    Yields
+    ------
+    dict of str to soundfile.SoundFile
+        Open for writing ``(samples, channels)`` blocks; an error leaves no file behind.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with float_writers({"a": d / "a.wav"}, 8000, 1) as out:
+    ...     for _ in range(3):
+    ...         out["a"].write(np.zeros((100, 1), np.float32))
+    >>> audio_info(d / "a.wav").frames
+    300
+    """
+    with contextlib.ExitStack() as stack:
+        files = {}
+        for name, path in paths.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            tmp = stack.enter_context(atomic_path(Path(path)))
+            files[name] = stack.enter_context(
+                sf.SoundFile(
+                    tmp, "w", samplerate=sr, channels=channels, subtype="FLOAT", format="WAV"
+                )
+            )
+        yield files
 
 
 @dataclass(frozen=True)

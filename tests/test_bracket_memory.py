@@ -59,3 +59,41 @@ def test_true_peak_holds_a_chunk_not_the_track():
         peaks[n] = _peak(lambda: true_peak(x))  # noqa: B023
     grown = peaks[1 << 22] - peaks[1 << 20]
     assert grown < 0.1 * x.nbytes, peaks  # x: the long signal, 32 MB
+
+
+def test_dsp_baseline_streams_its_stems_to_files(tmp_path):
+    """The bracket's DSP baseline goes to its files block by block (engine.separate_blocks):
+    the same samples as the whole-array engine; what grows with the track is the engine's
+    whole-track analysis grid (REPET-SIM compares every frame with every other), not stems."""
+    from stemkit.analyze.bracket import estimates
+    from stemkit.dsp import engine
+
+    names = ["vocals", "drums", "bass", "other"]
+    peaks: dict[str, dict[float, int]] = {"streamed": {}, "whole": {}, "analysis": {}}
+    for seconds in (20.0, 60.0, 240.0):  # the first one warms the caches up, not measured
+        mix, _, files = _track(tmp_path, seconds)
+        parts = {k: files["a" if k == "vocals" else "b"] for k in names}  # not a partition
+        mixture_path = write_float(tmp_path / f"mix-{seconds:g}.wav", mix, SR)
+        work = tmp_path / f"work-{seconds:g}"
+
+        def streamed(work=work, parts=parts, mix=mix, mixture_path=mixture_path):
+            return estimates(work, mix, SR, mixture_path, parts, [["vocals", "accompaniment"]])
+
+        grid = engine._Grid.for_rate(SR)
+        peaks["streamed"][seconds] = _peak(streamed)
+        peaks["whole"][seconds] = _peak(lambda: engine.separate(mix, SR, names))  # noqa: B023
+        peaks["analysis"][seconds] = _peak(
+            lambda: engine._analysis_masks(mix.mean(axis=0), grid)  # noqa: B023
+        )
+    out = streamed()
+    assert set(out) == {"baseline", "mixture"}  # no oracle: the references are no partition
+    expected = engine.separate(mix, SR, names)
+    for stem in names:
+        assert np.array_equal(load_audio(out["baseline"][stem])[0], expected[stem]), stem
+    grown = {k: v[240.0] - v[60.0] for k, v in peaks.items()}
+    track_bytes = mix.nbytes * 3 / 4  # 180 s more of the stereo float32 mixture
+    # the whole-array engine holds its 4 stems, 3 atoms and their accumulators: ~7 tracks
+    assert grown["whole"] > 5 * track_bytes, peaks
+    # streamed: the analysis grid and nothing else that grows (a few segments of slack)
+    assert grown["streamed"] < grown["analysis"] + 0.1 * track_bytes, peaks
+    assert grown["streamed"] < 0.5 * grown["whole"], peaks

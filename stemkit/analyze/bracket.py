@@ -28,7 +28,7 @@ from scipy import fft as sfft
 from scipy import signal
 
 from stemkit.analyze.metrics import reconstruction_db
-from stemkit.audio import align, as_audio, conform, load_audio, write_float
+from stemkit.audio import align, as_audio, conform, float_writers, load_audio
 
 #: pseudo-providers of the score bracket, drawn and reported next to the real ones
 BRACKET = ("oracle", "baseline", "mixture")
@@ -101,7 +101,7 @@ def estimates(
 
     The oracle is computed for the first stem set a provider delivered whose references
     partition the mixture; the baseline for every stem the DSP engine knows. Both are written
-    to ``work`` (float32 WAV) one at a time, so they never sit in memory together.
+    to ``work`` (float32 WAV) block by block, so no estimate sits in memory whole.
 
     Parameters
     ----------
@@ -128,11 +128,13 @@ def estimates(
             files["oracle"] = oracle_irm_files(mixture, parts, sr, work / "oracle")
             break
     names = [s for s in ref_parts if s in engine.STEM_RECIPES]
-    if names:
-        files["baseline"] = {
-            stem: write_float(work / "baseline" / f"{stem}.wav", y, sr)
-            for stem, y in engine.separate(mixture, sr, names).items()
-        }
+    if names:  # written block by block as the engine completes them: no stem held whole
+        paths = {stem: work / "baseline" / f"{stem}.wav" for stem in names}
+        with float_writers(paths, sr, n_chan) as out:
+            for block in engine.separate_blocks(mixture, sr, names):
+                for stem, y in block.items():
+                    out[stem].write(np.ascontiguousarray(y.T, np.float32))
+        files["baseline"] = paths
     files["mixture"] = {stem: mixture_path for stem in ref_parts}
     return files
 

@@ -54,7 +54,15 @@ import scipy.fft
 import scipy.ndimage
 import scipy.signal
 
-__all__ = ["ATOMS", "ENGINES", "STEM_RECIPES", "Variant", "benchmark", "separate"]
+__all__ = [
+    "ATOMS",
+    "ENGINES",
+    "STEM_RECIPES",
+    "Variant",
+    "benchmark",
+    "separate",
+    "separate_blocks",
+]
 
 #: The partition the engine computes. ``other`` is always the residual.
 ATOMS: tuple[str, ...] = ("vocals", "drums", "bass", "other")
@@ -224,18 +232,90 @@ def separate(
         report(1.0)
         return {name: np.zeros_like(audio) for name in recipes}
 
-    grid = _Grid.for_rate(int(sr), ENGINES[engine])
+    out = {name: np.empty_like(audio) for name in recipes}
+    done = 0
+    for block in _blocks(audio, int(sr), recipes, ENGINES[engine], report):
+        n = next(iter(block.values())).shape[1]
+        for name, y in block.items():
+            out[name][:, done : done + n] = y
+        done += n
+    report(1.0)
+    return out
+
+
+def separate_blocks(
+    audio: np.ndarray,
+    sr: int,
+    stems: Sequence[str],
+    *,
+    engine: str = "dsp",
+) -> Iterator[dict[str, np.ndarray]]:
+    """:func:`separate`, yielding the stems block after block instead of whole.
+
+    The same numbers as :func:`separate` (each sample is computed the same way), in bounded
+    memory: besides ``audio`` and the coarse analysis grid (about 0.2 % of the track per
+    atom), only the blocks being overlap-added are held. Write each block to a file as it
+    comes to separate a long track without holding its stems.
+
+    Parameters
+    ----------
+    audio, sr, stems, engine
+        As for :func:`separate`.
+
+    Yields
+    ------
+    dict of str to np.ndarray
+        One ``(channels, n)`` array per requested stem, consecutive blocks of at most about
+        :data:`_CHUNK` hops (1.5 s at 44.1 kHz), covering the track once in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> audio = (0.1 * rng.standard_normal((2, 5 * 22050))).astype(np.float32)
+    >>> blocks = list(separate_blocks(audio, 22050, ["vocals", "accompaniment"]))
+    >>> len(blocks) > 1, sum(b["vocals"].shape[1] for b in blocks)
+    (True, 110250)
+    >>> whole = separate(audio, 22050, ["vocals", "accompaniment"])
+    >>> bool(np.array_equal(np.hstack([b["vocals"] for b in blocks]), whole["vocals"]))
+    True
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    recipes = _resolve_stems(stems)
+    audio = _check_audio(audio, sr)
+    if not recipes or audio.shape[1] == 0:
+        if recipes:
+            yield {name: np.zeros_like(audio) for name in recipes}
+        return
+    yield from _blocks(audio, int(sr), recipes, ENGINES[engine], lambda _f: None)
+
+
+def _blocks(
+    audio: np.ndarray,
+    sr: int,
+    recipes: dict[str, tuple[str, ...]],
+    variant: Variant,
+    report: Callable[[float], None],
+) -> Iterator[dict[str, np.ndarray]]:
+    """The stems of ``audio`` (checked, non-empty), block after block (see separate_blocks)."""
+    grid = _Grid.for_rate(sr, variant)
     n_samples = audio.shape[1]
     padded = _pad_to(audio, grid.n_fft)
     work = padded.astype(np.float32, copy=False)
-
     coarse = _analysis_masks(work.mean(axis=0), grid)
     report(0.4)
     needed = _atoms_needed(recipes)
-    atoms = _render_atoms(work, coarse, needed, grid, report)
-    result = _combine(padded, atoms, recipes)
-    report(1.0)
-    return {name: np.ascontiguousarray(sig[:, :n_samples]) for name, sig in result.items()}
+    for start, atoms in _render_atoms(work, coarse, needed, grid, report):
+        # no atoms: every stem is the whole mixture
+        stop = min(start + next(iter(atoms.values())).shape[1], n_samples) if atoms else n_samples
+        if stop <= start:
+            break
+        mixture = padded[:, start:stop]
+        cut = {atom: y[:, : stop - start] for atom, y in atoms.items()}
+        yield _combine(mixture, cut, recipes)
+        if stop >= n_samples:
+            break
 
 
 def benchmark(seconds: float = 180.0, sr: int = 44_100, channels: int = 2) -> float:
@@ -340,15 +420,17 @@ def _overlap_add(out: np.ndarray, spec: np.ndarray, start: int, n_fft: int, hop:
         out[offset : offset + n_frames * hop].reshape(n_frames, hop)[:] += blocks[:, j]
 
 
-def _inverse_norm(length: int, n_fft: int, hop: int) -> np.ndarray:
-    """``1 / sum of squared windows`` for the samples of a :func:`_stft_chunks` signal."""
+def _inverse_norm_range(a: int, b: int, length: int, n_fft: int, hop: int) -> np.ndarray:
+    """``1 / sum of squared windows`` for samples ``a ..< b`` of a :func:`_stft_chunks`
+    signal of ``length`` samples (summed in the same order as over the whole signal)."""
     n_frames, ratio = _n_frames(length, hop), n_fft // hop
-    norm = np.zeros(n_fft + hop * (n_frames - 1), np.float32)
     squares = (_window(n_fft) ** 2).reshape(ratio, hop)
+    frame, offset = np.divmod(np.arange(a, b) + n_fft // 2, hop)
+    norm = np.zeros(b - a, np.float32)
     for j in range(ratio):
-        norm[j * hop : (j + n_frames) * hop].reshape(n_frames, hop)[:] += squares[j]
-    pad = n_fft // 2
-    return 1.0 / np.maximum(norm[pad : pad + length], 1e-8)
+        first = frame - j  # the frame whose j-th hop covers the sample
+        norm += np.where((first >= 0) & (first < n_frames), squares[j][offset], np.float32(0))
+    return 1.0 / np.maximum(norm, np.float32(1e-8))
 
 
 # --------------------------------------------------------------------------- analysis masks
@@ -477,23 +559,45 @@ def _render_atoms(
     needed: list[str],
     grid: _Grid,
     report: Callable[[float], None],
-) -> dict[str, np.ndarray]:
-    """Time-domain signals of the ``needed`` atoms (never ``other``), all channels."""
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Time-domain signals of the ``needed`` atoms (never ``other``), all channels, as
+    ``(first sample, {atom: (channels, n)})`` blocks in order.
+
+    Every channel's STFT advances in step; a sample is complete (and yielded) once no later
+    frame overlaps it, so only one chunk of frames and its overlap are held per atom.
+    """
     channels, length = audio.shape
+    n_fft, hop = grid.n_fft, grid.hop
+    n_frames, pad = _n_frames(length, hop), n_fft // 2
     wide = {atom: _widen(coarse[atom], grid) for atom in needed}
-    inverse_norm = _inverse_norm(length, grid.n_fft, grid.hop)
-    pad = grid.n_fft // 2
-    out = {atom: np.empty((channels, length), np.float32) for atom in needed}
-    for ch in range(channels):
-        acc = {atom: np.zeros(length + 2 * pad + grid.n_fft, np.float32) for atom in needed}
-        for start, spec in _stft_chunks(audio[ch], grid.n_fft, grid.hop):
-            for atom in needed:
-                mask = _mask_rows(wide[atom], grid, start, len(spec))
-                _overlap_add(acc[atom], spec * mask, start, grid.n_fft, grid.hop)
+    size = n_fft + (_CHUNK + 2) * hop
+    acc = {atom: np.zeros((channels, size), np.float32) for atom in needed}
+    base = 0  # sample of the padded signal at acc[..., 0], a multiple of hop
+    emitted = pad  # the next padded sample to yield (sample 0 of the track)
+    if not needed:
+        yield 0, {}
+        return
+    chunks = zip(*(_stft_chunks(audio[ch], n_fft, hop) for ch in range(channels)), strict=True)
+    for parts in chunks:
+        start, count = parts[0][0], len(parts[0][1])
         for atom in needed:
-            np.multiply(acc[atom][pad : pad + length], inverse_norm, out=out[atom][ch])
-        report(0.4 + 0.55 * (ch + 1) / channels)
-    return out
+            mask = _mask_rows(wide[atom], grid, start, count)
+            for ch, (_, spec) in enumerate(parts):
+                _overlap_add(acc[atom][ch], spec * mask, start - base // hop, n_fft, hop)
+        last = start + count >= n_frames
+        final = pad + length if last else min((start + count) * hop, pad + length)
+        if final > emitted:
+            norm = _inverse_norm_range(emitted - pad, final - pad, length, n_fft, hop)
+            lo, hi = emitted - base, final - base
+            yield emitted - pad, {atom: acc[atom][:, lo:hi] * norm for atom in needed}
+            emitted = final
+        report(0.4 + 0.55 * min(1.0, (start + count) / n_frames))
+        shift = ((emitted - base) // hop) * hop
+        if shift:
+            for buf in acc.values():
+                buf[:, : size - shift] = buf[:, shift:]
+                buf[:, size - shift :] = 0.0
+            base += shift
 
 
 def _widen(mask: np.ndarray, grid: _Grid) -> np.ndarray:
