@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import tempfile
@@ -173,7 +174,10 @@ def run(manifest: Path, out: Path, *, stream: bool, workers: int, inproc: int, t
     t_end = time.time()
     if proc.returncode:
         raise SystemExit(f"the batch in {tree} exited {proc.returncode}")
-    result = json.loads(next(x for x in stdout.splitlines() if x.startswith("CAMPAIGN "))[9:])
+    found = re.findall(r"CAMPAIGN (\{.*?\})", stdout)  # the batch may print more on its line
+    if not found:
+        raise SystemExit(f"the batch in {tree} printed no result; its output ends:\n{stdout[-2000:]}")
+    result = json.loads(found[-1])
     batch = BatchFolder(out)
     sep_end = batch.notebook("separate").stat().st_mtime
     spans = []

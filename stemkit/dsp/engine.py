@@ -21,7 +21,9 @@ in time, held above 11 kHz) to the full-resolution STFT grid (window about 46 ms
 12 ms) and applied to every channel's own STFT, so each stem keeps the mixture's panning.
 ``other`` is computed as the residual ``mixture - vocals - drums - bass`` in the time domain, so
 the atoms (and any requested set of stems that partitions them) add up to the mixture to within
-float rounding.
+float rounding. The synthesis runs chunk by chunk over all channels at once, so
+:func:`separate_blocks` can hand the stems out block by block (for files written as they come)
+with the same samples :func:`separate` returns whole.
 
 On the 2-core development machine this runs at roughly 35-55x real time for 44.1 kHz stereo
 (180 s in about 3.5-5 s; see :func:`benchmark`).
