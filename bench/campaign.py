@@ -176,7 +176,8 @@ def run(manifest: Path, out: Path, *, stream: bool, workers: int, inproc: int, t
         raise SystemExit(f"the batch in {tree} exited {proc.returncode}")
     found = re.findall(r"CAMPAIGN (\{.*?\})", stdout)  # the batch may print more on its line
     if not found:
-        raise SystemExit(f"the batch in {tree} printed no result; its output ends:\n{stdout[-2000:]}")
+        tail = stdout[-2000:]
+        raise SystemExit(f"the batch in {tree} printed no result; its output ends:\n{tail}")
     result = json.loads(found[-1])
     batch = BatchFolder(out)
     sep_end = batch.notebook("separate").stat().st_mtime
