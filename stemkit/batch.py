@@ -393,7 +393,19 @@ class AnalysisPool:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
 
     def submit(self, track: str) -> None:
-        """Start the analysis of ``track`` on the next free worker."""
+        """Start the analysis of ``track`` on the next free worker (queued if none is).
+
+        Parameters
+        ----------
+        track : str
+            A track of the batch whose jobs have ended; its executed notebook goes to
+            ``notebooks/analyze/<track>.ipynb``.
+
+        Notes
+        -----
+        A local pool broken by a dead worker (e.g. killed for memory) is replaced: the
+        tracks it held come back from :meth:`finished` with that error, the next ones run.
+        """
         self._start()
         args = (
             self.notebook,
@@ -422,8 +434,19 @@ class AnalysisPool:
         return len(self.futures)
 
     def finished(self, timeout: float | None = 0) -> list[tuple[str, BaseException | None]]:
-        """The analyses that ended since the last call: ``[(track, exception or None)]``;
-        waits up to ``timeout`` seconds (None: for ever) for at least one if none has."""
+        """The analyses that ended since the last call.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Seconds to wait for at least one if none has ended (0: do not wait; None: wait
+            for ever). Returns at once when nothing is running.
+
+        Returns
+        -------
+        list of (str, BaseException or None)
+            Each ended track with its failure (None: analysed), each reported once.
+        """
         if not self.futures:
             return []
         if self._client is not None:
