@@ -224,10 +224,18 @@ def _in_process(batch, k: int) -> float:
     from stemkit.batchdir import BatchFolder
 
     scratch = Path(tempfile.mkdtemp(prefix="stemkit-campaign-inproc-"))
-    copy = BatchFolder(
-        shutil.copytree(batch.root, scratch / "b", ignore=shutil.ignore_patterns("*.ipynb"))
-    )
-    tracks = copy.tracks[: k + 1]
+    keep = set(batch.tracks[: k + 1])
+    per_track = {batch.root / "stems", batch.root / "analysis"}
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        """Only the timed tracks' stems and analyses (a copy of all is GBs at 1000 tracks)."""
+        skip = [n for n in names if n.endswith(".ipynb") or n.startswith(".")]
+        if Path(folder) in per_track:
+            skip += [n for n in names if n not in keep]
+        return skip
+
+    copy = BatchFolder(shutil.copytree(batch.root, scratch / "b", ignore=ignore))
+    tracks = [t for t in copy.tracks if t in keep]
     times = []
     for i, t in enumerate(tracks):
         copy.bracket_path(t).unlink(missing_ok=True)
