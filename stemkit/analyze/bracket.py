@@ -209,9 +209,6 @@ def oracle_irm_files(
     """  # noqa: E501
     import contextlib
 
-    import soundfile as sf
-
-    from stemkit.atomic import atomic_path
     from stemkit.audio import StemFiles
 
     x = as_audio(mixture)
@@ -225,19 +222,8 @@ def oracle_irm_files(
         refs = stack.enter_context(
             StemFiles([ref_parts[k] for k in names], n_samples=n, n_channels=n_chan)
         )
-        outs = [
-            stack.enter_context(
-                sf.SoundFile(
-                    stack.enter_context(atomic_path(paths[k])),
-                    "w",
-                    samplerate=sr,
-                    channels=n_chan,
-                    subtype="FLOAT",
-                    format="WAV",
-                )
-            )
-            for k in names
-        ]
+        writers = stack.enter_context(float_writers(paths, sr, n_chan))
+        outs = [writers[k] for k in names]
         for segment in stft.segments():
             lo, hi = stft.span(segment)
             region = refs.read(lo, hi)  # (n_src, hi - lo, n_chan)
