@@ -68,23 +68,21 @@ class PeakRSS:
     """Peak resident memory of this process and all its children, sampled every 0.25 s, and
     the CPU seconds each kind of process used (the last sample of each process)."""
 
-    def __init__(self, driver: int | None = None) -> None:
+    def __init__(self, driver: int) -> None:
         self.peak = 0
-        self.driver = driver  # the batch's own process, when it is not this one
+        self.driver = driver  # the batch's own process (this one holds the sandbox)
         self._cpu: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _kind(self, p, me) -> str:
-        driver = self.driver or me.pid
         kernel = "ipykernel" in " ".join(p.cmdline())
         if p.pid == me.pid:
-            return "sandbox + batch driver" if self.driver is None else "sandbox"
-        if p.pid == driver:
+            return "sandbox"
+        if p.pid == self.driver:
             return "batch driver"
-        parent = p.ppid()
         if kernel:
-            return "separate/compare kernels" if parent == driver else "analysis kernels"
+            return "separate/compare kernels" if p.ppid() == self.driver else "analysis kernels"
         return "analysis workers"
 
     def _run(self) -> None:
