@@ -21,13 +21,16 @@ import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from stemkit.audio import Source
 
 PROVIDER_COLORS = {
     "reference": "#4d4d4d",
@@ -74,16 +77,62 @@ def mel_db(y: np.ndarray, sr: int, *, columns: int = 600, n_mels: int = 96) -> n
     >>> mel_db(np.zeros((2, 44100), np.float32), 44100).shape[0]
     96
     """
-    import librosa
+    from stemkit.audio import ArraySource
 
-    mono = np.asarray(y, np.float32)
-    mono = mono.mean(axis=0) if mono.ndim == 2 else mono
+    return mel_db_source(ArraySource(y, sr), columns=columns, n_mels=n_mels)
+
+
+def mel_db_source(source: Source, *, columns: int = 600, n_mels: int = 96) -> np.ndarray:
+    """:func:`mel_db` of a source read frame by frame (:mod:`stemkit.audio`): a panel of
+    a 10-minute stem from its file, holding a block of samples, never the stem.
+
+    The frames are librosa's (``librosa.feature.melspectrogram`` with ``center=True``,
+    zero padding, a periodic Hann window and librosa's Slaney mel filters).
+
+    Parameters
+    ----------
+    source : Source
+        Audio ``(channels, samples)`` at ``source.sr``.
+    columns, n_mels : int
+        About how many frames, and how many mel bands.
+
+    Returns
+    -------
+    ndarray, shape (n_mels, frames)
+        Power in dB (ref 1.0).
+
+    Examples
+    --------
+    >>> import numpy as np, librosa
+    >>> from stemkit.audio import ArraySource
+    >>> y = np.random.default_rng(0).standard_normal(22050).astype(np.float32)
+    >>> ref = librosa.power_to_db(librosa.feature.melspectrogram(
+    ...     y=y, sr=22050, n_fft=1024, hop_length=256, n_mels=96, fmax=11025), top_db=None)
+    >>> bool(np.allclose(mel_db_source(ArraySource(y, 22050)), ref, atol=1e-3))
+    True
+    """
+    import librosa
+    from scipy.signal import get_window
+
+    from stemkit.audio import BLOCK
+
+    sr, n = source.sr, source.n
     n_fft = 2048 if sr >= 32000 else 1024
-    hop = max(n_fft // 4, int(np.ceil(len(mono) / columns)))
-    mel = librosa.feature.melspectrogram(
-        y=mono, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmax=sr / 2
-    )
-    return librosa.power_to_db(mel, ref=1.0, top_db=None)
+    hop = max(n_fft // 4, int(np.ceil(n / columns)))
+    frames = 1 + n // hop
+    window = get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmax=sr / 2)
+    power = np.empty((n_fft // 2 + 1, frames), np.float32)
+    per_read = max(1, BLOCK // hop)
+    half = n_fft // 2
+    for j in range(0, frames, per_read):
+        k = min(frames, j + per_read)
+        lo = j * hop - half
+        mono = source.read(lo, (k - 1) * hop + half + (n_fft - 2 * half)).mean(axis=0)
+        idx = (np.arange(k - j) * hop)[:, None] + np.arange(n_fft)
+        spec = np.fft.rfft(mono[idx] * window, axis=-1)
+        power[:, j:k] = (spec.real**2 + spec.imag**2).T
+    return librosa.power_to_db(basis @ power, ref=1.0, top_db=None)
 
 
 @dataclass(frozen=True)
@@ -123,6 +172,11 @@ class Panel:
     def of(cls, y: np.ndarray, sr: int) -> Panel:
         """The panel of audio ``y`` at ``sr``."""
         return cls(mel_db(y, sr), y.shape[-1] / sr)
+
+    @classmethod
+    def of_source(cls, source: Source) -> Panel:
+        """The panel of a source (e.g. a stem's file), read a block at a time."""
+        return cls(mel_db_source(source), source.n / source.sr)
 
     def crop(self, start: float = 0.0, end: float | None = None) -> Panel:
         """The columns between ``start`` and ``end`` seconds (of the track)."""

@@ -22,9 +22,14 @@ a temporary folder and the batch is left as it was.
 Determinism: the same inputs give the same numbers, bit for bit: the scores are computed with
 one BLAS thread (:func:`deterministic`), whatever the machine or the worker's thread count.
 
-Memory: the mixture and one provider's stems at a time; the reference metrics of all
-providers and the bracket are computed from the files in blocks
-(:class:`stemkit.analyze.bsseval.BSSEval` over :class:`stemkit.audio.StemFiles`).
+Memory: the mixture, and a block of everything else. The QA checks and the spectrogram panels
+read each provider's stems from their files a block at a time
+(:func:`stemkit.analyze.qa.check_stems`, :meth:`stemkit.plots.Panel.of_source`); the
+reference metrics of all providers and the bracket are computed from the files in blocks
+(:class:`stemkit.analyze.bsseval.BSSEval` over :class:`stemkit.audio.StemFiles`). What still
+grows with the track: the mixture itself (float32, 10.6 MB a minute of stereo 44.1 kHz), the
+16 kHz downmix of a speech or music stem while the VAD judges it (3.8 MB a minute), and the
+DSP baseline's REPET-SIM analysis grid (:mod:`stemkit.dsp.engine`).
 
 Examples
 --------
@@ -50,7 +55,17 @@ from stemkit.analyze import metrics as M
 from stemkit.analyze import qa
 from stemkit.analyze.intelligibility import intelligibility_table
 from stemkit.atomic import atomic_path
-from stemkit.audio import SEEKABLE, align, load_audio, resample, write_float
+from stemkit.audio import (
+    SEEKABLE,
+    ArraySource,
+    FileSource,
+    align,
+    check_audio,
+    load_audio,
+    resample,
+    resample_file,
+    write_float,
+)
 from stemkit.batchdir import BatchFolder
 from stemkit.errors import StemkitError
 from stemkit.stems import canonical, reference_recipe
@@ -228,20 +243,47 @@ def open_track(
     return a
 
 
-def _load_native(batch: BatchFolder, track: str, provider: str) -> dict[str, tuple]:
-    """Every stem file of one job at its own rate: ``{stem: (audio, sr, path)}``."""
+@dataclass
+class _StemFile:
+    """One delivered stem: the file read as delivered and the file scored at the mixture's
+    rate (the stem's own file when it is readable in blocks at that rate, else a float copy
+    in the scratch folder)."""
+
+    native: Path
+    rate: int
+    channels: int
+    frames: int
+    scored: Path
+
+
+def _stem_files(a: TrackAnalysis, provider: str) -> dict[str, _StemFile]:
+    """Every stem file of one job, checked (decodable, finite), with the file it is scored
+    from; a format that cannot be read in blocks is decoded once, a stem at another rate is
+    resampled block by block."""
+    delivered = a.batch.stem_files(a.track, provider)
+    if not delivered:
+        raise StemkitError(f"no audio files in {a.batch.job_dir(a.track, provider)}")
     out = {}
-    for path in batch.stem_files(track, provider).values():
-        y, sr = load_audio(path)
-        out[canonical(path.name)] = (y, sr, path)
-    if not out:
-        raise StemkitError(f"no audio files in {batch.job_dir(track, provider)}")
+    for path in delivered.values():
+        name = canonical(path.name)
+        if not a._wanted(name):
+            continue
+        info = check_audio(path)
+        native = path
+        if path.suffix.lower() not in SEEKABLE:  # decoded once, one stem at a time
+            y, _ = load_audio(path)
+            native = write_float(a.work / provider / "native" / f"{name}.wav", y, info.sample_rate)
+            del y
+        scored = native
+        if info.sample_rate != a.sr:
+            scored = resample_file(native, a.work / provider / f"{name}.wav", a.sr)
+        out[name] = _StemFile(native, info.sample_rate, info.channels, info.frames, scored)
     return out
 
 
 def load_providers(a: TrackAnalysis, *, figures: bool = True) -> TrackAnalysis:
-    """Step 2: load each provider's stems, run the reference-free checks, keep what scoring
-    and drawing need, and let the audio go before the next provider.
+    """Step 2: check each provider's stems (reference-free QA) and draw their spectrogram
+    panels, reading the files a block at a time.
 
     Parameters
     ----------
@@ -261,6 +303,7 @@ def load_providers(a: TrackAnalysis, *, figures: bool = True) -> TrackAnalysis:
     if a.mixture is None:
         return a
     mixture, sr = a.mixture, a.sr
+    channels, length = mixture.shape
     for provider in a.providers:
         record = a.records.get(provider) or {
             "state": "failed",
@@ -270,42 +313,35 @@ def load_providers(a: TrackAnalysis, *, figures: bool = True) -> TrackAnalysis:
             a.failures.append(_failure(a.track, provider, record.get("error"), record.get("step")))
             continue
         try:
-            native = _load_native(a.batch, a.track, provider)
+            files = _stem_files(a, provider)
         except StemkitError as exc:
             a.failures.append(_failure(a.track, provider, str(exc), "load stems"))
             continue
-        native = {k: v for k, v in native.items() if a._wanted(k)}
-        if not native:
+        if not files:
             continue
-        a.qa_rows += [
-            {"track": a.track, "provider": provider, **r}
-            for r in qa.stem_checks(
-                mixture,
-                {k: y for k, (y, _, _) in native.items()},
-                sr,
-                stem_sr={k: r for k, (_, r, _) in native.items()},
-                input_info={
-                    "duration": mixture.shape[1] / sr,
-                    "sample_rate": sr,
-                    "channels": mixture.shape[0],
-                },
+        with contextlib.ExitStack() as stack:
+            opened = stack.enter_context
+            stems = {
+                k: qa.StemAudio(
+                    opened(FileSource(f.native, f.rate, channels=f.channels, n=f.frames)),
+                    opened(FileSource(f.scored, sr, channels=channels, n=length)),
+                )
+                for k, f in files.items()
+            }
+            rows = qa.check_stems(
+                ArraySource(mixture, sr),
+                stems,
+                input_info={"duration": length / sr, "sample_rate": sr, "channels": channels},
             )
-        ]
-        stems = align({k: resample(y, r, sr) for k, (y, r, _) in native.items()}, mixture.shape[1])
+            if figures:
+                a.panels[provider] = {k: Panel.of_source(s.conformed) for k, s in stems.items()}
+        a.qa_rows += [{"track": a.track, "provider": provider, **r} for r in rows]
         if a.stems is None:  # the reconstruction needs the whole stem set
-            recon = M.reconstruction_db(mixture, list(stems.values()))
+            recon = next(r["value"] for r in rows if r["check"] == "recon_db")
             a.metric_rows.append(
                 _metric_row(a.track, provider, "(all)", ("recon_db", "mixture"), recon)
             )
-        if figures:
-            a.panels[provider] = {k: Panel.of(y, sr) for k, y in stems.items()}
-        a.files[provider] = {
-            k: path
-            if rate == sr and path.suffix.lower() in SEEKABLE
-            else write_float(a.work / provider / f"{k}.wav", stems[k], sr)
-            for k, (_, rate, path) in native.items()
-        }
-        del native, stems
+        a.files[provider] = {k: f.scored for k, f in files.items()}
     return a
 
 
@@ -338,8 +374,10 @@ def _readable(path: Path, sr: int, work: Path, name: str, length: int) -> Path:
     """``path`` if it can be read in blocks at ``sr``, else a float32 copy in ``work``."""
     import soundfile as sf
 
-    if path.suffix.lower() in SEEKABLE and sf.info(path).samplerate == sr:
-        return path
+    if path.suffix.lower() in SEEKABLE:
+        if sf.info(path).samplerate == sr:
+            return path
+        return resample_file(path, work / name, sr)  # block by block
     y, rate = load_audio(path)
     return write_float(work / name, align({"y": resample(y, rate, sr)}, length)["y"], sr)
 
@@ -427,7 +465,10 @@ def score_track(a: TrackAnalysis, *, bracket: bool = True) -> pd.DataFrame:
         if a.panels:  # figures wanted: the references' panels go first in the grid
             from stemkit.plots import Panel
 
-            refs = {s: Panel.of(B.load_sum(p, length), sr) for s, p in readable.items()}
+            refs = {}
+            for s, parts in readable.items():
+                with FileSource(parts, sr, channels=mixture.shape[0], n=length) as src:
+                    refs[s] = Panel.of_source(src)
             a.panels = {"reference": refs} | a.panels
     a.metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     return a.metrics
@@ -658,8 +699,8 @@ def analyze_track(
     """Analyse one track of a batch folder: every step above, the results written to disk
     (with ``save``; else only returned, the batch left as it was).
 
-    Memory stays near one provider's stems on top of the mixture: each provider's stems are
-    checked (QA), drawn (spectrogram panels) and then let go, and the reference metrics are
+    Memory stays near the mixture's: every provider's stems are checked (QA) and drawn
+    (spectrogram panels) from their files a block at a time, and the reference metrics are
     computed from the files, block by block, for all providers and the bracket at once.
 
     Parameters

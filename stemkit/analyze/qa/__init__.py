@@ -1,7 +1,8 @@
 """Reference-free QA of separated stems, judged against a QA profile.
 
 :func:`stem_checks` measures every stem of one provider's result for one track against the
-mixture that was sent; :func:`job_checks` turns the job's timing summary row into the same kind
+mixture that was sent (:func:`check_stems`: the same, read from files block by block, in flat
+memory); :func:`job_checks` turns the job's timing summary row into the same kind
 of rows. Every row is tidy: ``{"stem", "check", "value", "unit", "detail"}`` (the caller adds
 ``provider`` and ``track``). :func:`verdicts` judges each row against a profile
 (:func:`load_profile`: the packaged ``profile.toml``, a batch file merged over it) and
@@ -59,7 +60,7 @@ from __future__ import annotations
 
 import pandas as pd  # noqa: F401  (the examples above use it)
 
-from stemkit.analyze.qa.checks import ALL, JOB, job_checks, stem_checks
+from stemkit.analyze.qa.checks import ALL, JOB, StemAudio, check_stems, job_checks, stem_checks
 from stemkit.analyze.qa.meters import integrated_loudness, true_peak
 from stemkit.analyze.qa.profile import SEVERITY, load_profile
 from stemkit.analyze.qa.verdicts import judge, summary_verdicts, verdicts
@@ -68,6 +69,8 @@ __all__ = [
     "ALL",
     "JOB",
     "SEVERITY",
+    "StemAudio",
+    "check_stems",
     "integrated_loudness",
     "job_checks",
     "judge",

@@ -45,15 +45,95 @@ def _segment_power(x: np.ndarray, seg: int, count: int) -> np.ndarray:
 def _block_power(x: np.ndarray, sr: int) -> np.ndarray:
     """Mean square per channel of 400 ms blocks every 100 ms (BS.1770 gating blocks, blocks
     laid out as pyloudnorm does); audio shorter than one block is one block."""
-    n = x.shape[-1]
+    seg = round(_HOP_S * sr)
+    return _blocks_of(_segment_power(x, seg, -(-x.shape[-1] // seg)), x.shape[-1], sr)
+
+
+def _blocks_of(power: np.ndarray, n: int, sr: int) -> np.ndarray:
+    """:func:`_block_power` from the sums of squares of consecutive 100 ms segments
+    ``(channels, segments)`` (the last one partial) of audio ``n`` samples long."""
     if n < round(_GATE_S * sr):
-        return np.einsum("cs,cs->c", x, x)[:, None] / max(n, 1)
+        return power.sum(axis=-1, keepdims=True) / max(n, 1)
     seg = round(_HOP_S * sr)
     per_block = round(_GATE_S / _HOP_S)
     blocks = int(round((n / sr - _GATE_S) / _HOP_S)) + 1
-    power = _segment_power(x, seg, blocks + per_block - 1)
-    csum = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(power, axis=-1)], axis=-1)
+    count = blocks + per_block - 1
+    power = power[:, :count]
+    if power.shape[-1] < count:  # missing segments count as zeros
+        power = np.pad(power, ((0, 0), (0, count - power.shape[-1])))
+    csum = np.concatenate([np.zeros((power.shape[0], 1)), np.cumsum(power, axis=-1)], axis=-1)
     return (csum[:, per_block:] - csum[:, :-per_block])[:, :blocks] / (per_block * seg)
+
+
+class _Segments:
+    """Sums of squares per channel of consecutive 100 ms segments, fed block by block."""
+
+    def __init__(self, channels: int, sr: int) -> None:
+        self.seg = round(_HOP_S * sr)
+        self._rest = np.zeros((channels, 0), np.float32)
+        self._parts: list[np.ndarray] = []
+
+    def update(self, x: np.ndarray) -> None:
+        if self._rest.shape[-1]:
+            x = np.concatenate([self._rest, x], axis=-1)
+        full = x.shape[-1] // self.seg
+        if full:
+            self._parts.append(_segment_power(x, self.seg, full))
+        self._rest = x[:, full * self.seg :].copy()  # the caller may reuse its block
+
+    def power(self) -> np.ndarray:
+        parts = list(self._parts)
+        if self._rest.shape[-1]:
+            parts.append(_segment_power(self._rest, self.seg, 1))
+        return np.concatenate(parts, axis=-1) if parts else np.zeros((self._rest.shape[0], 0))
+
+
+class LoudnessMeter:
+    """Integrated loudness (:func:`integrated_loudness`) and the loudest 400 ms block of audio
+    fed block by block, in order: memory of one block plus ten numbers a second.
+
+    Parameters
+    ----------
+    channels : int
+        Channel count.
+    sr : int
+        Rate in Hz.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(48000) / 48000
+    >>> x = (0.1 * np.sin(2 * np.pi * 997 * t))[None].astype(np.float32)
+    >>> m = LoudnessMeter(1, 48000)
+    >>> for i in range(0, 48000, 10000):
+    ...     m.update(x[:, i : i + 10000])
+    >>> m.lufs() == integrated_loudness(x, 48000)
+    True
+    """
+
+    def __init__(self, channels: int, sr: int) -> None:
+        self.sr, self.channels, self.n = int(sr), int(channels), 0
+        self._sos = _k_weighting(self.sr)
+        self._zi = np.zeros((self._sos.shape[0], self.channels, 2), np.float32)
+        self._raw = _Segments(self.channels, self.sr)
+        self._weighted = _Segments(self.channels, self.sr)
+
+    def update(self, x: np.ndarray) -> None:
+        """The next samples, float32 ``(channels, samples)``."""
+        self.n += x.shape[-1]
+        self._raw.update(x)
+        weighted, self._zi = signal.sosfilt(self._sos, x, axis=-1, zi=self._zi)
+        self._weighted.update(weighted.astype(np.float32, copy=False))
+
+    def loudest(self) -> float:
+        """Mean square (channels averaged) of the loudest 400 ms block."""
+        return float(_blocks_of(self._raw.power(), self.n, self.sr).mean(axis=0).max(initial=0.0))
+
+    def lufs(self) -> float:
+        """Integrated loudness in LUFS, NaN when every block is gated out (or no audio)."""
+        if self.n == 0:
+            return float("nan")
+        return _gated(_blocks_of(self._weighted.power(), self.n, self.sr))
 
 
 @lru_cache(maxsize=8)
@@ -84,11 +164,14 @@ def integrated_loudness(x: np.ndarray, sr: int) -> float:
     -20.0
     """
     x = as_audio(x)
-    if x.shape[-1] == 0:
-        return float("nan")
-    weighted = signal.sosfilt(_k_weighting(sr), x, axis=-1)
-    z = _block_power(weighted, sr)
-    weights = np.array([*_CH_WEIGHTS, *[1.0] * max(0, x.shape[0] - 5)])[: x.shape[0]]
+    meter = LoudnessMeter(x.shape[0], sr)
+    meter.update(x)
+    return meter.lufs()
+
+
+def _gated(z: np.ndarray) -> float:
+    """BS.1770's gated loudness of the block powers ``z`` ``(channels, blocks)``."""
+    weights = np.array([*_CH_WEIGHTS, *[1.0] * max(0, z.shape[0] - 5)])[: z.shape[0]]
     with np.errstate(divide="ignore"):
         block_lufs = -0.691 + 10 * np.log10(weights @ z)
         gated = block_lufs >= -70.0
@@ -198,36 +281,115 @@ def _interpolated_peak(ch: np.ndarray, intervals: np.ndarray, chunk: int = 1 << 
     return best
 
 
-def _edge_peak(ch: np.ndarray) -> float:
-    """:func:`_interpolated_peak` of the first and last blocks, where the filter ramps in and
-    out over zeros (all of a short signal)."""
-    n, block, pad = len(ch), _TP_BLOCK, _TP_TAPS
+def _edge_peak(head: np.ndarray, tail: np.ndarray, n: int) -> float:
+    """:func:`_interpolated_peak` of the first and last blocks of a channel ``n`` samples
+    long, where the filter ramps in and out over zeros: ``head`` and ``tail`` are its first and
+    last ``2 * _TP_BLOCK`` samples (the whole channel when shorter than ``4 * _TP_BLOCK``)."""
+    block, pad = _TP_BLOCK, _TP_TAPS
     first = np.arange(-_TP_LEFT - 1, min(block, n) if n >= 4 * block else n + _TP_LEFT)
     if n < 4 * block:
-        return _interpolated_peak(np.pad(ch, pad), first + pad)
-    head = _interpolated_peak(np.pad(ch[: 2 * block], (pad, 0)), first + pad)
-    tail = _interpolated_peak(np.pad(ch[-2 * block :], (0, pad)), np.arange(block, 2 * block + 5))
-    return max(head, tail)
+        return _interpolated_peak(np.pad(head, pad), first + pad)
+    head_peak = _interpolated_peak(np.pad(head, (pad, 0)), first + pad)
+    tail_peak = _interpolated_peak(np.pad(tail, (0, pad)), np.arange(block, 2 * block + 5))
+    return max(head_peak, tail_peak)
+
+
+class TruePeakMeter:
+    """:func:`true_peak` of audio fed block by block, in order (exact: the same value as the
+    whole signal's); memory: two blocks.
+
+    A block is measured once the next one arrives (its last intervals need the samples after
+    it). The level below which a sample cannot reach the peak is set by the largest sample
+    seen so far, never above the final one, so no interval that could hold the peak is
+    skipped.
+
+    Parameters
+    ----------
+    channels, n : int
+        Channel count and total length in samples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> n = np.arange(4000)
+    >>> x = (np.sin(np.pi / 2 * n + np.pi / 4) * np.hanning(4000))[None].astype(np.float32)
+    >>> m = TruePeakMeter(1, 4000)
+    >>> for i in range(0, 4000, 1500):
+    ...     m.update(x[:, i : i + 1500])
+    >>> m.peak() == true_peak(x)
+    True
+    """
+
+    def __init__(self, channels: int, n: int) -> None:
+        self.channels, self.n = int(channels), int(n)
+        self.sample_peak = 0.0
+        self._level = 0.0
+        self._seen = 0
+        self._short = self.n < 4 * _TP_BLOCK
+        self._parts: list[np.ndarray] = []  # a short signal whole; else the first samples
+        self._prev: np.ndarray | None = None
+        self._before = np.zeros((self.channels, _TP_BLOCK), np.float32)
+        self._tail = np.zeros((self.channels, 0), np.float32)
+
+    def update(self, x: np.ndarray) -> None:
+        """The next samples, float32 ``(channels, samples)``."""
+        if x.shape[-1] == 0:
+            return
+        self.sample_peak = max(self.sample_peak, float(max(x.max(), -x.min())))
+        if self._short or self._seen < 2 * _TP_BLOCK:
+            self._parts.append(x[:, : max(0, 2 * _TP_BLOCK - self._seen)] if not self._short else x)
+        self._tail = np.concatenate([self._tail, x], axis=-1)[:, -2 * _TP_BLOCK :]
+        if not self._short:
+            if self._prev is not None:
+                self._scan(self._prev, self._seen - self._prev.shape[-1], x[:, :_TP_BLOCK])
+                ctx = np.concatenate([self._before, self._prev], axis=-1)
+                self._before = ctx[:, -_TP_BLOCK:]
+            self._prev = x
+        self._seen += x.shape[-1]
+
+    def _scan(self, x: np.ndarray, start: int, after: np.ndarray) -> None:
+        """The inner intervals of ``x`` (samples ``start:`` of the signal), ``after`` the
+        samples that follow it (fewer at the end of the signal: zeros past it)."""
+        if self.sample_peak == 0.0:
+            return
+        _, gain, reach = _tp_filters()
+        block, length = _TP_BLOCK, x.shape[-1]
+        if after.shape[-1] < block:
+            after = np.pad(after, ((0, 0), (0, block - after.shape[-1])))
+        best = max(self.sample_peak, self._level)
+        lo, hi = max(start, block), min(start + length, self.n - block)  # inner: not the edges
+        if hi <= lo:
+            return
+        for c in range(self.channels):
+            ext = np.concatenate([self._before[c], x[c], after[c]])
+            limit = ((best - reach * _curvature(ext)) / gain).astype(np.float32)
+            found = _candidate_intervals(ext, limit, block, block + length)
+            found = found[(found >= lo - start + block) & (found < hi - start + block)]
+            self._level = max(self._level, _interpolated_peak(ext, found))
+
+    def peak(self) -> float:
+        """The true peak (linear) of everything fed."""
+        if self._short:
+            whole = np.concatenate(self._parts, axis=-1) if self._parts else None
+            if whole is None or self.sample_peak == 0.0:
+                return self.sample_peak
+            return max(self.sample_peak, *(_edge_peak(ch, ch, self.n) for ch in whole))
+        if self._prev is not None:
+            self._scan(self._prev, self._seen - self._prev.shape[-1], self._prev[:, :0])
+            self._prev = None
+        if self.sample_peak == 0.0:
+            return 0.0
+        head = np.concatenate(self._parts, axis=-1)[:, : 2 * _TP_BLOCK]
+        edges = max(_edge_peak(h, t, self.n) for h, t in zip(head, self._tail, strict=True))
+        return max(self.sample_peak, self._level, edges)
 
 
 def _true_peak(x: np.ndarray) -> float:
     """:func:`true_peak` of float32 ``(channels, samples)``; memory: a chunk at a time."""
-    best = float(max(x.max(initial=0.0), -x.min(initial=0.0)))
-    if best == 0.0:
-        return 0.0
-    _, gain, reach = _tp_filters()
-    for ch in x:
-        best = max(best, _edge_peak(ch))
-        if len(ch) < 4 * _TP_BLOCK:
-            continue
-        # samples below this level cannot reach ``best`` (fixed for the whole channel)
-        limit = ((best - reach * _curvature(ch)) / gain).astype(np.float32)
-        level = best
-        for a in range(0, len(ch), _TP_CHUNK):
-            found = _candidate_intervals(ch, limit, a, min(a + _TP_CHUNK, len(ch)))
-            level = max(level, _interpolated_peak(ch, found))
-        best = level
-    return best
+    meter = TruePeakMeter(x.shape[0], x.shape[-1])
+    for a in range(0, x.shape[-1], _TP_CHUNK):
+        meter.update(x[:, a : a + _TP_CHUNK])
+    return meter.peak()
 
 
 def true_peak(x: np.ndarray) -> float:

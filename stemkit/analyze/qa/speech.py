@@ -38,9 +38,11 @@ from stemkit.stems import MUSIC_STEMS, canonical
 
 __all__ = [
     "GUARD_S",
+    "VoiceStream",
     "MIN_PAUSE_S",
     "SPEECH_SHARE",
     "music_in_dialogue",
+    "needs_speech",
     "speech_in_music",
     "speech_rows",
 ]
@@ -55,6 +57,66 @@ SPEECH_SHARE = 0.2
 
 def _row(stem: str, check: str, value: float, unit: str, detail: str = "") -> dict[str, Any]:
     return {"stem": stem, "check": check, "value": float(value), "unit": unit, "detail": detail}
+
+
+def needs_speech(name: str) -> bool:
+    """Whether :func:`speech_rows` measures a stem of this name (else it returns no rows).
+
+    Examples
+    --------
+    >>> needs_speech("speech"), needs_speech("drums")
+    (True, False)
+    """
+    return canonical(name) in ("dialogue", "vocals", *MUSIC_STEMS)
+
+
+class VoiceStream:
+    """What the VAD and DNSMOS hear of a stem (:func:`stemkit.analyze.vad.mono16k`: the
+    downmix at 16 kHz) gathered block by block: 64 kB a second of audio, a twelfth of a
+    stereo 44.1 kHz float stem.
+
+    Parameters
+    ----------
+    sr : int
+        Rate of the blocks, Hz.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = VoiceStream(44100)
+    >>> for _ in range(4):
+    ...     v.update(np.zeros((2, 11025), np.float32))
+    >>> v.audio().shape
+    (16000,)
+    """
+
+    #: the rate of :meth:`audio`
+    SR = 16000
+
+    def __init__(self, sr: int) -> None:
+        import soxr
+
+        self.sr = int(sr)
+        self._stream = (
+            None
+            if self.sr == self.SR
+            else soxr.ResampleStream(self.sr, self.SR, 1, dtype="float32", quality="HQ")
+        )
+        self._parts: list[np.ndarray] = []
+
+    def update(self, y: np.ndarray) -> None:
+        """The next samples, ``(channels, samples)``."""
+        mono = np.asarray(y, np.float32).mean(axis=0)
+        self._parts.append(mono if self._stream is None else self._stream.resample_chunk(mono))
+
+    def audio(self) -> np.ndarray:
+        """The downmix at :data:`SR`, float32 in [-1, 1]."""
+        if self._stream is not None:
+            self._parts.append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+            self._stream = None
+        x = np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32)
+        self._parts = [x]
+        return np.clip(x, -1.0, 1.0).astype(np.float32, copy=False)
 
 
 def _vad(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
