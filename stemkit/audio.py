@@ -690,11 +690,10 @@ class FileSource:
         """Samples ``start:stop``, float32 ``(channels, stop - start)``, zeros outside."""
         lo = max(start, 0)
         hi = max(min(stop, self.n), lo)
-        body = self._files.read(lo, hi)[0].T
-        if lo == start and hi == stop:
-            return np.ascontiguousarray(body)
         out = np.zeros((self.channels, max(stop - start, 0)), np.float32)
-        out[:, lo - start : hi - start] = body
+        for a in range(lo, hi, BLOCK):  # a long read: one block's copy at a time
+            b = min(hi, a + BLOCK)
+            out[:, a - start : b - start] = self._files.read(a, b)[0].T
         return out
 
     def close(self) -> None:

@@ -112,6 +112,7 @@ def mel_db_source(source: Source, *, columns: int = 600, n_mels: int = 96) -> np
     True
     """
     import librosa
+    from scipy import fft as sfft
     from scipy.signal import get_window
 
     from stemkit.audio import BLOCK
@@ -130,7 +131,7 @@ def mel_db_source(source: Source, *, columns: int = 600, n_mels: int = 96) -> np
         lo = j * hop - half
         mono = source.read(lo, (k - 1) * hop + half + (n_fft - 2 * half)).mean(axis=0)
         idx = (np.arange(k - j) * hop)[:, None] + np.arange(n_fft)
-        spec = np.fft.rfft(mono[idx] * window, axis=-1)
+        spec = sfft.rfft(mono[idx] * window, axis=-1)  # float32 in, complex64 out
         power[:, j:k] = (spec.real**2 + spec.imag**2).T
     return librosa.power_to_db(basis @ power, ref=1.0, top_db=None)
 

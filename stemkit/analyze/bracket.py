@@ -21,7 +21,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import fft as sfft
@@ -29,6 +29,9 @@ from scipy import signal
 
 from stemkit.analyze.metrics import reconstruction_db
 from stemkit.audio import align, as_audio, conform, float_writers, load_audio
+
+if TYPE_CHECKING:
+    from stemkit.audio import Source
 
 #: pseudo-providers of the score bracket, drawn and reported next to the real ones
 BRACKET = ("oracle", "baseline", "mixture")
@@ -90,8 +93,7 @@ def stamp(
 
 def estimates(
     work: Path,
-    mixture: np.ndarray,
-    sr: int,
+    mixture: Source,
     mixture_path: Path,
     ref_parts: dict[str, list[Path]],
     provider_sets: list[list[str]],
@@ -101,27 +103,29 @@ def estimates(
 
     The oracle is computed for the first stem set a provider delivered whose references
     partition the mixture; the baseline for every stem the DSP engine knows. Both are written
-    to ``work`` (float32 WAV) block by block, so no estimate sits in memory whole.
+    to ``work`` (float32 WAV) block by block, so no estimate sits in memory whole. The oracle
+    reads the mixture a segment at a time; the DSP engine needs the whole mixture (its
+    REPET-SIM analysis compares every frame with every other), which is read for it and let
+    go when it is done.
 
     Parameters
     ----------
     work : path
         Scratch folder.
-    mixture : ndarray, shape (channels, samples)
-        The mixture at ``sr``.
-    sr : int
-        Rate in Hz.
+    mixture : Source
+        The mixture at its rate ``mixture.sr`` (:class:`stemkit.audio.FileSource` or
+        :class:`~stemkit.audio.ArraySource`).
     mixture_path : path
-        The mixture as a file readable in blocks at ``sr``.
+        The mixture as a file readable in blocks at that rate (the floor's estimate).
     ref_parts : dict of str to list of path
-        Files whose sum is each stem's reference, readable at ``sr``.
+        Files whose sum is each stem's reference, readable at that rate.
     provider_sets : list of list of str
         The stem sets the providers delivered.
     """
     from stemkit.dsp import engine
 
     files: dict[str, dict[str, Path]] = {}
-    n_chan, n_samples = mixture.shape
+    sr, n_chan, n_samples = mixture.sr, mixture.channels, mixture.n
     for names in provider_sets:
         parts = {s: ref_parts[s] for s in names if s in ref_parts}
         if len(parts) == len(names) and _reconstruction_db(mixture, parts) < -40:
@@ -130,25 +134,27 @@ def estimates(
     names = [s for s in ref_parts if s in engine.STEM_RECIPES]
     if names:  # written block by block as the engine completes them: no stem held whole
         paths = {stem: work / "baseline" / f"{stem}.wav" for stem in names}
+        whole = mixture.read(0, n_samples)  # the engine's input, held while it runs
         with float_writers(paths, sr, n_chan) as out:
-            for block in engine.separate_blocks(mixture, sr, names):
+            for block in engine.separate_blocks(whole, sr, names):
                 for stem, y in block.items():
                     out[stem].write(np.ascontiguousarray(y.T, np.float32))
+        del whole
         files["baseline"] = paths
     files["mixture"] = {stem: mixture_path for stem in ref_parts}
     return files
 
 
-def _reconstruction_db(mixture: np.ndarray, ref_parts: dict[str, list[Path]]) -> float:
+def _reconstruction_db(mixture: Source, ref_parts: dict[str, list[Path]]) -> float:
     """:func:`~stemkit.analyze.metrics.reconstruction_db` of the references, read in blocks."""
     from stemkit.audio import StemFiles
 
-    n_chan, n = mixture.shape
+    n_chan, n = mixture.channels, mixture.n
     error = power = 0.0
     with StemFiles(list(ref_parts.values()), n_samples=n, n_channels=n_chan) as refs:
         for i in range(0, n, _BLOCK):
             j = min(n, i + _BLOCK)
-            part = np.asarray(mixture[:, i:j].T, np.float64)
+            part = np.asarray(mixture.read(i, j).T, np.float64)
             err = part - refs.read(i, j).sum(axis=0, dtype=np.float64)
             error += float(np.sum(err * err))
             power += float(np.sum(part * part))
@@ -160,7 +166,7 @@ _BLOCK = 1 << 18
 
 
 def oracle_irm_files(
-    mixture: np.ndarray,
+    mixture: np.ndarray | Source,
     ref_parts: dict[str, list[Path]],
     sr: int,
     out_dir: Path,
@@ -176,8 +182,9 @@ def oracle_irm_files(
 
     Parameters
     ----------
-    mixture : np.ndarray
-        ``(channels, samples)`` float32 at ``sr``.
+    mixture : np.ndarray or Source
+        ``(channels, samples)`` float32 at ``sr``, or a source of it read a segment at a time
+        (:class:`stemkit.audio.FileSource`: then nothing of the track is held whole).
     ref_parts : dict of str to list of path
         Files whose sum is each reference, seekable and at ``sr``.
     sr : int
@@ -209,10 +216,10 @@ def oracle_irm_files(
     """  # noqa: E501
     import contextlib
 
-    from stemkit.audio import StemFiles
+    from stemkit.audio import ArraySource, StemFiles
 
-    x = as_audio(mixture)
-    n_chan, n = x.shape
+    x = mixture if hasattr(mixture, "read") else ArraySource(mixture, sr)
+    n_chan, n = x.channels, x.n
     names = list(ref_parts)
     out_dir.mkdir(parents=True, exist_ok=True)
     stft = _SegmentSTFT(n, n_fft, hop)
@@ -227,9 +234,10 @@ def oracle_irm_files(
         for segment in stft.segments():
             lo, hi = stft.span(segment)
             region = refs.read(lo, hi)  # (n_src, hi - lo, n_chan)
+            mix_region = x.read(lo, hi)
             block = np.zeros((len(names), segment.stop - segment.start, n_chan), np.float32)
             for channel in range(n_chan):
-                mix_spec = stft.forward(x[channel], segment)
+                mix_spec = stft.forward(mix_region[channel], segment, offset=lo)
                 mags = [
                     _magnitude(stft.forward(region[j, :, channel], segment, offset=lo), power)
                     for j in range(len(names))

@@ -22,14 +22,15 @@ a temporary folder and the batch is left as it was.
 Determinism: the same inputs give the same numbers, bit for bit: the scores are computed with
 one BLAS thread (:func:`deterministic`), whatever the machine or the worker's thread count.
 
-Memory: the mixture, and a block of everything else. The QA checks and the spectrogram panels
-read each provider's stems from their files a block at a time
-(:func:`stemkit.analyze.qa.check_stems`, :meth:`stemkit.plots.Panel.of_source`); the
-reference metrics of all providers and the bracket are computed from the files in blocks
-(:class:`stemkit.analyze.bsseval.BSSEval` over :class:`stemkit.audio.StemFiles`). What still
-grows with the track: the mixture itself (float32, 10.6 MB a minute of stereo 44.1 kHz), the
-16 kHz downmix of a speech or music stem while the VAD judges it (3.8 MB a minute), and the
-DSP baseline's REPET-SIM analysis grid (:mod:`stemkit.dsp.engine`).
+Memory: a block of every file, whatever the length of the track. The mixture stays in its
+file (:attr:`TrackAnalysis.mixture_file`); the QA checks and the spectrogram panels read it and
+each provider's stems a block at a time (:func:`stemkit.analyze.qa.check_stems`,
+:meth:`stemkit.plots.Panel.of_source`); the reference metrics of all providers and the bracket
+are computed from the files in blocks (:class:`stemkit.analyze.bsseval.BSSEval` over
+:class:`stemkit.audio.StemFiles`). What still grows with the track: the 16 kHz downmix of a
+speech or music stem while the VAD judges it (3.8 MB a minute), and, while the bracket's DSP
+baseline runs (once per track: its scores are cached), the mixture and the engine's REPET-SIM
+grid (:mod:`stemkit.dsp.engine`).
 
 Examples
 --------
@@ -57,7 +58,6 @@ from stemkit.analyze.intelligibility import intelligibility_table
 from stemkit.atomic import atomic_path
 from stemkit.audio import (
     SEEKABLE,
-    ArraySource,
     FileSource,
     align,
     check_audio,
@@ -95,8 +95,13 @@ class TrackAnalysis:
         The track's ``batch.json`` entry (mixture, references, transcript).
     providers : list of str
         The batch's providers.
-    mixture : ndarray, shape (channels, samples), or None
-        The mixture (None when it could not be read: see ``failures``).
+    mixture_file : Path or None
+        The mixture as a file readable in blocks at ``sr`` (the manifest's file, or a float
+        copy in the scratch folder when its format cannot be read in blocks); None when it
+        could not be read (see ``failures``). :attr:`mixture` loads it;
+        :meth:`mixture_source` reads it a block at a time.
+    shape : tuple of int
+        The mixture's ``(channels, samples)``.
     sr : int
         The mixture's rate (Hz); every stem is scored at it.
     stems : list of str or None
@@ -110,7 +115,8 @@ class TrackAnalysis:
     track: str
     info: dict[str, Any]
     providers: list[str]
-    mixture: np.ndarray | None = None
+    mixture_file: Path | None = None
+    shape: tuple[int, int] = (0, 0)
     sr: int = 0
     stems: list[str] | None = None
     save: bool = True
@@ -146,7 +152,20 @@ class TrackAnalysis:
     @property
     def seconds(self) -> float:
         """Duration of the mixture in seconds (0 when it could not be read)."""
-        return 0.0 if self.mixture is None else self.mixture.shape[1] / self.sr
+        return self.shape[1] / self.sr if self.mixture_file is not None else 0.0
+
+    @property
+    def mixture(self) -> np.ndarray | None:
+        """The mixture, float32 ``(channels, samples)`` at ``sr``, read from its file at each
+        access (the analysis itself reads it a block at a time); None when it could not be
+        read."""
+        return None if self.mixture_file is None else load_audio(self.mixture_file)[0]
+
+    def mixture_source(self) -> FileSource:
+        """The mixture read a block at a time (:class:`stemkit.audio.FileSource`)."""
+        if self.mixture_file is None:
+            raise StemkitError(f"{self.track}: the mixture could not be read (see failures)")
+        return FileSource(self.mixture_file, self.sr, channels=self.shape[0], n=self.shape[1])
 
     @property
     def sources(self) -> pd.DataFrame:
@@ -237,7 +256,14 @@ def open_track(
         a.scratch = Path(tempfile.mkdtemp(prefix=f"stemkit-analyze-{track[:40]}-"))
     a.records = {p: r for p in a.providers if (r := batch.read_record(track, p)) is not None}
     try:
-        a.mixture, a.sr = load_audio(info["mixture"])
+        path = Path(info["mixture"])
+        checked = check_audio(path)  # decodable, finite: read in blocks, never whole
+        if path.suffix.lower() not in SEEKABLE:  # decoded once into a file read in blocks
+            y, _ = load_audio(path)
+            path = write_float(a.work / "mixture.wav", y, checked.sample_rate)
+            del y
+        a.mixture_file, a.sr = path, checked.sample_rate
+        a.shape = (checked.channels, checked.frames)
     except StemkitError as exc:  # a bad input is a failed row, not a failed notebook
         a.failures.append(_failure(track, None, str(exc.at(track=track)), "load mixture"))
     return a
@@ -300,10 +326,10 @@ def load_providers(a: TrackAnalysis, *, figures: bool = True) -> TrackAnalysis:
     """
     from stemkit.plots import Panel
 
-    if a.mixture is None:
+    if a.mixture_file is None:
         return a
-    mixture, sr = a.mixture, a.sr
-    channels, length = mixture.shape
+    sr = a.sr
+    channels, length = a.shape
     for provider in a.providers:
         record = a.records.get(provider) or {
             "state": "failed",
@@ -329,7 +355,7 @@ def load_providers(a: TrackAnalysis, *, figures: bool = True) -> TrackAnalysis:
                 for k, f in files.items()
             }
             rows = qa.check_stems(
-                ArraySource(mixture, sr),
+                opened(a.mixture_source()),
                 stems,
                 input_info={"duration": length / sr, "sample_rate": sr, "channels": channels},
             )
@@ -438,14 +464,14 @@ def score_track(a: TrackAnalysis, *, bracket: bool = True) -> pd.DataFrame:
     rows = list(a.metric_rows)
     all_stems = list(dict.fromkeys(s for st in a.files.values() for s in st))
     ref_parts = _reference_parts(a.info, all_stems)
-    if a.mixture is not None and ref_parts:
-        mixture, sr, work = a.mixture, a.sr, a.work
-        length = mixture.shape[1]
+    if a.mixture_file is not None and ref_parts:
+        sr, work = a.sr, a.work
+        length = a.shape[1]
         readable = {
             s: [_readable(p, sr, work, f"reference/{s}-{i}.wav", length) for i, p in enumerate(ps)]
             for s, ps in ref_parts.items()
         }
-        mixture_path = _readable(Path(a.info["mixture"]), sr, work, "mixture.wav", length)
+        mixture_path = a.mixture_file
         stem_sets = [list(files) for files in a.files.values()]
         stamp = B.stamp(Path(a.info["mixture"]), ref_parts, stem_sets)
         cached = a.batch.read_bracket(a.track)
@@ -453,8 +479,9 @@ def score_track(a: TrackAnalysis, *, bracket: bool = True) -> pd.DataFrame:
         fresh = bracket and cached.get("stamp") != stamp
         with deterministic():
             if fresh:  # the SiSEC bracket: mixture (floor), DSP baseline, oracle (ceiling)
-                sets |= B.estimates(work, mixture, sr, mixture_path, readable, stem_sets)
-            scored = _score_sets(a.track, readable, sets, sr, mixture.shape)
+                with a.mixture_source() as mixture:
+                    sets |= B.estimates(work, mixture, mixture_path, readable, stem_sets)
+            scored = _score_sets(a.track, readable, sets, sr, a.shape)
         rows += [r for r in scored if r["provider"] not in BRACKET]
         bracket_rows = [r for r in scored if r["provider"] in BRACKET]
         if fresh and a.save:  # a look closer (save=False) leaves the cache as it was
@@ -467,7 +494,7 @@ def score_track(a: TrackAnalysis, *, bracket: bool = True) -> pd.DataFrame:
 
             refs = {}
             for s, parts in readable.items():
-                with FileSource(parts, sr, channels=mixture.shape[0], n=length) as src:
+                with FileSource(parts, sr, channels=a.shape[0], n=length) as src:
                     refs[s] = Panel.of_source(src)
             a.panels = {"reference": refs} | a.panels
     a.metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
@@ -545,9 +572,10 @@ def draw_figures(
     from stemkit.plots import Panel, spectrogram_grid, timeline_chart
 
     figs: dict[str, Any] = {}
-    if a.panels and a.mixture is not None:
+    if a.panels and a.mixture_file is not None:
         rows = {k: {s: p.crop(start, end) for s, p in v.items()} for k, v in a.panels.items()}
-        mixture = Panel.of(a.mixture, a.sr).crop(start, end)
+        with a.mixture_source() as source:
+            mixture = Panel.of_source(source).crop(start, end)
         figs["spectrograms"] = a.spectrogram_figure = spectrogram_grid(
             rows, a.sr, mixture=mixture, title=a.track
         )
@@ -699,7 +727,7 @@ def analyze_track(
     """Analyse one track of a batch folder: every step above, the results written to disk
     (with ``save``; else only returned, the batch left as it was).
 
-    Memory stays near the mixture's: every provider's stems are checked (QA) and drawn
+    Memory stays flat: the mixture and every provider's stems are checked (QA) and drawn
     (spectrogram panels) from their files a block at a time, and the reference metrics are
     computed from the files, block by block, for all providers and the bracket at once.
 
