@@ -258,12 +258,13 @@ def open_track(
     try:
         path = Path(info["mixture"])
         checked = check_audio(path)  # decodable, finite: read in blocks, never whole
+        frames = checked.frames
         if path.suffix.lower() not in SEEKABLE:  # decoded once into a file read in blocks
             y, _ = load_audio(path)
-            path = write_float(a.work / "mixture.wav", y, checked.sample_rate)
+            path, frames = write_float(a.work / "mixture.wav", y, checked.sample_rate), y.shape[1]
             del y
         a.mixture_file, a.sr = path, checked.sample_rate
-        a.shape = (checked.channels, checked.frames)
+        a.shape = (checked.channels, frames)
     except StemkitError as exc:  # a bad input is a failed row, not a failed notebook
         a.failures.append(_failure(track, None, str(exc.at(track=track)), "load mixture"))
     return a
@@ -295,15 +296,16 @@ def _stem_files(a: TrackAnalysis, provider: str) -> dict[str, _StemFile]:
         if not a._wanted(name):
             continue
         info = check_audio(path)
-        native = path
+        native, frames = path, info.frames
         if path.suffix.lower() not in SEEKABLE:  # decoded once, one stem at a time
             y, _ = load_audio(path)
             native = write_float(a.work / provider / "native" / f"{name}.wav", y, info.sample_rate)
+            frames = y.shape[1]  # the decoder's count (a compressed header's can differ)
             del y
         scored = native
         if info.sample_rate != a.sr:
             scored = resample_file(native, a.work / provider / f"{name}.wav", a.sr)
-        out[name] = _StemFile(native, info.sample_rate, info.channels, info.frames, scored)
+        out[name] = _StemFile(native, info.sample_rate, info.channels, frames, scored)
     return out
 
 
