@@ -4,7 +4,6 @@ the whole arrays, for any block size, and their memory does not grow with the tr
 from __future__ import annotations
 
 import math
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from stemkit.analyze.qa.meters import LoudnessMeter, TruePeakMeter, integrated_l
 from stemkit.analyze.qa.spectral import ClipCounter, Dropouts, clipped_samples, longest_dropout
 from stemkit.audio import ArraySource, FileSource, write_float
 
+from .test_bracket_memory import _peak
 from .test_qa import SR, clean, delayed, music
 
 BLOCK = 5000  # samples: not a multiple of the 100 ms segments, the pooling or the frames
@@ -115,15 +115,6 @@ def test_dropouts_found_across_blocks():
     for i in range(0, 20_000, BLOCK):
         finder.measure(i, mix[:, i : i + BLOCK], (mix - stem)[:, i : i + BLOCK])
     assert finder.longest() == longest_dropout(stem, mix, mix - stem, 8000) == (0.3125, 0.5)
-
-
-def _peak(fn) -> int:
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def test_checks_from_files_run_in_flat_memory(tmp_path):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from scipy import fft as sfft
 from scipy import signal
 
 from stemkit.analyze.metrics import reconstruction_db
-from stemkit.audio import align, as_audio, conform, float_writers, load_audio
+from stemkit.audio import as_audio, conform, float_writers
 
 if TYPE_CHECKING:
     from stemkit.audio import Source
@@ -37,32 +36,6 @@ if TYPE_CHECKING:
 BRACKET = ("oracle", "baseline", "mixture")
 #: version of the bracket computation: bracket scores cached by another version are redone
 VERSION = 1
-
-
-def load_sum(paths: Sequence[Path], length: int) -> np.ndarray:
-    """The sum of some audio files (e.g. drums + bass + other), conformed to ``length``.
-
-    Parameters
-    ----------
-    paths : list of path
-        Audio files at one rate.
-    length : int
-        Samples of the result.
-
-    Returns
-    -------
-    ndarray, shape (channels, length)
-
-    Examples
-    --------
-    >>> load_sum([], 10) is None
-    True
-    """
-    total = None
-    for path in paths:
-        y = align({"y": load_audio(path)[0]}, length)["y"]
-        total = y if total is None else total + y
-    return total
 
 
 def _file_stamp(path: Path) -> list[Any]:

@@ -336,8 +336,10 @@ class TruePeakMeter:
         if x.shape[-1] == 0:
             return
         self.sample_peak = max(self.sample_peak, float(max(x.max(), -x.min())))
-        if self._short or self._seen < 2 * _TP_BLOCK:
-            self._parts.append(x[:, : max(0, 2 * _TP_BLOCK - self._seen)] if not self._short else x)
+        if self._short:
+            self._parts.append(x)
+        elif self._seen < 2 * _TP_BLOCK:  # the head, for the filter's ramp-in at the start
+            self._parts.append(x[:, : 2 * _TP_BLOCK - self._seen])
         self._tail = np.concatenate([self._tail, x], axis=-1)[:, -2 * _TP_BLOCK :]
         if not self._short:
             if self._prev is not None:
