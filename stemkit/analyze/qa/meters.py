@@ -42,16 +42,11 @@ def _segment_power(x: np.ndarray, seg: int, count: int) -> np.ndarray:
     return out
 
 
-def _block_power(x: np.ndarray, sr: int) -> np.ndarray:
-    """Mean square per channel of 400 ms blocks every 100 ms (BS.1770 gating blocks, blocks
-    laid out as pyloudnorm does); audio shorter than one block is one block."""
-    seg = round(_HOP_S * sr)
-    return _blocks_of(_segment_power(x, seg, -(-x.shape[-1] // seg)), x.shape[-1], sr)
-
-
 def _blocks_of(power: np.ndarray, n: int, sr: int) -> np.ndarray:
-    """:func:`_block_power` from the sums of squares of consecutive 100 ms segments
-    ``(channels, segments)`` (the last one partial) of audio ``n`` samples long."""
+    """Mean square per channel of 400 ms blocks every 100 ms (BS.1770 gating blocks, laid out
+    as pyloudnorm does) from the sums of squares of consecutive 100 ms segments
+    ``(channels, segments)`` (the last one partial) of audio ``n`` samples long; audio
+    shorter than one block is one block."""
     if n < round(_GATE_S * sr):
         return power.sum(axis=-1, keepdims=True) / max(n, 1)
     seg = round(_HOP_S * sr)
