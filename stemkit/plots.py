@@ -204,6 +204,14 @@ def _mel_ticks(ax, sr: int, n_mels: int) -> None:
     ax.set_yticklabels([f"{t // 1000}k" if t >= 1000 else str(t) for t in ticks])
 
 
+# The grid's margins in inches: fixed, so that no layout engine has to measure every tick label
+# at each save (constrained layout cost more than the drawing). Labels are short ("20k", a
+# provider's name set vertically), so these fit any batch.
+_GRID_LEFT, _GRID_RIGHT, _GRID_BOTTOM = 0.78, 0.95, 0.5
+_GRID_TOP, _GRID_SUPTITLE, _GRID_TITLE = 0.06, 0.24, 0.27  # figure title, stem titles
+_GRID_WSPACE, _GRID_HSPACE = 0.16, 0.12
+
+
 def spectrogram_grid(
     rows: Mapping[str, Mapping[str, np.ndarray | Panel]],
     sr: int,
@@ -218,22 +226,54 @@ def spectrogram_grid(
     per stem; an optional mixture row on top. One colour scale for the whole grid. Each
     signal is audio ``(channels, samples)`` at ``sr`` or a :class:`Panel` computed before.
 
+    Parameters
+    ----------
+    rows : mapping of str to mapping of str to array or Panel
+        ``{source: {stem: audio (channels, samples) or Panel}}``, one grid row per source.
+    sr : int
+        Sample rate of the audio, in Hz (the frequency axis runs to ``sr / 2``).
+    mixture : array or Panel, optional
+        The mixture, drawn alone in a row above the others.
+    title : str, optional
+        The figure's title (e.g. the track).
+    dynamic_range : float
+        The colour scale spans this many dB below the grid's loudest cell.
+    width, height : float
+        Inches per panel, its share of the figure's margins included.
+
+    Returns
+    -------
+    Figure
+        A matplotlib figure laid out in fixed margins (no layout engine runs at save).
+
     Examples
     --------
-    >>> fig = spectrogram_grid({"sourceress": stems}, 44100, mixture=mix)   # doctest: +SKIP
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(0, 0.1, (2, 22050)).astype(np.float32)
+    >>> fig = spectrogram_grid({"reference": {"vocals": x, "drums": x}}, 22050, mixture=x)
+    >>> fig.axes[0].get_title(), len(fig.axes)        # 2 rows x 2 stems and the colour bar
+    ('mixture', 5)
     """
     stems = list(dict.fromkeys(s for r in rows.values() for s in r))
     labels = (["mixture"] if mixture is not None else []) + list(rows)
-    ncols = max(1, len(stems))
-    fig, axes = plt.subplots(
-        len(labels),
-        ncols,
-        figsize=(width * ncols, height * len(labels)),
-        squeeze=False,
-        sharex=True,
-        sharey=True,
-        layout="constrained",
-    )
+    ncols, nrows = max(1, len(stems)), len(labels)
+    titled = 2 if mixture is not None and nrows > 1 else 1  # rows with stem titles above
+    top = _GRID_TOP + (_GRID_SUPTITLE if title else 0.0) + _GRID_TITLE
+    gaps_w = _GRID_LEFT + _GRID_RIGHT + (ncols - 1) * _GRID_WSPACE
+    gaps_h = top + _GRID_BOTTOM + (nrows - 1) * _GRID_HSPACE + (titled - 1) * _GRID_TITLE
+    fig_w = max(width * ncols, gaps_w + 2.0 * ncols)  # a panel is 2 x 1 inches at least
+    fig_h = max(height * nrows, gaps_h + 1.0 * nrows)
+    pw, ph = (fig_w - gaps_w) / ncols, (fig_h - gaps_h) / nrows  # one panel's axes, in inches
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    axes = np.empty((nrows, ncols), dtype=object)
+    for i in range(nrows):  # explicit positions: a title row gets room above it
+        y1 = fig_h - top - i * (ph + _GRID_HSPACE) - (_GRID_TITLE if titled == 2 and i else 0)
+        for j in range(ncols):
+            x0 = _GRID_LEFT + j * (pw + _GRID_WSPACE)
+            share = axes[0, 0] if i or j else None
+            axes[i, j] = fig.add_axes(
+                (x0 / fig_w, (y1 - ph) / fig_h, pw / fig_w, ph / fig_h), sharex=share, sharey=share
+            )
     panels = {}
     if mixture is not None:
         panels[("mixture", stems[0] if stems else "mixture")] = _panel(mixture, sr)
@@ -243,11 +283,17 @@ def spectrogram_grid(
     images = {k: p.image for k, p in panels.items()}
     vmax = max((float(im.max()) for im in images.values()), default=0.0)
     vmin = vmax - dynamic_range
-    last = None
+    last, ticked = None, False
     for i, label in enumerate(labels):
         for j, stem in enumerate(stems or ["mixture"]):
             ax = axes[i, j]
             im = images.get((label, stem))
+            bottom_row = (
+                i == nrows - 1
+                or (label, stem) not in images
+                or (i + 1 < nrows and (labels[i + 1], stem) not in images)
+            )
+            ax.tick_params(labelleft=j == 0, labelbottom=bottom_row)
             if im is None:
                 ax.set_axis_off()
                 continue
@@ -262,17 +308,28 @@ def spectrogram_grid(
                 extent=(p.start, p.start + p.seconds, -0.5, im.shape[0] - 0.5),
                 interpolation="nearest",
             )
-            _mel_ticks(ax, sr, im.shape[0])
+            if not ticked:  # the y axis is shared: its ticks are set once for every panel
+                _mel_ticks(ax, sr, im.shape[0])
+                ticked = True
             if i == 0 or label == "mixture" or (i == 1 and labels[0] == "mixture"):
                 ax.set_title(stem if label != "mixture" else "mixture", fontsize=10)
             if j == 0:
                 ax.set_ylabel(label, fontsize=10, color=provider_color(label), fontweight="bold")
-            if i == len(labels) - 1:
+            if bottom_row:
                 ax.set_xlabel("time (s)")
-    if last is not None:
-        fig.colorbar(last, ax=axes, shrink=0.6, label="dB", pad=0.01)
+    if last is not None:  # the colour bar in the right margin, 60 % of the panels' height
+        span = fig_h - top - _GRID_BOTTOM
+        cax = fig.add_axes(
+            (
+                (fig_w - _GRID_RIGHT + 0.12) / fig_w,
+                (_GRID_BOTTOM + 0.2 * span) / fig_h,
+                0.16 / fig_w,
+                0.6 * span / fig_h,
+            )
+        )
+        fig.colorbar(last, cax=cax, label="dB")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1 - _GRID_TOP / fig_h, va="top")
     return fig
 
 

@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 
 from stemkit.analyze import metrics
-from stemkit.analyze.bsseval import ArraySignals, bss_eval_v4
-from stemkit.analyze.protocols import PROTOCOLS, challenge_summary, silence_metrics
+from stemkit.analyze.bsseval import ArraySignals, BSSEval, bss_eval_v4
+from stemkit.analyze.protocols import (
+    PROTOCOLS,
+    SILENCE_EPS,
+    challenge_summary,
+    pes_eps,
+    silence_metrics,
+)
 from stemkit.compare.report import BatchTables
 
 SR = 4000
@@ -98,6 +104,50 @@ def test_a_silent_estimate_in_a_silent_reference_frame_scores_minus_100_db():
     ests = refs.copy()
     [m] = silence_metrics(ArraySignals(refs), ArraySignals(ests), window=SR, hop=SR)
     assert m["pes"][0] == pytest.approx(-100.0)  # ε = 1e-10: exact silence where it should be
+
+
+def direct_pes_eps(refs: np.ndarray, ests: np.ndarray, window: int, hop: int) -> dict:
+    """PES and EPS written out on whole arrays, frame by frame."""
+    starts = np.arange(0, refs.shape[1] - window + 1, hop)
+
+    def frames(x):
+        cut = [x[:, t : t + window] for t in starts]
+        energy = np.stack([np.sum(f**2, axis=(1, 2)) for f in cut], axis=1)
+        silent = np.stack([~np.any(f.sum(axis=2) != 0, axis=1) for f in cut], axis=1)
+        return silent, energy
+
+    def mean_db(energy, where):
+        db = np.where(where, 10 * np.log10(energy + SILENCE_EPS), 0.0).sum(axis=1)
+        count = where.sum(axis=1)
+        return np.where(count > 0, db / np.maximum(count, 1), np.nan)
+
+    (ref_silent, ref_energy), (est_silent, est_energy) = frames(refs), frames(ests)
+    return {"pes": mean_db(est_energy, ref_silent), "eps": mean_db(ref_energy, est_silent)}
+
+
+@pytest.mark.parametrize("window,hop", [(SR, SR), (2 * SR, SR)])
+def test_pes_eps_of_the_bss_eval_pass_are_the_silence_metrics(window, hop):
+    # the scorer gathers the frame statistics on its own pass (no second read of the files):
+    # the same numbers as silence_metrics' own pass and as the frames written out, for frames
+    # side by side and overlapping, with blocks that do not line up with the frames
+    rng = np.random.default_rng(5)
+    refs = rng.standard_normal((3, 8 * SR + 123, 2))
+    refs[0, : 3 * SR] = 0.0  # reference 0 silent in frames 0-2 (overlapping: 0-1)
+    refs[2, 5 * SR : 7 * SR] = 0.0
+    ests = refs + 0.1 * rng.standard_normal(refs.shape)
+    ests[0, : 3 * SR] *= 1e-4  # a faint leak where reference 0 is silent
+    ests[1, 3 * SR : 6 * SR] = 0.0  # estimate 1 drops three frames of its reference
+    scorer = BSSEval(ArraySignals(refs), window=window, hop=hop, filters_len=64)
+    [result] = scorer.evaluate(ArraySignals(ests))
+    from_bss = pes_eps(scorer.reference_frames, result.frames)
+    [own] = silence_metrics(
+        ArraySignals(refs), ArraySignals(ests), window=window, hop=hop, block=777
+    )
+    expected = direct_pes_eps(refs, ests, window, hop)
+    for key, sources in (("pes", [0, 2]), ("eps", [1])):  # where such frames were made
+        assert np.flatnonzero(np.isfinite(expected[key])).tolist() == sources
+        np.testing.assert_allclose(from_bss[key], expected[key], rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(own[key], expected[key], rtol=1e-12, equal_nan=True)
 
 
 def test_score_has_pes_eps_for_every_set_even_one_bss_eval_refuses():

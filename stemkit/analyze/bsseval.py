@@ -78,6 +78,7 @@ __all__ = [
     "ArraySignals",
     "BSSEval",
     "BSSResult",
+    "FrameStats",
     "Signals",
     "bss_eval_v4",
     "museval_metrics",
@@ -101,6 +102,28 @@ _EPS = np.finfo(float).eps  # museval's regulariser of G
 LEAKAGE_FLOOR_DB = -120.0
 _BLOCK_FFT = 8192  # FFT size of the blocks that accumulate the lag correlations
 _CHUNK_BYTES = 64 * 2**20  # rough working set of one chunk of blocks or frames
+
+
+@dataclass(eq=False)
+class FrameStats:
+    """Per source and BSS Eval frame, what the pass over a signal saw of it.
+
+    ``silent`` ``(n_sources, n_frames)``: museval's test (the channels sum to zero at every
+    sample of the frame); ``energy`` ``(n_sources, n_frames)``: the sum of squares over the
+    frame's samples and channels. :func:`stemkit.analyze.protocols.pes_eps` makes the
+    silence metrics of these.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scorer = BSSEval(np.ones((1, 4, 1)), window=2, hop=2, filters_len=2)
+    >>> [r] = scorer.evaluate(np.r_[0.0, 0.0, 1.0, 2.0].reshape(1, 4, 1))
+    >>> r.frames.silent.tolist(), r.frames.energy.tolist()
+    ([[True, False]], [[0.0, 5.0]])
+    """
+
+    silent: np.ndarray
+    energy: np.ndarray
 
 
 @dataclass(eq=False)
@@ -137,6 +160,10 @@ class BSSResult:
     #: energy; the diagonal is the target's share, the rest how much of each other source
     #: leaked in (:meth:`BSSEval.evaluate`); floored at :data:`LEAKAGE_FLOOR_DB`
     leakage: np.ndarray | None = None
+    #: the estimate's silent frames and frame energies, per source (:class:`FrameStats`),
+    #: from the same pass (:meth:`BSSEval.evaluate`); the references' are
+    #: :attr:`BSSEval.reference_frames`
+    frames: FrameStats | None = None
 
     def medians(self) -> dict[str, np.ndarray]:
         """Median over frames ignoring NaN, per source: museval's track aggregate.
@@ -286,6 +313,9 @@ class BSSEval:
             raise ValueError("empty references")
         self.starts, self.frame_len = _frames(n_samples, self.window, self.hop)
         self._all: _Solver | None = None  # set by the first pass (:meth:`_prepare`)
+        #: the references' silent frames and frame energies (:class:`FrameStats`), from the
+        #: first :meth:`evaluate`
+        self.reference_frames: FrameStats | None = None
 
     @property
     def ready(self) -> bool:
@@ -297,6 +327,7 @@ class BSSEval:
         silent frames, sums, and the factorisations of ``G`` and of its diagonal blocks."""
         n_src, _, n_chan = self.references.shape
         self.silent = stats.silent("reference")
+        self.reference_frames = stats.frames()  # per source, for PES and EPS
         self._sums = stats.sums()
         centred = stats.identical_channels()
         taps = self.filters_len
@@ -356,6 +387,7 @@ class BSSEval:
         energies = _frame_energies(self.references, sets, filters, self.starts, self.frame_len)
         out = []
         for k, (frame_energies, mask) in enumerate(zip(energies, silent, strict=True)):
+            frames = activity[k].frames()
             criteria = _criteria(frame_energies)
             criteria[:, :, mask] = np.nan
             lag0 = corr[k][0].reshape(n_src, n_chan, n_src, n_chan)
@@ -371,6 +403,7 @@ class BSSEval:
                     nsdr=nsdr,
                     si_sdr=si_sdr,
                     leakage=leakage,
+                    frames=frames,
                 )
             )
         return out
@@ -526,11 +559,22 @@ def _channel_sum(x: np.ndarray) -> np.ndarray:
 class _BlockStats:
     """What the passes learn of a signal besides the correlations, from blocks of samples that
     together cover it once, in any order (from threads): which frames are silent (museval's
-    test: the channels sum to zero at every sample of the frame), and each channel's sum and
-    energy (for nSDR and SI-SDR).
+    test: the channels sum to zero at every sample of the frame) and their energies, and each
+    channel's sum and energy (for nSDR and SI-SDR).
 
-    Counts the active samples of each source up to every frame boundary, so frames may overlap
-    and blocks need not line up with them.
+    Counts the active samples of each source up to every frame boundary, and sums the energy
+    of each stretch between two boundaries, so frames may overlap and blocks need not line up
+    with them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.r_[0.0, 0.0, 1.0, 2.0, 0.0, 0.0].reshape(1, 6, 1)
+    >>> stats = _BlockStats(1, np.array([0, 2, 4]), 2)
+    >>> stats.add(3, x[:, 3:]); stats.add(0, x[:, :3])      # any blocks, any order
+    >>> f = stats.frames()
+    >>> f.silent.tolist(), f.energy.tolist()
+    ([[True, False, True]], [[0.0, 5.0, 0.0]])
     """
 
     def __init__(self, n_src: int, starts: np.ndarray, frame_len: int) -> None:
@@ -540,6 +584,7 @@ class _BlockStats:
         self._blocks: list[
             tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
         ] = []
+        self._energy: list[tuple[int, np.ndarray]] = []
 
     def add(self, start: int, block: np.ndarray) -> None:
         """Count ``block`` ``(n_src, m, n_chan)``, the samples from ``start`` on."""
@@ -553,6 +598,12 @@ class _BlockStats:
         sums = np.stack([x.sum(axis=2), np.einsum("scm,scm->sc", x, x)])  # (2, n_src, n_chan)
         same = (x[:, 1:] == x[:, :1]).all(axis=(1, 2))  # channels identical, per source
         self._blocks.append((start, inside, at, total, sums, same))  # list.append is atomic
+        if m:  # the energy of each stretch between two frame boundaries the block touches
+            power = np.einsum("scm,scm->sm", x, x)
+            cuts = self.points[(self.points > start) & (self.points < start + m)] - start
+            first = int(np.searchsorted(self.points, start, side="right")) - 1
+            pieces = np.add.reduceat(power, np.r_[0, cuts], axis=1)
+            self._energy.append((first, pieces))
 
     def sums(self) -> np.ndarray:
         """``(2, n_src, n_chan)``: each channel's sum and energy."""
@@ -563,19 +614,39 @@ class _BlockStats:
         panned to the centre), which makes the references' ``G`` exactly singular."""
         return np.logical_and.reduce([b[5] for b in self._blocks]) & (self._channels > 1)
 
-    def silent(self, name: str) -> np.ndarray:
-        """Silent frames; ``ValueError`` if a source is silent throughout (museval refuses)."""
+    def _silent_frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per source and frame whether it is silent, and per source its active samples."""
         counts = np.zeros((self.n_src, len(self.points)), dtype=np.int64)
         total = np.zeros(self.n_src, dtype=np.int64)
         for _, inside, at, block_total, *_ in sorted(self._blocks, key=lambda b: b[0]):
             counts[:, inside] = total[:, None] + at
             total += block_total
+        begin = counts[:, np.searchsorted(self.points, self.starts)]
+        end = counts[:, np.searchsorted(self.points, self.ends)]
+        return end == begin, total
+
+    def silent(self, name: str) -> np.ndarray:
+        """Silent frames; ``ValueError`` if a source is silent throughout (museval refuses)."""
+        per_source, total = self._silent_frames()
         dead = np.flatnonzero(total == 0)
         if dead.size:
             raise ValueError(f"{name} source(s) {dead.tolist()} are all zeros: nothing to evaluate")
-        begin = counts[:, np.searchsorted(self.points, self.starts)]
-        end = counts[:, np.searchsorted(self.points, self.ends)]
-        return np.any(end == begin, axis=0)
+        return np.any(per_source, axis=0)
+
+    def frames(self) -> FrameStats:
+        """Each source's silent frames and frame energies (:class:`FrameStats`)."""
+        # stretch i runs from points[i] to points[i + 1]; the last one is past every frame
+        stretch = np.zeros((self.n_src, len(self.points)))
+        for first, pieces in sorted(self._energy, key=lambda e: e[0]):
+            stretch[:, first : first + pieces.shape[1]] += pieces
+        begin = np.searchsorted(self.points, self.starts)
+        end = np.searchsorted(self.points, self.ends)
+        if np.all(end - begin == 1):  # frames side by side (window == hop): one stretch each
+            energy = stretch[:, begin]
+        else:
+            pairs = zip(begin, end, strict=True)
+            energy = np.stack([stretch[:, b:e].sum(axis=1) for b, e in pairs], axis=1)
+        return FrameStats(self._silent_frames()[0], energy)
 
 
 def _threads() -> int:

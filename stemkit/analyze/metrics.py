@@ -183,15 +183,17 @@ def score(
                 results[name] = scorer.evaluate(estimate_sets[name])[0]
             except ValueError:
                 continue
-    from stemkit.analyze.protocols import silence_metrics
+    from stemkit.analyze.protocols import pes_eps, silence_metrics
 
-    silence = dict(
-        zip(
-            names,
-            silence_metrics(references, *estimate_sets.values(), window=sr, hop=sr),
-            strict=True,
+    # PES and EPS from the frame statistics of the BSS Eval pass; a pass of their own only for
+    # the sets BSS Eval refused
+    silence = {n: pes_eps(scorer.reference_frames, r.frames) for n, r in results.items()}
+    refused = [n for n in names if n not in silence]
+    if refused:
+        others = silence_metrics(
+            references, *(estimate_sets[n] for n in refused), window=sr, hop=sr
         )
-    )
+        silence |= dict(zip(refused, others, strict=True))
     rest = [name for name in estimate_sets if name not in results]
     alone = global_metrics(references, *(estimate_sets[n] for n in rest))
     singles = dict(zip(rest, alone, strict=True))

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stemkit.analyze.bsseval import Signals, _frames
+from stemkit.analyze.bsseval import FrameStats, Signals, _BlockStats, _frames
 from stemkit.analyze.sdr import MDX_DELTA
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "SILENCE_EPS",
     "Protocol",
     "challenge_summary",
+    "pes_eps",
     "silence_metrics",
 ]
 
@@ -156,6 +157,9 @@ def silence_metrics(
 ) -> list[dict[str, np.ndarray]]:
     """PES and EPS per source (dB) of each estimate set, see the module's silence policy.
 
+    :meth:`stemkit.analyze.bsseval.BSSEval.evaluate` gathers the same frame statistics on its
+    own pass (:func:`pes_eps` of them); this is for the sets it refuses (a silent stem).
+
     Parameters
     ----------
     references, *estimates : Signals
@@ -182,36 +186,47 @@ def silence_metrics(
     """
     n_samples = references.shape[1]
     starts, length = _frames(n_samples, window, hop)
-    ref_silent, ref_energy = _frame_stats(references, starts, length, block)
-    out = []
-    for est in estimates:
-        est_silent, est_energy = _frame_stats(est, starts, length, block)
-        out.append(
-            {"pes": _mean_db(est_energy, ref_silent), "eps": _mean_db(ref_energy, est_silent)}
-        )
-    return out
+    ref = _frame_stats(references, starts, length, block)
+    return [pes_eps(ref, _frame_stats(est, starts, length, block)) for est in estimates]
 
 
-def _frame_stats(
-    signals: Signals, starts: np.ndarray, length: int, block: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per source and frame ``(n_src, n_frames)``: silent (museval's test), and energy."""
+def pes_eps(reference: FrameStats, estimate: FrameStats) -> dict[str, np.ndarray]:
+    """PES and EPS per source (dB) from the frame statistics of a reference and an estimate.
+
+    Parameters
+    ----------
+    reference, estimate : FrameStats
+        Silent frames and frame energies ``(n_sources, n_frames)`` of each, on the same
+        frames (:attr:`~stemkit.analyze.bsseval.BSSEval.reference_frames` and
+        :attr:`~stemkit.analyze.bsseval.BSSResult.frames`).
+
+    Returns
+    -------
+    dict
+        ``{"pes": (n_sources,), "eps": (n_sources,)}``, NaN where no frame qualifies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ref = FrameStats(np.array([[True, False]]), np.array([[0.0, 4.0]]))
+    >>> est = FrameStats(np.array([[False, False]]), np.array([[0.01, 3.0]]))
+    >>> m = pes_eps(ref, est)
+    >>> round(float(m["pes"][0]), 1), m["eps"].tolist()      # 10·log10(0.01): it leaked
+    (-20.0, [nan])
+    """
+    return {
+        "pes": _mean_db(estimate.energy, reference.silent),
+        "eps": _mean_db(reference.energy, estimate.silent),
+    }
+
+
+def _frame_stats(signals: Signals, starts: np.ndarray, length: int, block: int) -> FrameStats:
+    """Per source and frame: silent (museval's test), and energy; one read in blocks."""
     n_src, n_samples, _ = signals.shape
-    points = np.unique(np.concatenate([starts, starts + length]))
-    active = np.zeros((n_src, len(points)))
-    energy = np.zeros((n_src, len(points)))
-    done_active, done_energy = np.zeros(n_src), np.zeros(n_src)
+    stats = _BlockStats(n_src, starts, length)
     for lo in range(0, n_samples, block):
-        hi = min(lo + block, n_samples)
-        x = np.asarray(signals.read(lo, hi), dtype=np.float64)
-        c_active = np.cumsum(x.sum(axis=2) != 0, axis=1) + done_active[:, None]
-        c_energy = np.cumsum(np.einsum("snc,snc->sn", x, x), axis=1) + done_energy[:, None]
-        inside = np.flatnonzero((points > lo) & (points <= hi))
-        active[:, inside] = c_active[:, points[inside] - lo - 1]
-        energy[:, inside] = c_energy[:, points[inside] - lo - 1]
-        done_active, done_energy = c_active[:, -1], c_energy[:, -1]
-    begin, end = np.searchsorted(points, starts), np.searchsorted(points, starts + length)
-    return active[:, end] == active[:, begin], energy[:, end] - energy[:, begin]
+        stats.add(lo, np.asarray(signals.read(lo, min(lo + block, n_samples))))
+    return stats.frames()
 
 
 def _mean_db(energy: np.ndarray, where: np.ndarray) -> np.ndarray:
