@@ -62,10 +62,14 @@ def _group(item) -> str:
     return "notebooks" if rel.endswith(".ipynb") else rel
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marks into group ids
 def pytest_collection_modifyitems(config, items) -> None:
     """Under ``pytest -n N --dist loadgroup`` a file's tests run in one worker (its module
-    fixtures are built once), the notebooks together, and the slowest files start first."""
-    if not getattr(config.option, "numprocesses", None):
+    fixtures are built once), the notebooks together, and the slowest files start first.
+
+    The items are collected in the workers, where xdist has reset ``numprocesses`` to None
+    and says ``loadgroup`` instead: that is the flag to read."""
+    if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         item.add_marker(pytest.mark.xdist_group(_group(item)))

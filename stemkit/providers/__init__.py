@@ -2,9 +2,11 @@
 
 Examples
 --------
+The sandbox profile's address is ``STEMKIT_SANDBOX_URL`` when set, else port 8765:
+
 >>> from stemkit.providers import connect
->>> connect("sourceress")
-<SourceressProvider profile='sandbox' http://127.0.0.1:8765/sourceress>
+>>> connect("sourceress")  # doctest: +ELLIPSIS
+<SourceressProvider profile='sandbox' http://127.0.0.1:.../sourceress>
 """
 
 from __future__ import annotations
