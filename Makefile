@@ -27,11 +27,12 @@ demo: data/demo/.complete
 	$(VENV)/bin/stemkit demo --out reports/demo --data data/demo
 
 # every core: tests are grouped by file (their module fixtures are built once) and the slow
-# files start first (tests/conftest.py); TEST_WORKERS=0 runs them in this process
+# files start first, longest first (tests/conftest.py; --no-loadscope-reorder keeps that order
+# instead of xdist's by-count one); TEST_WORKERS=0 runs them in this process
 TEST_WORKERS ?= auto
 test: data/demo/.complete
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup \
-	  --nbmake --doctest-modules stemkit tests notebooks
+	  --no-loadscope-reorder --nbmake --doctest-modules stemkit tests notebooks
 
 # ruff, and the layer contract of pyproject.toml ([tool.importlinter])
 lint: $(STAMP)

@@ -43,16 +43,20 @@ CRED_ENV = {
 }
 
 
-#: Files whose module fixtures take a minute or more (a wheel install, whole batches, a
-#: JupyterLab): under pytest-xdist they start first, so no worker is left with one at the end.
+#: Files whose module fixtures take a minute or more (whole batches, a wheel install, a
+#: JupyterLab), longest first: under pytest-xdist they start first, in this order
+#: (`--no-loadscope-reorder`), so no worker is left with one at the end.
 SLOW_FIRST = (
-    "tests/test_wheel.py",
-    "notebooks",
     "tests/test_batch.py",
+    "notebooks",
+    "tests/test_wheel.py",
     "tests/test_lab.py",
     "tests/test_validation.py",
-    "tests/test_analyze_notebook.py",
+    "tests/test_sandbox_state.py",
     "tests/test_compare_partial.py",
+    "tests/test_report_scale.py",
+    "tests/test_analyze_notebook.py",
+    "tests/test_browser.py",
 )
 
 
