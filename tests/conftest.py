@@ -43,7 +43,7 @@ CRED_ENV = {
 }
 
 
-#: Files whose module fixtures take a minute or more (whole batches, a wheel install, a
+#: Files whose module fixtures take half a minute or more (whole batches, a wheel install, a
 #: JupyterLab), longest first: under pytest-xdist they start first, in this order
 #: (`--no-loadscope-reorder`), so no worker is left with one at the end.
 SLOW_FIRST = (
